@@ -1,0 +1,3 @@
+from surveybot.cli import main
+
+main()

@@ -1,0 +1,76 @@
+"""What every command shares: the settings and database, --json output, errors as one line, progress."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import cached_property
+
+import click
+from sqlite_utils import Database
+
+from surveybot.config import Settings, load_settings
+from surveybot.db import open_db
+
+
+class Context:
+    """Settings are read once, when a command first needs them (so ``--help`` always works);
+    the database is opened only by commands that use it."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        if settings is not None:
+            self.settings = settings
+
+    @cached_property
+    def settings(self) -> Settings:
+        return load_settings()
+
+    @cached_property
+    def db(self) -> Database:
+        return open_db(self.settings.db_path)
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+def json_option(command: Callable) -> Callable:
+    """``--json``: print one JSON object on stdout instead of the human summary (errors too)."""
+
+    def remember(ctx: click.Context, _param, value: bool) -> bool:
+        ctx.meta["surveybot.json"] = value
+        return value
+
+    return click.option("--json", "as_json", is_flag=True, expose_value=True, callback=remember,
+                        help="Print one JSON object instead of the human summary.")(command)
+
+
+def print_json(value: dict) -> None:
+    click.echo(json.dumps(value, ensure_ascii=False, indent=2))
+
+
+def shown(value: str) -> str:
+    """A value from a file, safe to print on a terminal: control characters are shown escaped."""
+    if value.isprintable():
+        return value
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in value)
+
+
+@contextmanager
+def progress_bar(description: str, total_hint: int = 0, minimum: int = 256 * 1024) -> Iterator[Callable | None]:
+    """A transient progress bar on stderr for long work, only on a terminal and only when worth showing."""
+    if not sys.stderr.isatty() or total_hint < minimum:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                  TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(description, total=total_hint)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update

@@ -1,0 +1,110 @@
+"""``surveybot contacts …``: import partner lists, list contacts, suppress addresses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from surveybot.cli.common import Context, json_option, pass_context, print_json, progress_bar, shown
+from surveybot.contacts import store
+from surveybot.contacts.importer import ImportReport, import_contacts
+from surveybot.suppressions import suppress as suppress_address
+
+SHOWN = 20  # rows of each list printed in the human summary (--json has them all)
+
+
+@click.group()
+def contacts() -> None:
+    """Import, list and suppress contacts."""
+
+
+@contacts.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--network", required=True, help="The partner network that sent the list (e.g. Metropolis).")
+@click.option("--dry-run", is_flag=True, help="Check the file and report what would change, writing nothing.")
+@json_option
+@pass_context
+def import_(obj: Context, file: Path, network: str, dry_run: bool, as_json: bool) -> None:
+    """Import a partner network's contact list from a CSV FILE.
+
+    The encoding (UTF-8, UTF-16, Windows-1252) and delimiter (comma, semicolon, tab) are detected.
+    Columns are matched by their header (email/E-mail/Correo, name or first + last name, city, country,
+    region, language, position/role/title, timezone); other columns are kept as attributes. Each
+    address becomes one contact however many networks list it. Rows that cannot be used are reported
+    with their row number (as a spreadsheet shows it), field and reason; the other rows are imported.
+    """
+    with progress_bar(f"Importing {file.name}", file.stat().st_size) as progress:
+        report = import_contacts(obj.db, file, network, dry_run=dry_run, progress=progress)
+    if as_json:
+        print_json(report.as_json())
+    else:
+        _print_report(report)
+
+
+def _print_report(report: ImportReport) -> None:
+    data = report.as_json()
+    verb = "Checked (dry run, nothing written)" if report.dry_run else "Imported"
+    click.echo(f"{verb} {shown(report.filename)} for {shown(report.network)}: {report.rows} rows "
+               f"({data['encoding']}, {data['delimiter']}-separated)")
+    for label, key in (("new contacts", "imported"), ("updated", "updated"), ("duplicates", "duplicates"),
+                       ("conflicts", "conflicts"), ("rejected", "rejected"), ("suppressed", "suppressed")):
+        click.echo(f"  {label:<13}{data[key]:>8}")
+    sections = (
+        ("Rejected rows", report.errors, lambda e: f"{e['field']}: {e['message']}"),
+        ("Conflicts (kept the stored value)", report.conflict_details,
+         lambda c: f"{c['email']} {c['field']}: stored {c['current']!r}, file says {c['proposed']!r}"),
+        ("Filled in", report.changes, lambda c: f"{c['email']} {c['field']}: {c['new']!r}"),
+        ("Warnings", report.warnings, lambda w: f"{w['field']}: {w['message']}"),
+    )
+    for title, items, describe in sections:
+        if not items:
+            continue
+        click.echo(f"{title}:")
+        for item in items[:SHOWN]:
+            where = f"row {item['row']}, " if item.get("row") else ""
+            click.echo(f"  {where}{shown(describe(item))}")
+        if len(items) > SHOWN:
+            click.echo(f"  … and {len(items) - SHOWN} more (use --json to see them all)")
+
+
+@contacts.command("list")
+@click.option("--network", help="Only contacts this network listed.")
+@json_option
+@pass_context
+def list_(obj: Context, network: str | None, as_json: bool) -> None:
+    """List contacts with the networks that listed them."""
+    rows = store.list_contacts(obj.db, network)
+    if as_json:
+        keys = ("email", "name", "city", "country", "region", "language", "position", "timezone", "networks",
+                "suppressed", "attributes")
+        print_json({"contacts": [{k: row[k] for k in keys} for row in rows]})
+        return
+    if not rows:
+        click.echo("No contacts" + (f" listed by {network}." if network else " yet: import a list with "
+                                    "'surveybot contacts import FILE --network NAME'."))
+        return
+    columns = ("email", "name", "city", "country", "language", "networks", "status")
+    table = [[shown(_cell(r, c)) for c in columns] for r in rows]
+    widths = [min(40, max(len(c), *(len(line[i]) for line in table))) for i, c in enumerate(columns)]
+    for line in [[c.upper() for c in columns], *table]:
+        click.echo("  ".join(v[:w].ljust(w) for v, w in zip(line, widths)).rstrip())
+    click.echo(f"{len(rows)} contact{'s' if len(rows) != 1 else ''}")
+
+
+def _cell(row: dict, column: str) -> str:
+    if column == "networks":
+        return ", ".join(row["networks"])
+    if column == "status":
+        return f"suppressed ({row['suppressed']})" if row["suppressed"] else ""
+    return row[column] or "-"
+
+
+@contacts.command("suppress")
+@click.argument("email")
+@click.option("--reason", default="", help="Why (kept with the suppression for the record).")
+@pass_context
+def suppress(obj: Context, email: str, reason: str) -> None:
+    """Never e-mail EMAIL again, in any wave (whether or not it is a contact yet)."""
+    address, new = suppress_address(obj.db, email, "manual", reason)
+    click.echo(f"Suppressed {address}: it will get no more e-mail." if new else f"{address} was already suppressed.")

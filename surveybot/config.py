@@ -1,0 +1,190 @@
+"""Settings, read once from the environment and ``.env`` into a frozen object.
+
+The environment wins over ``.env``. A bad value raises :class:`SettingError` naming the key, so start-up
+stops with one line that says what to fix. Secrets are never echoed back in that line.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from email.utils import formataddr, parseaddr
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from dotenv import dotenv_values
+
+from surveybot.addresses import InvalidAddress, normalise_email
+from surveybot.errors import SettingError
+
+DEFAULTS: dict[str, str] = {
+    "SURVEYBOT_DB": "./surveybot.db",
+    "SURVEYBOT_MAIL_URL": "maildir://./var/mail",
+    "SURVEYBOT_FROM": "Survey team <survey@localhost>",
+    "SURVEYBOT_BASE_URL": "http://127.0.0.1:8080",
+    "SURVEYBOT_SEND_RATE": "10",
+}
+
+# Every setting surveybot reads, with a one-line meaning (the README's table is checked against it).
+DOCUMENTED: dict[str, str] = {
+    "SURVEYBOT_DB": "SQLite file",
+    "SURVEYBOT_MAIL_URL": "smtp://user:pass@host:port (smtps:// for TLS; ?starttls=1) or a Maildir folder",
+    "SURVEYBOT_FROM": "sender of every e-mail",
+    "SURVEYBOT_BASE_URL": "public URL used in links (unsubscribe, booking)",
+    "SURVEYBOT_SECRET": "key for signed links; generated into the database on first run if unset",
+    "SURVEYBOT_SEND_RATE": "messages per second at most",
+    "SURVEYBOT_TEMPLATES": "folder whose e-mail templates override the built-in ones of the same name",
+    "QUALTRICS_API_TOKEN": "Qualtrics API token, for fetching responses",
+    "QUALTRICS_BASE_URL": "Qualtrics data-centre URL, e.g. https://fra1.qualtrics.com",
+}
+
+
+
+@dataclass(frozen=True)
+class MailTarget:
+    """Where e-mail goes: an SMTP server or a Maildir folder."""
+
+    kind: str  # "smtp" | "maildir"
+    host: str = ""
+    port: int = 0
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls: str = "none"  # "none" | "starttls" | "tls"
+    path: Path | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    db_path: Path
+    mail: MailTarget
+    mail_url: str = field(repr=False)
+    sender: str
+    sender_email: str
+    base_url: str
+    secret: str | None = field(repr=False)
+    send_rate: float
+    templates_dir: Path | None
+    qualtrics_api_token: str | None = field(repr=False)
+    qualtrics_base_url: str | None
+
+
+def load_settings(environ: Mapping[str, str] | None = None, env_file: str | os.PathLike | None = ".env") -> Settings:
+    """Read settings from ``environ`` (default: the process environment) over the values in ``env_file``."""
+    values: dict[str, str] = dict(DEFAULTS)
+    if env_file is not None and Path(env_file).is_file():
+        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    values.update({k: v for k, v in (os.environ if environ is None else environ).items() if k in DOCUMENTED})
+
+    def get(key: str) -> str | None:
+        value = values.get(key)
+        return value.strip() if value is not None and value.strip() != "" else None
+
+    return Settings(
+        db_path=_db_path(get("SURVEYBOT_DB") or DEFAULTS["SURVEYBOT_DB"]),
+        mail=parse_mail_url(get("SURVEYBOT_MAIL_URL") or DEFAULTS["SURVEYBOT_MAIL_URL"]),
+        mail_url=get("SURVEYBOT_MAIL_URL") or DEFAULTS["SURVEYBOT_MAIL_URL"],
+        **_sender(get("SURVEYBOT_FROM") or DEFAULTS["SURVEYBOT_FROM"]),
+        base_url=_http_url("SURVEYBOT_BASE_URL", get("SURVEYBOT_BASE_URL") or DEFAULTS["SURVEYBOT_BASE_URL"]),
+        secret=_secret(get("SURVEYBOT_SECRET")),
+        send_rate=_positive_number("SURVEYBOT_SEND_RATE", get("SURVEYBOT_SEND_RATE") or DEFAULTS["SURVEYBOT_SEND_RATE"]),
+        templates_dir=_folder("SURVEYBOT_TEMPLATES", get("SURVEYBOT_TEMPLATES")),
+        qualtrics_api_token=get("QUALTRICS_API_TOKEN"),
+        qualtrics_base_url=(
+            _http_url("QUALTRICS_BASE_URL", get("QUALTRICS_BASE_URL")) if get("QUALTRICS_BASE_URL") else None
+        ),
+    )
+
+
+def _db_path(raw: str) -> Path:
+    path = Path(raw).expanduser()
+    if path.is_dir():
+        raise SettingError("SURVEYBOT_DB", raw, "is a folder; give the path of a SQLite file")
+    if not path.parent.is_dir():
+        raise SettingError("SURVEYBOT_DB", raw, f"folder {str(path.parent)!r} does not exist")
+    return path
+
+
+def parse_mail_url(raw: str) -> MailTarget:
+    key = "SURVEYBOT_MAIL_URL"
+    shown = _mask_password(raw)
+    if "://" not in raw:  # a bare path is a Maildir folder
+        return MailTarget(kind="maildir", path=Path(raw).expanduser())
+    parts = urlsplit(raw)
+    scheme = parts.scheme.lower()
+    if scheme == "maildir":
+        path = unquote(parts.netloc + parts.path)
+        if not path:
+            raise SettingError(key, shown, "maildir:// needs a folder, e.g. maildir://./var/mail")
+        return MailTarget(kind="maildir", path=Path(path).expanduser())
+    if scheme not in ("smtp", "smtps"):
+        raise SettingError(key, shown, "must start with smtp://, smtps:// or maildir://")
+    if not parts.hostname:
+        raise SettingError(key, shown, "names no host, e.g. smtp://user:pass@mail.example.org:587")
+    try:
+        port = parts.port
+    except ValueError:
+        raise SettingError(key, shown, "port must be a number from 1 to 65535") from None
+    query = {k.lower(): v[-1].lower() for k, v in parse_qs(parts.query).items()}
+    starttls = query.get("starttls", "0")
+    if starttls not in ("0", "1", "true", "false", "yes", "no"):
+        raise SettingError(key, shown, "starttls must be 1 or 0")
+    tls = "tls" if scheme == "smtps" else ("starttls" if starttls in ("1", "true", "yes") else "none")
+    return MailTarget(
+        kind="smtp",
+        host=parts.hostname,
+        port=port or (465 if scheme == "smtps" else 25),
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        tls=tls,
+    )
+
+
+def _mask_password(url: str) -> str:
+    parts = urlsplit(url) if "://" in url else None
+    if parts is None or not parts.password:
+        return url
+    return url.replace(":" + parts.password + "@", ":***@", 1)
+
+
+def _sender(raw: str) -> dict:
+    if "\r" in raw or "\n" in raw:
+        raise SettingError("SURVEYBOT_FROM", raw, "must be on one line")
+    name, address = parseaddr(raw)
+    try:
+        email = normalise_email(address, allow_local_domain=True)
+    except InvalidAddress as exc:
+        raise SettingError("SURVEYBOT_FROM", raw, f"needs an e-mail address, as in 'Survey team <survey@example.org>' ({exc})") from None
+    return {"sender": formataddr((name, email)) if name else email, "sender_email": email}
+
+
+def _http_url(key: str, raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingError(key, raw, "must be an http:// or https:// URL with a host")
+    return raw.rstrip("/")
+
+
+def _secret(raw: str | None) -> str | None:
+    if raw is not None and len(raw) < 16:
+        raise SettingError("SURVEYBOT_SECRET", None, "must be at least 16 characters (use a long random string)")
+    return raw
+
+
+def _positive_number(key: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingError(key, raw, "must be a number") from None
+    if not value > 0 or value == float("inf"):
+        raise SettingError(key, raw, "must be a number greater than 0")
+    return value
+
+
+def _folder(key: str, raw: str | None) -> Path | None:
+    if raw is None:
+        return None
+    path = Path(raw).expanduser()
+    if not path.is_dir():
+        raise SettingError(key, raw, "is not an existing folder")
+    return path
