@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from surveybot.errors import DatabaseError
-from surveybot.schema import MIGRATIONS
+from surveybot import schema
 
 BUSY_TIMEOUT_S = 30.0
 
@@ -41,7 +41,7 @@ def schema_version(db: Database) -> int:
 
 def migrate_db(db: Database, path: str | Path = "") -> int:
     """Apply pending migrations, each with its version bump in one transaction. Returns the version."""
-    target = len(MIGRATIONS)
+    target = len(schema.MIGRATIONS)
     with transaction(db):
         version = schema_version(db)
         if version > target:
@@ -50,7 +50,7 @@ def migrate_db(db: Database, path: str | Path = "") -> int:
                 f"({target}); upgrade surveybot"
             )
         for number in range(version + 1, target + 1):
-            db.executescript(MIGRATIONS[number - 1])
+            db.executescript(schema.MIGRATIONS[number - 1])
             db.conn.execute(f"PRAGMA user_version = {number}")
     return target
 

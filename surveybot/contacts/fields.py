@@ -79,6 +79,7 @@ _SPANISH = {"es", "spa", "spanish", "espanol", "castellano", "espagnol", "spanis
 _ENGLISH = {"en", "eng", "english", "ingles", "anglais", "englisch"}
 
 
+@lru_cache(maxsize=1024)
 def normalise_language(raw: str) -> str | None:
     """``'es'``, ``'en'``, ``''`` for blank (no preference) or ``None`` for a value that names neither.
 
@@ -100,6 +101,7 @@ def _zones() -> dict[str, str]:
     return {name.lower(): name for name in available_timezones()}
 
 
+@lru_cache(maxsize=1024)
 def normalise_timezone(raw: str) -> str | None:
     """The IANA name (``Europe/Madrid``), ``''`` for blank, ``None`` when it names no time zone."""
     text = raw.strip().replace(" ", "_")
@@ -110,4 +112,7 @@ def normalise_timezone(raw: str) -> str | None:
 
 def clean_text(raw: str) -> str:
     """Trim the outside only: the value itself is kept exactly, line breaks and formulas included."""
-    return raw.strip().strip("\ufeff\u200b").strip()
+    text = raw.strip()
+    if text and (text[0] in "\ufeff\u200b" or text[-1] in "\ufeff\u200b"):
+        return text.strip("\ufeff\u200b").strip()
+    return text

@@ -169,7 +169,7 @@ def normalise_row(number: int, cells: list[str], columns: ColumnMap, delimiter: 
         return clean_text(cells[index]) if index is not None and index < width else ""
 
     for index, value in enumerate(cells):
-        if "\n" in value and delimiter in value and "@" in value:
+        if "\n" in value and delimiter in value and "@" in value:  # cheap: most cells have no line break
             raise RowRejected(number, _header_of(columns, index), "a quote (\") opened in this cell is never "
                               "closed, so the lines after it were read into it; close the quote and upload again")
     raw_email = cell("email")
@@ -212,8 +212,8 @@ def _header_of(columns: ColumnMap, index: int) -> str:
 
 def _store_batch(db: Database, batch: list[tuple[int, dict]], report: ImportReport, stamp: str) -> None:
     emails = list({record["email"] for _, record in batch})
-    existing = store.contacts_by_email(db, emails)
-    seen = store.emails_seen_in_upload(db, report.upload_id, emails)
+    existing = store.contacts_by_email(db, emails, report.upload_id)
+    seen = {email for email, record in existing.items() if record["listed"]}
     suppressed = suppressed_among(db, emails)
     new: dict[str, dict] = {}
     changed: dict[str, dict] = {}

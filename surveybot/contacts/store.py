@@ -33,25 +33,24 @@ def finish_upload(db: Database, upload_id: int, counts: dict, errors: list[dict]
     )
 
 
-def contacts_by_email(db: Database, emails: Sequence[str]) -> dict[str, dict]:
-    """The stored contacts among ``emails``, attributes decoded."""
+def contacts_by_email(db: Database, emails: Sequence[str], upload_id: int | None = None) -> dict[str, dict]:
+    """The stored contacts among ``emails``, attributes decoded; ``listed`` says whether upload
+    ``upload_id`` already named the contact (an earlier row of the same file)."""
     if not emails:
         return {}
     found = {}
-    sql = f"SELECT {', '.join(_COLUMNS)} FROM contacts WHERE email IN ({_marks(len(emails))})"
-    for values in db.conn.execute(sql, list(emails)):
-        record = dict(zip(_COLUMNS, values))
+    sql = f"""SELECT {', '.join(_COLUMNS)}, EXISTS (SELECT 1 FROM contact_sources s
+                  WHERE s.contact_id = contacts.id AND s.upload_id = ?) AS listed
+              FROM contacts WHERE email IN ({_marks(len(emails))})"""
+    for values in db.conn.execute(sql, [upload_id, *emails]):
+        record = dict(zip((*_COLUMNS, "listed"), values))
         record["attributes"] = json.loads(record["attributes"])
         found[record["email"]] = record
     return found
 
 
-def emails_seen_in_upload(db: Database, upload_id: int, emails: Sequence[str]) -> set[str]:
-    if not emails:
-        return set()
-    sql = f"""SELECT c.email FROM contact_sources s JOIN contacts c ON c.id = s.contact_id
-              WHERE s.upload_id = ? AND c.email IN ({_marks(len(emails))})"""
-    return {email for (email,) in db.conn.execute(sql, [upload_id, *emails])}
+def _attributes(record: dict) -> str:
+    return json.dumps(record["attributes"], ensure_ascii=False) if record["attributes"] else "{}"
 
 
 def insert_contacts(db: Database, records: Iterable[dict], now: str) -> None:
@@ -59,7 +58,7 @@ def insert_contacts(db: Database, records: Iterable[dict], now: str) -> None:
     db.conn.executemany(
         f"INSERT INTO contacts ({', '.join(names)}) VALUES ({_marks(len(names))})",
         (
-            (r["email"], *(r[f] for f in FIELDS), json.dumps(r["attributes"], ensure_ascii=False), now, now)
+            (r["email"], *(r[f] for f in FIELDS), _attributes(r), now, now)
             for r in records
         ),
     )
@@ -70,7 +69,7 @@ def update_contacts(db: Database, records: Iterable[dict], now: str) -> None:
     db.conn.executemany(
         f"UPDATE contacts SET {assignments}, attributes = ?, updated_at = ? WHERE email = ?",
         (
-            (*(r[f] for f in FIELDS), json.dumps(r["attributes"], ensure_ascii=False), now, r["email"])
+            (*(r[f] for f in FIELDS), _attributes(r), now, r["email"])
             for r in records
         ),
     )

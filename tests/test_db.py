@@ -1,0 +1,61 @@
+"""The SQLite file: WAL, numbered migrations that upgrade in place, refusing a newer schema."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from surveybot import schema
+from surveybot.db import open_db, schema_version
+from surveybot.errors import DatabaseError
+
+
+def test_new_database_is_wal_and_fully_migrated(tmp_path):
+    db = open_db(tmp_path / "s.db")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert schema_version(db) == len(schema.MIGRATIONS)
+    assert {"contacts", "uploads", "contact_sources", "suppressions"} <= set(db.table_names())
+
+
+def test_old_database_upgrades_in_place_keeping_its_rows(tmp_path, monkeypatch):
+    path = tmp_path / "s.db"
+    db = open_db(path)
+    db.execute("INSERT INTO suppressions (email, kind, created_at) VALUES ('a@example.org', 'manual', 'x')")
+    db.close()
+    extra = "CREATE TABLE later (id INTEGER PRIMARY KEY, note TEXT NOT NULL DEFAULT '');"
+    monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, extra])
+    db = open_db(path)
+    assert schema_version(db) == len(schema.MIGRATIONS)
+    assert "later" in db.table_names()
+    assert db.execute("SELECT email FROM suppressions").fetchall() == [("a@example.org",)]
+
+
+def test_failed_migration_leaves_the_database_at_its_old_version(tmp_path, monkeypatch):
+    path = tmp_path / "s.db"
+    open_db(path).close()
+    before = len(schema.MIGRATIONS)
+    monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, "CREATE TABLE ok (id INTEGER); SELECT nonsense("])
+    with pytest.raises(sqlite3.OperationalError):
+        open_db(path)
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == before
+    assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'ok'").fetchone()[0] == 0
+
+
+def test_database_newer_than_the_program_is_refused(tmp_path):
+    path = tmp_path / "s.db"
+    open_db(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 999")
+    conn.commit()
+    conn.close()
+    with pytest.raises(DatabaseError, match="newer than this surveybot"):
+        open_db(path)
+
+
+def test_a_file_that_is_not_a_database_is_refused_cleanly(tmp_path, run_cli):
+    (tmp_path / "surveybot.db").write_bytes(b"this is not sqlite" * 100)
+    result = run_cli("contacts", "list")
+    assert result.returncode == 1
+    assert "cannot open database" in result.stderr and "Traceback" not in result.stderr
