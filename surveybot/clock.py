@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import re
+from datetime import datetime, timedelta, timezone
 
 
 def utcnow() -> datetime:
@@ -12,3 +13,39 @@ def utcnow() -> datetime:
 def iso(moment: datetime) -> str:
     """The one text form of a moment stored in the database (UTC, so text order is time order)."""
     return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``'30s'``, ``'15m'``, ``'2h'``, ``'14d'`` (also ``'1.5d'``) → timedelta. Raises ValueError."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text or "", re.IGNORECASE)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration such as 30s, 15m, 2h or 14d")
+    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def format_duration(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit in ("d", "h", "m"):
+        if seconds and seconds % _UNITS[unit] == 0:
+            return f"{seconds // _UNITS[unit]}{unit}"
+    return f"{seconds}s"
+
+
+def parse_moment(text: str, now: datetime) -> datetime:
+    """``'now'`` or ISO 8601; a time without offset is the machine's local time. Raises ValueError."""
+    if text.strip().lower() == "now":
+        return now
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{text!r} is not 'now' or an ISO 8601 time such as 2026-12-01T09:00+01:00") from None
+    if moment.tzinfo is None:
+        moment = moment.astimezone()  # local time of this machine
+    return moment.astimezone(timezone.utc)
+
+
+def parse_stored(text: str) -> datetime:
+    return datetime.fromisoformat(text)

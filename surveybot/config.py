@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from dotenv import dotenv_values
 
 from surveybot.addresses import InvalidAddress, normalise_email
+from surveybot.clock import parse_duration
 from surveybot.errors import SettingError
 
 DEFAULTS: dict[str, str] = {
@@ -24,6 +25,9 @@ DEFAULTS: dict[str, str] = {
     "SURVEYBOT_FROM": "Survey team <survey@localhost>",
     "SURVEYBOT_BASE_URL": "http://127.0.0.1:8080",
     "SURVEYBOT_SEND_RATE": "10",
+    "SURVEYBOT_SEND_CONCURRENCY": "4",
+    "SURVEYBOT_RETRY_DELAY": "30s",
+    "SURVEYBOT_MAX_ATTEMPTS": "8",
 }
 
 # Every setting surveybot reads, with a one-line meaning (the README's table is checked against it).
@@ -35,6 +39,10 @@ DOCUMENTED: dict[str, str] = {
     "SURVEYBOT_SECRET": "key for signed links; generated into the database on first run if unset",
     "SURVEYBOT_SEND_RATE": "messages per second at most",
     "SURVEYBOT_TEMPLATES": "folder whose e-mail templates override the built-in ones of the same name",
+    "SURVEYBOT_REPLY_TO": "address replies go to; also offered as a mailto: unsubscribe",
+    "SURVEYBOT_SEND_CONCURRENCY": "SMTP connections used at once",
+    "SURVEYBOT_RETRY_DELAY": "first wait before retrying a temporary failure; doubles each time",
+    "SURVEYBOT_MAX_ATTEMPTS": "tries before a message is marked failed",
     "QUALTRICS_API_TOKEN": "Qualtrics API token, for fetching responses",
     "QUALTRICS_BASE_URL": "Qualtrics data-centre URL, e.g. https://fra1.qualtrics.com",
 }
@@ -64,6 +72,10 @@ class Settings:
     base_url: str
     secret: str | None = field(repr=False)
     send_rate: float
+    send_concurrency: int
+    retry_delay: float
+    max_attempts: int
+    reply_to: str | None
     templates_dir: Path | None
     qualtrics_api_token: str | None = field(repr=False)
     qualtrics_base_url: str | None
@@ -88,6 +100,10 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | os.P
         base_url=_http_url("SURVEYBOT_BASE_URL", get("SURVEYBOT_BASE_URL") or DEFAULTS["SURVEYBOT_BASE_URL"]),
         secret=_secret(get("SURVEYBOT_SECRET")),
         send_rate=_positive_number("SURVEYBOT_SEND_RATE", get("SURVEYBOT_SEND_RATE") or DEFAULTS["SURVEYBOT_SEND_RATE"]),
+        send_concurrency=_whole_number("SURVEYBOT_SEND_CONCURRENCY", get("SURVEYBOT_SEND_CONCURRENCY"), 1, 64),
+        retry_delay=_duration("SURVEYBOT_RETRY_DELAY", get("SURVEYBOT_RETRY_DELAY")),
+        max_attempts=_whole_number("SURVEYBOT_MAX_ATTEMPTS", get("SURVEYBOT_MAX_ATTEMPTS"), 1, 100),
+        reply_to=_reply_to(get("SURVEYBOT_REPLY_TO")),
         templates_dir=_folder("SURVEYBOT_TEMPLATES", get("SURVEYBOT_TEMPLATES")),
         qualtrics_api_token=get("QUALTRICS_API_TOKEN"),
         qualtrics_base_url=(
@@ -147,14 +163,14 @@ def _mask_password(url: str) -> str:
     return url.replace(":" + parts.password + "@", ":***@", 1)
 
 
-def _sender(raw: str) -> dict:
+def _sender(raw: str, key: str = "SURVEYBOT_FROM") -> dict:
     if "\r" in raw or "\n" in raw:
-        raise SettingError("SURVEYBOT_FROM", raw, "must be on one line")
+        raise SettingError(key, raw, "must be on one line")
     name, address = parseaddr(raw)
     try:
         email = normalise_email(address, allow_local_domain=True)
     except InvalidAddress as exc:
-        raise SettingError("SURVEYBOT_FROM", raw, f"needs an e-mail address, as in 'Survey team <survey@example.org>' ({exc})") from None
+        raise SettingError(key, raw, f"needs an e-mail address, as in 'Survey team <survey@example.org>' ({exc})") from None
     return {"sender": formataddr((name, email)) if name else email, "sender_email": email}
 
 
@@ -179,6 +195,28 @@ def _positive_number(key: str, raw: str) -> float:
     if not value > 0 or value == float("inf"):
         raise SettingError(key, raw, "must be a number greater than 0")
     return value
+
+
+def _whole_number(key: str, raw: str | None, low: int, high: int) -> int:
+    raw = raw or DEFAULTS[key]
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise SettingError(key, raw, f"must be a whole number from {low} to {high}")
+    return int(raw)
+
+
+def _duration(key: str, raw: str | None) -> float:
+    raw = raw or DEFAULTS[key]
+    try:
+        return parse_duration(raw).total_seconds()
+    except ValueError as exc:
+        raise SettingError(key, raw, str(exc).replace(repr(raw) + " ", "")) from None
+
+
+def _reply_to(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    fields = _sender(raw, key="SURVEYBOT_REPLY_TO")
+    return fields["sender"]
 
 
 def _folder(key: str, raw: str | None) -> Path | None:

@@ -70,4 +70,68 @@ MIGRATIONS: list[str] = [
         created_at TEXT NOT NULL
     );
     """,
+    # 2: waves, their plan, recipients (one per wave and contact) and the outbox
+    """
+    CREATE TABLE waves (
+        id INTEGER PRIMARY KEY,
+        slug TEXT NOT NULL UNIQUE,
+        title TEXT NOT NULL,
+        platform TEXT NOT NULL CHECK (platform IN ('qualtrics', 'typeform', 'surveymonkey', 'signed')),
+        survey_id TEXT NOT NULL,
+        survey_url TEXT NOT NULL,
+        survey_url_es TEXT NOT NULL DEFAULT '',
+        start_at TEXT,
+        reminders TEXT NOT NULL DEFAULT '[]',
+        close_after INTEGER NOT NULL,
+        networks TEXT NOT NULL DEFAULT '[]',
+        interview_question TEXT NOT NULL DEFAULT '',
+        interview_yes TEXT NOT NULL DEFAULT '',
+        required TEXT NOT NULL DEFAULT '[]',
+        state TEXT NOT NULL DEFAULT 'draft' CHECK (state IN ('draft', 'scheduled', 'open', 'closed')),
+        paused INTEGER NOT NULL DEFAULT 0,
+        launched_at TEXT,
+        closes_at TEXT,
+        closed_at TEXT,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE wave_steps (
+        id INTEGER PRIMARY KEY,
+        wave_id INTEGER NOT NULL REFERENCES waves(id),
+        kind TEXT NOT NULL CHECK (kind IN ('invitation', 'reminder', 'final_reminder', 'close')),
+        due_at TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done', 'skipped', 'cancelled')),
+        done_at TEXT,
+        enqueued INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX wave_steps_due ON wave_steps(state, due_at);
+    CREATE TABLE recipients (
+        id INTEGER PRIMARY KEY,
+        wave_id INTEGER NOT NULL REFERENCES waves(id),
+        contact_id INTEGER NOT NULL REFERENCES contacts(id),
+        token_hash TEXT NOT NULL UNIQUE,
+        invited_at TEXT NOT NULL,
+        completed_at TEXT,
+        UNIQUE (wave_id, contact_id)
+    );
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL UNIQUE,
+        wave_id INTEGER REFERENCES waves(id),
+        contact_id INTEGER REFERENCES contacts(id),
+        kind TEXT NOT NULL,
+        to_email TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'queued'
+            CHECK (state IN ('queued', 'sending', 'sent', 'failed', 'cancelled')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        due_at TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        sent_at TEXT,
+        last_error TEXT NOT NULL DEFAULT '',
+        message_id TEXT,
+        recovered INTEGER NOT NULL DEFAULT 0,
+        payload TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX outbox_due ON outbox(state, due_at);
+    CREATE INDEX outbox_wave ON outbox(wave_id, kind, state);
+    """,
 ]

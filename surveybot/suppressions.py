@@ -14,6 +14,7 @@ from surveybot.addresses import InvalidAddress, normalise_email
 from surveybot.clock import iso, utcnow
 from surveybot.db import transaction
 from surveybot.errors import InvalidInput
+from surveybot.signing import signed, unsigned
 
 KINDS = ("opt_out", "bounce", "manual")
 
@@ -48,3 +49,21 @@ def suppressed_among(db: Database, emails: Sequence[str]) -> dict[str, str]:
 
 def is_suppressed(db: Database, email: str) -> bool:
     return bool(suppressed_among(db, [email]))
+
+
+def unsubscribe_token(secret: str, contact_id: int, wave_id: int = 0) -> str:
+    """The signed token of a contact's unsubscribe link (no login, no lookup needed to check it)."""
+    return signed(secret, "unsubscribe", contact_id, wave_id)
+
+
+def unsubscribe(db: Database, secret: str, token: str, now=None) -> str | None:
+    """Suppress the contact named by a valid unsubscribe token; returns its address, or None if the token
+    is forged, malformed or names no contact."""
+    parts = unsigned(secret, "unsubscribe", token, 2)
+    if parts is None or not parts[0].isdigit():
+        return None
+    row = db.execute("SELECT email FROM contacts WHERE id = ?", [int(parts[0])]).fetchone()
+    if row is None:
+        return None
+    suppress(db, row[0], "opt_out", f"unsubscribe link (wave {parts[1]})", now)
+    return row[0]

@@ -44,6 +44,8 @@ def main(ctx: click.Context) -> None:
     ctx.obj = Context()
 
 
-from surveybot.cli import contacts  # noqa: E402  (commands register themselves on main)
+from surveybot.cli import contacts, serve, waves  # noqa: E402
 
 main.add_command(contacts.contacts)
+main.add_command(waves.wave)
+main.add_command(serve.serve)

@@ -1,0 +1,31 @@
+"""``surveybot serve``: the web server, the scheduler and the dispatcher in one process."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+from aiohttp import web
+
+from surveybot.cli.common import Context, pass_context
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@pass_context
+def serve(obj: Context, host: str, port: int) -> None:
+    """Run the service: webhooks and pages, the wave schedule and e-mail delivery. GET /healthz answers 200.
+
+    Waves launched, paused or closed with other commands while it runs are picked up within seconds.
+    Stop it with Ctrl-C: messages being sent are finished, the rest stay queued for the next start.
+    """
+    from surveybot.web.app import create_app
+
+    settings = obj.settings
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # it logs every run of the 1 s plan check
+    where = settings.mail.path if settings.mail.kind == "maildir" else f"{settings.mail.host}:{settings.mail.port}"
+    click.echo(f"surveybot on http://{host}:{port} (database {settings.db_path}, mail to {where})", err=True)
+    web.run_app(create_app(settings), host=host, port=port, print=None, access_log=None,
+                shutdown_timeout=30)

@@ -1,0 +1,226 @@
+"""``surveybot wave …``: create a wave, preview and test its e-mail, launch, pause, resume, close, status."""
+
+from __future__ import annotations
+
+import asyncio
+
+import click
+
+from surveybot import waves
+from surveybot.addresses import InvalidAddress, normalise_email
+from surveybot.cli.common import Context, json_option, pass_context, print_json, shown
+from surveybot.clock import format_duration, parse_duration, parse_moment, utcnow
+from surveybot.errors import InvalidInput, NotFound
+from surveybot.mail.compose import SAMPLE_CONTACT, Composer
+from surveybot.mail.render import KINDS, LANGUAGES
+from surveybot.mail.transports import PermanentFailure, TemporaryFailure, open_transport
+from surveybot.reports import wave_status
+from surveybot.signing import service_secret
+
+
+class Duration(click.ParamType):
+    name = "duration"
+
+    def convert(self, value, param, ctx):
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class DurationList(Duration):
+    name = "durations"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        if value.strip().lower() in ("", "none"):
+            return ()
+        return tuple(sorted(super(DurationList, self).convert(part, param, ctx) for part in value.split(",")))
+
+
+@click.group()
+def wave() -> None:
+    """Create, preview, launch and follow survey waves."""
+
+
+@wave.command()
+@click.argument("slug")
+@click.option("--title", required=True, help="The survey's title, as shown in every e-mail's subject.")
+@click.option("--platform", required=True, type=click.Choice(waves.PLATFORMS), help="The survey platform.")
+@click.option("--survey-id", required=True, help="The survey's id on the platform (e.g. SV_…).")
+@click.option("--survey-url", required=True, help="The survey's public link.")
+@click.option("--survey-url-es", default="", help="A separate link for the Spanish version, if any.")
+@click.option("--start", default="now", show_default=True, help="When to send the invitations: 'now' (at launch) "
+              "or an ISO 8601 time; without an offset it is this machine's local time.")
+@click.option("--reminders", type=DurationList(), default="7d,12d", show_default=True,
+              help="When to remind those who have not finished, after the start ('none' for no reminders).")
+@click.option("--close-after", type=Duration(), default="14d", show_default=True,
+              help="How long after the start the survey closes.")
+@click.option("--network", "networks", multiple=True, help="Only contacts from this network (repeatable; "
+              "default: every contact).")
+@click.option("--interview-question", default="", help="The question id that asks for a follow-up interview.")
+@click.option("--interview-yes", default="", help="The answer to that question that means yes.")
+@click.option("--require", "required", multiple=True, help="A question id a complete response must answer "
+              "(repeatable).")
+@pass_context
+def create(obj: Context, slug, title, platform, survey_id, survey_url, survey_url_es, start, reminders,
+           close_after, networks, interview_question, interview_yes, required) -> None:
+    """Create the wave SLUG (a draft until launched).
+
+    Durations are a number and a unit: 30s, 15m, 2h, 14d.
+    """
+    now = utcnow()
+    try:
+        start_at = None if start.strip().lower() == "now" else parse_moment(start, now)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), field="start") from None
+    spec = waves.WaveSpec(slug=slug, title=title, platform=platform, survey_id=survey_id, survey_url=survey_url,
+                          survey_url_es=survey_url_es, start=start_at, reminders=reminders, close_after=close_after,
+                          networks=networks, interview_question=interview_question, interview_yes=interview_yes,
+                          required=required)
+    created = waves.create_wave(obj.db, spec, now)
+    plan = ", ".join(format_duration(r) for r in reminders) or "none"
+    click.echo(f"Created wave {created['slug']} (draft): starts {start_at.isoformat() if start_at else 'at launch'}, "
+               f"reminders after {plan}, closes after {format_duration(close_after)}.")
+    click.echo(f"Preview it with 'surveybot wave preview {slug}', then 'surveybot wave launch {slug}'.")
+
+
+@wave.command()
+@click.argument("slug")
+@click.option("--kind", type=click.Choice(KINDS), help="Which e-mail (default: all of them).")
+@click.option("--language", type=click.Choice(LANGUAGES), help="Which language (default: the contact's; both "
+              "if the contact has no preference or none is named).")
+@click.option("--contact", "email", help="Render for this contact (default: a sample contact).")
+@click.option("--html", is_flag=True, help="Print the HTML part instead of the text part.")
+@pass_context
+def preview(obj: Context, slug, kind, language, email, html) -> None:
+    """Print the e-mail of wave SLUG as a contact would receive it."""
+    wave_row = waves.get_wave(obj.db, slug)
+    composer = Composer(obj.db, obj.settings, service_secret(obj.db, obj.settings.secret))
+    contact = _contact(obj, email) if email else SAMPLE_CONTACT
+    languages = [language] if language else ([contact["language"]] if contact["language"] else LANGUAGES)
+    now = utcnow()
+    for number, (k, lang) in enumerate((k, lang) for k in ([kind] if kind else KINDS) for lang in languages):
+        message = composer.message(k, wave_row, contact, now, language=lang)
+        if number:
+            click.echo("\n" + "=" * 72 + "\n")
+        for header in ("From", "To", "Subject", "Content-Language", "List-Unsubscribe"):
+            if message[header]:
+                click.echo(f"{header}: {shown(str(message[header]))}")
+        click.echo()
+        part = message.get_body(("html",) if html else ("plain",))
+        click.echo(part.get_content().rstrip())
+
+
+def _contact(obj: Context, email: str) -> dict:
+    try:
+        address = normalise_email(email)
+    except InvalidAddress as exc:
+        raise InvalidInput(f"{email!r} is not a valid e-mail address: {exc}", field="contact") from None
+    row = next(obj.db.query("SELECT id, email, name, city, country, language, timezone FROM contacts "
+                            "WHERE email = ?", [address]), None)
+    if row is None:
+        raise NotFound(f"no contact {address}")
+    return row
+
+
+@wave.command("test-send")
+@click.argument("slug")
+@click.option("--to", "to", required=True, help="The address that receives the test messages.")
+@pass_context
+def test_send(obj: Context, slug, to) -> None:
+    """Send every e-mail of wave SLUG, in English and Spanish, to one address (through the real transport)."""
+    try:
+        address = normalise_email(to, allow_local_domain=True)
+    except InvalidAddress as exc:
+        raise InvalidInput(f"{to!r} is not a valid e-mail address: {exc}", field="to") from None
+    wave_row = waves.get_wave(obj.db, slug)
+    composer = Composer(obj.db, obj.settings, service_secret(obj.db, obj.settings.secret))
+    now = utcnow()
+    messages = []
+    for kind in KINDS:
+        for language in (*LANGUAGES, ""):
+            message = composer.message(kind, wave_row, SAMPLE_CONTACT, now, to_email=address, language=language)
+            subject = message["Subject"]
+            del message["Subject"]
+            message["Subject"] = f"[test] {subject}"
+            messages.append((kind, language or "bilingual", message))
+
+    async def send_all() -> list[str]:
+        transport = open_transport(obj.settings.mail, 1)
+        problems = []
+        try:
+            for kind, language, message in messages:
+                try:
+                    await transport.send(message)
+                except (TemporaryFailure, PermanentFailure) as exc:
+                    problems.append(f"{kind} ({language}): {exc}")
+        finally:
+            await transport.close()
+        return problems
+
+    problems = asyncio.run(send_all())
+    for problem in problems:
+        click.echo(f"not sent: {problem}", err=True)
+    click.echo(f"Sent {len(messages) - len(problems)} of {len(messages)} test messages to {address}.")
+    if problems:
+        raise SystemExit(1)
+
+
+@wave.command()
+@click.argument("slug")
+@pass_context
+def launch(obj: Context, slug) -> None:
+    """Launch wave SLUG: invitations at its start, then reminders, then close (run by 'surveybot serve')."""
+    launched = waves.launch(obj.db, slug, utcnow())
+    step = waves.next_step(obj.db, launched)
+    click.echo(f"Launched {slug}: {step['kind']} at {step['at']}; closes at {launched['closes_at']}.")
+
+
+@wave.command()
+@click.argument("slug")
+@pass_context
+def pause(obj: Context, slug) -> None:
+    """Hold wave SLUG: no step runs and nothing of it is sent until it is resumed."""
+    waves.set_paused(obj.db, slug, True)
+    click.echo(f"Paused {slug}.")
+
+
+@wave.command()
+@click.argument("slug")
+@pass_context
+def resume(obj: Context, slug) -> None:
+    """Resume wave SLUG; steps that fell due while paused run once (only the latest reminder)."""
+    waves.set_paused(obj.db, slug, False)
+    click.echo(f"Resumed {slug}.")
+
+
+@wave.command("close")
+@click.argument("slug")
+@pass_context
+def close_(obj: Context, slug) -> None:
+    """Close wave SLUG now: unsent invitations and reminders are cancelled."""
+    waves.close(obj.db, slug, utcnow())
+    click.echo(f"Closed {slug}.")
+
+
+@wave.command()
+@click.argument("slug")
+@json_option
+@pass_context
+def status(obj: Context, slug, as_json) -> None:
+    """Show where wave SLUG stands: who was invited, sent, bounced, finished, what happens next."""
+    wave_row = waves.get_wave(obj.db, slug)
+    report = wave_status(obj.db, wave_row, service_secret(obj.db, obj.settings.secret), obj.settings.base_url)
+    if as_json:
+        print_json(report)
+        return
+    click.echo(f"{report['title']} ({slug}): {report['state']}")
+    for key in ("invited", "sent", "queued", "failed", "bounced", "opted_out", "completed", "partial_discarded",
+                "interview_queue"):
+        click.echo(f"  {key.replace('_', ' '):<18}{report[key]:>8}")
+    step = report["next_step"]
+    click.echo(f"Next: {step['kind']} at {step['at']}{' (held: paused)' if step['held'] else ''}" if step
+               else "Next: nothing (closed or not launched)")
+    click.echo(f"Webhook URL: {report['webhook_url']}")

@@ -1,0 +1,1 @@
+"""E-mail: rendering templates, building messages, and the transports that deliver them."""

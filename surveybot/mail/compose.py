@@ -1,0 +1,82 @@
+"""Composing a wave's message for one contact: personal links, dates in their language, then MIME.
+
+Rendered at sending time, not at enqueueing, so every message states the real time left and the closing
+date as of when it goes out ("closes in 5 days, on 17 June"), in the contact's time zone when known.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from email.message import EmailMessage
+from email.utils import parseaddr
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_date
+from babel.units import format_unit
+from sqlite_utils import Database
+
+from surveybot.clock import parse_stored
+from surveybot.config import Settings
+from surveybot.mail.message import build_message
+from surveybot.mail.render import Renderer, Rendered
+from surveybot.recipients import survey_links, survey_token
+from surveybot.suppressions import unsubscribe_token
+
+LOCALES = {"en": "en_GB", "es": "es"}
+DATE_FORMATS = {"en": "d MMMM", "es": "d 'de' MMMM"}
+SAMPLE_CONTACT = {"id": 0, "email": "ana.rodriguez@bogota.example.org", "name": "Ana María Rodríguez",
+                  "city": "Bogotá", "country": "Colombia", "language": "", "timezone": "America/Bogota"}
+
+
+def time_left(delta: timedelta, language: str) -> str:
+    """``'5 days'`` / ``'5 días'``; hours, minutes or seconds when less than a day is left."""
+    seconds = max(0, delta.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            return format_unit(round(seconds / size), f"duration-{unit}", locale=LOCALES[language])
+    return format_unit(round(seconds), "duration-second", locale=LOCALES[language])
+
+
+def closing_date(closes_at: datetime, zone: str, language: str) -> str:
+    local = closes_at.astimezone(ZoneInfo(zone)) if zone else closes_at.astimezone(timezone.utc)
+    return format_date(local.date(), DATE_FORMATS[language], locale=LOCALES[language])
+
+
+class Composer:
+    def __init__(self, db: Database, settings: Settings, secret: str, renderer: Renderer | None = None) -> None:
+        self.db, self.settings, self.secret = db, settings, secret
+        self.renderer = renderer or Renderer(settings.templates_dir)
+        self.team = parseaddr(settings.sender)[0] or "The survey team"
+
+    def context(self, wave: dict, contact: dict, now: datetime) -> dict:
+        links = survey_links(wave, survey_token(self.secret, wave["id"], contact["id"]))
+        closes_at = parse_stored(wave["closes_at"]) if wave["closes_at"] else now + timedelta(
+            seconds=wave["close_after"])
+        unsubscribe = f"{self.settings.base_url}/unsubscribe/{unsubscribe_token(self.secret, contact['id'], wave['id'])}"
+        return {
+            language: {
+                "name": contact["name"], "city": contact["city"], "country": contact["country"],
+                "email": contact["email"], "wave_title": wave["title"], "survey_link": links[language],
+                "survey_links": links, "closes_on": closing_date(closes_at, contact["timezone"], language),
+                "time_left": time_left(closes_at - now, language), "unsubscribe_url": unsubscribe,
+                "team": self.team, "language": language,
+            }
+            for language in ("en", "es")
+        }
+
+    def render(self, kind: str, wave: dict, contact: dict, now: datetime, language: str | None = None) -> Rendered:
+        lang = contact["language"] if language is None else language
+        return self.renderer.render(kind, lang, self.context(wave, contact, now))
+
+    def message(self, kind: str, wave: dict, contact: dict, now: datetime, *, to_email: str | None = None,
+                language: str | None = None) -> EmailMessage:
+        context = self.context(wave, contact, now)
+        rendered = self.renderer.render(kind, contact["language"] if language is None else language, context)
+        unsubscribe = context["en"]["unsubscribe_url"] if contact["id"] else None
+        return build_message(rendered, sender=self.settings.sender, to_email=to_email or contact["email"],
+                             to_name=contact["name"], now=now, unsubscribe_url=unsubscribe,
+                             reply_to=self.settings.reply_to)
+
+    def contact(self, contact_id: int) -> dict | None:
+        return next(self.db.query("SELECT id, email, name, city, country, language, timezone FROM contacts "
+                                  "WHERE id = ?", [contact_id]), None)

@@ -1,0 +1,107 @@
+"""Mail transports behind one small interface: ``await send(message)``, ``await close()``.
+
+- ``maildir``: each message a file in a Maildir folder (the embedded default; open them with any mail
+  reader, or ``cat``).
+- ``smtp``: aiosmtplib, with a pool of connections reused across messages; STARTTLS, TLS and AUTH.
+
+A failure is reported as :class:`TemporaryFailure` (try again later: 4xx, connection refused, timeout) or
+:class:`PermanentFailure` (5xx; ``bounce`` when the server says the mailbox does not exist, 5.1.x).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import mailbox
+import re
+from email.message import EmailMessage
+from pathlib import Path
+
+import aiosmtplib
+
+from surveybot.config import MailTarget
+
+_MAILBOX_STATUS = re.compile(r"\b5\.1\.\d{1,3}\b")
+
+
+class TemporaryFailure(Exception):
+    pass
+
+
+class PermanentFailure(Exception):
+    def __init__(self, message: str, code: int = 0, bounce: bool = False) -> None:
+        super().__init__(message)
+        self.code, self.bounce = code, bounce
+
+
+class MaildirTransport:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.folder = mailbox.Maildir(str(path), create=True)
+
+    async def send(self, message: EmailMessage) -> None:
+        try:
+            await asyncio.to_thread(self.folder.add, message)
+        except OSError as exc:
+            raise TemporaryFailure(f"cannot write to the Maildir folder: {exc}") from exc
+
+    async def close(self) -> None:
+        return None
+
+
+class SmtpTransport:
+    def __init__(self, target: MailTarget, connections: int = 4, timeout: float = 30.0) -> None:
+        self.target, self.timeout = target, timeout
+        self._idle: asyncio.Queue[aiosmtplib.SMTP | None] = asyncio.Queue()
+        for _ in range(connections):
+            self._idle.put_nowait(None)  # a slot; the connection is opened when first needed
+
+    def _client(self) -> aiosmtplib.SMTP:
+        t = self.target
+        return aiosmtplib.SMTP(hostname=t.host, port=t.port, username=t.username, password=t.password,
+                               use_tls=t.tls == "tls", start_tls=True if t.tls == "starttls" else False,
+                               timeout=self.timeout)
+
+    async def send(self, message: EmailMessage) -> None:
+        client = await self._idle.get()
+        keep = None
+        try:
+            if client is None or not client.is_connected:
+                client = self._client()
+                await client.connect()
+            await client.send_message(message)
+            keep = client
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            keep = client
+            refused = exc.recipients[0]
+            raise _classified(refused.code, refused.message) from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            keep = client if not isinstance(exc, aiosmtplib.SMTPConnectResponseError) else None
+            raise _classified(exc.code, exc.message) from exc
+        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+            raise TemporaryFailure(f"SMTP {self.target.host}:{self.target.port}: {exc}") from exc
+        finally:
+            if keep is None and client is not None:
+                client.close()
+            self._idle.put_nowait(keep)
+
+    async def close(self) -> None:
+        while not self._idle.empty():
+            client = self._idle.get_nowait()
+            if client is not None and client.is_connected:
+                try:
+                    await asyncio.wait_for(client.quit(), 5)
+                except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+                    client.close()
+
+
+def _classified(code: int, text: str) -> Exception:
+    message = f"{code} {text}".strip()
+    if 400 <= code < 500:
+        return TemporaryFailure(message)
+    return PermanentFailure(message, code, bounce=bool(_MAILBOX_STATUS.search(text)))
+
+
+def open_transport(target: MailTarget, connections: int = 4):
+    if target.kind == "maildir":
+        return MaildirTransport(target.path)
+    return SmtpTransport(target, connections)

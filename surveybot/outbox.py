@@ -1,0 +1,111 @@
+"""The outbox: every e-mail is a row before it is sent, so none is lost and none goes twice.
+
+A row's ``key`` is its idempotency key (wave, contact, kind and plan step), so enqueueing twice adds
+nothing. States: queued → sending → sent | failed | cancelled; a temporary failure puts the row back to
+queued with a later ``due_at``. A row found in ``sending`` at start-up was interrupted by a crash: it is
+queued again and flagged ``recovered`` (it may have reached the server once already; those are counted).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlite_utils import Database
+
+from surveybot.clock import iso
+from surveybot.db import transaction
+
+SURVEY_KINDS = ("invitation", "reminder", "final_reminder")
+
+
+def enqueue_wave_step(db: Database, wave_id: int, kind: str, step_id: int, now: datetime) -> int:
+    """Inside a transaction: queue ``kind`` for the wave's recipients who have not finished and are not
+    suppressed. Returns how many were queued."""
+    stamp = iso(now)
+    cursor = db.execute(
+        f"""INSERT OR IGNORE INTO outbox (key, wave_id, contact_id, kind, to_email, due_at, created_at)
+            SELECT 'wave:' || r.wave_id || ':contact:' || r.contact_id || ':{kind}:' || ?,
+                   r.wave_id, r.contact_id, ?, c.email, ?, ?
+            FROM recipients r JOIN contacts c ON c.id = r.contact_id
+            WHERE r.wave_id = ? AND r.completed_at IS NULL
+              AND c.email NOT IN (SELECT email FROM suppressions)
+            ORDER BY r.id""",
+        [step_id, kind, stamp, stamp, wave_id],
+    )
+    return cursor.rowcount
+
+
+def enqueue(db: Database, key: str, kind: str, to_email: str, now: datetime, *, wave_id: int | None = None,
+            contact_id: int | None = None, payload: str = "{}") -> bool:
+    cursor = db.execute(
+        """INSERT OR IGNORE INTO outbox (key, wave_id, contact_id, kind, to_email, due_at, created_at, payload)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+        [key, wave_id, contact_id, kind, to_email, iso(now), iso(now), payload],
+    )
+    return cursor.rowcount == 1
+
+
+def claim(db: Database, now: datetime, limit: int) -> list[dict]:
+    """Take up to ``limit`` due messages (not of paused waves) for sending, oldest first."""
+    with transaction(db):
+        rows = list(db.query(
+            """UPDATE outbox SET state = 'sending', attempts = attempts + 1
+               WHERE id IN (SELECT o.id FROM outbox o LEFT JOIN waves w ON w.id = o.wave_id
+                            WHERE o.state = 'queued' AND o.due_at <= ? AND COALESCE(w.paused, 0) = 0
+                            ORDER BY o.due_at, o.id LIMIT ?)
+               RETURNING *""",
+            [iso(now), limit],
+        ))
+    rows.sort(key=lambda r: (r["due_at"], r["id"]))
+    return rows
+
+
+def mark_sent(db: Database, message_id: int, smtp_message_id: str, now: datetime) -> None:
+    with transaction(db):
+        db.execute("UPDATE outbox SET state = 'sent', sent_at = ?, message_id = ?, last_error = '' WHERE id = ?",
+                   [iso(now), smtp_message_id, message_id])
+
+
+def mark_retry(db: Database, message_id: int, error: str, due: datetime) -> None:
+    with transaction(db):
+        db.execute("UPDATE outbox SET state = 'queued', due_at = ?, last_error = ? WHERE id = ?",
+                   [iso(due), error[:500], message_id])
+
+
+def mark_failed(db: Database, message_id: int, error: str) -> None:
+    with transaction(db):
+        db.execute("UPDATE outbox SET state = 'failed', last_error = ? WHERE id = ?", [error[:500], message_id])
+
+
+def mark_cancelled(db: Database, message_id: int, reason: str) -> None:
+    with transaction(db):
+        db.execute("UPDATE outbox SET state = 'cancelled', last_error = ? WHERE id = ?", [reason, message_id])
+
+
+def release(db: Database, message_id: int) -> None:
+    """Put a claimed message back untouched (the service is stopping before it was tried)."""
+    with transaction(db):
+        db.execute("UPDATE outbox SET state = 'queued', attempts = attempts - 1 WHERE id = ? AND state = 'sending'",
+                   [message_id])
+
+
+def recover(db: Database) -> int:
+    """At start-up: messages left in ``sending`` by a crash are queued again, flagged as recovered."""
+    with transaction(db):
+        return db.execute("UPDATE outbox SET state = 'queued', recovered = 1 WHERE state = 'sending'").rowcount
+
+
+def next_due(db: Database) -> str | None:
+    row = db.execute("""SELECT MIN(o.due_at) FROM outbox o LEFT JOIN waves w ON w.id = o.wave_id
+                        WHERE o.state = 'queued' AND COALESCE(w.paused, 0) = 0""").fetchone()
+    return row[0]
+
+
+def wave_counts(db: Database, wave_id: int) -> dict:
+    counts = dict.fromkeys(("queued", "sending", "sent", "failed", "cancelled"), 0)
+    for state, number in db.execute("SELECT state, count(*) FROM outbox WHERE wave_id = ? GROUP BY state",
+                                    [wave_id]):
+        counts[state] = number
+    counts["recovered"] = db.execute("SELECT count(*) FROM outbox WHERE wave_id = ? AND recovered = 1 "
+                                     "AND state = 'sent'", [wave_id]).fetchone()[0]
+    return counts

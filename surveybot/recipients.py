@@ -1,0 +1,76 @@
+"""Recipients: one per wave and contact, with the personal token that ties a response back to them.
+
+The token is derived from the service secret (see ``signing.py``), so every message of a wave carries the
+same personal link without the link being stored; only its hash is kept, to find the recipient when the
+survey platform sends the token back as embedded data.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from sqlite_utils import Database
+
+from surveybot.clock import iso
+from surveybot.signing import derive, token_hash
+
+TOKEN_PARAM = "token"
+
+
+def survey_token(secret: str, wave_id: int, contact_id: int) -> str:
+    return derive(secret, "survey-link", wave_id, contact_id)
+
+
+def survey_links(wave: dict, token: str) -> dict[str, str]:
+    """The personal survey link in each language (Qualtrics is told the language with ``Q_Language``)."""
+    links = {}
+    for language, base in (("en", wave["survey_url"]), ("es", wave["survey_url_es"] or wave["survey_url"])):
+        extra = {TOKEN_PARAM: token}
+        if wave["platform"] == "qualtrics":
+            extra["Q_Language"] = language.upper()
+        parts = urlsplit(base)
+        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in extra]
+        links[language] = urlunsplit(parts._replace(query=urlencode([*query, *extra.items()])))
+    return links
+
+
+def add_audience(db: Database, wave: dict, secret: str, now: datetime) -> int:
+    """Inside a transaction: make every eligible contact a recipient of the wave (not suppressed; listed by
+    one of the wave's networks, if it names any). Returns how many were added."""
+    networks = wave["networks"] if isinstance(wave["networks"], list) else json.loads(wave["networks"])
+    sql = "SELECT c.id FROM contacts c WHERE c.email NOT IN (SELECT email FROM suppressions)"
+    params: list = []
+    if networks:
+        sql += (" AND c.id IN (SELECT contact_id FROM contact_sources WHERE network IN "
+                f"({','.join('?' * len(networks))}))")
+        params = list(networks)
+    ids = [row[0] for row in db.conn.execute(sql, params)]
+    stamp = iso(now)
+    before = db.conn.total_changes
+    db.conn.executemany(
+        "INSERT OR IGNORE INTO recipients (wave_id, contact_id, token_hash, invited_at) VALUES (?, ?, ?, ?)",
+        ((wave["id"], cid, token_hash(survey_token(secret, wave["id"], cid)), stamp) for cid in ids),
+    )
+    return db.conn.total_changes - before
+
+
+def by_token(db: Database, token: str) -> dict | None:
+    return next(db.query("SELECT * FROM recipients WHERE token_hash = ?", [token_hash(token)]), None)
+
+
+def mark_completed(db: Database, wave_id: int, contact_id: int, now: datetime) -> bool:
+    """Inside a transaction: the contact finished the wave's survey. Their unsent reminders are cancelled
+    and a thank-you is queued. Returns False if they had finished already."""
+    cursor = db.execute("UPDATE recipients SET completed_at = ? WHERE wave_id = ? AND contact_id = ? "
+                        "AND completed_at IS NULL", [iso(now), wave_id, contact_id])
+    if cursor.rowcount == 0:
+        return False
+    db.execute("""UPDATE outbox SET state = 'cancelled', last_error = 'completed the survey'
+                  WHERE wave_id = ? AND contact_id = ? AND state = 'queued'
+                  AND kind IN ('invitation', 'reminder', 'final_reminder')""", [wave_id, contact_id])
+    db.execute("""INSERT OR IGNORE INTO outbox (key, wave_id, contact_id, kind, to_email, due_at, created_at)
+                  SELECT ?, ?, id, 'thank_you', email, ?, ? FROM contacts WHERE id = ?""",
+               [f"wave:{wave_id}:contact:{contact_id}:thank_you", wave_id, iso(now), iso(now), contact_id])
+    return True

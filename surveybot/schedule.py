@@ -1,0 +1,68 @@
+"""The clock of the service: APScheduler wakes the process when the next plan step falls due.
+
+The plan lives in SQLite, not in the scheduler: there is one in-memory job, "run the plan at the next due
+time", rebuilt from the database at start (which also runs, once, whatever fell due while the service was
+down) and whenever the plan version changes — a command such as ``wave launch`` or ``wave pause`` in
+another process only writes the database and bumps that version, which a cheap check notices within
+``check_every`` seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
+from sqlite_utils import Database
+
+from surveybot import plan
+from surveybot.clock import parse_stored, utcnow
+from surveybot.waves import plan_version
+
+log = logging.getLogger("surveybot.schedule")
+
+
+class Planner:
+    def __init__(self, db: Database, secret: str, *, on_queued: Callable[[], None] = lambda: None,
+                 check_every: float = 1.0, clock: Callable[[], datetime] = utcnow) -> None:
+        self.db, self.secret, self.on_queued = db, secret, on_queued
+        self.check_every, self.clock = check_every, clock
+        self.scheduler = AsyncIOScheduler(timezone="UTC")
+        self._version = -1
+
+    def start(self) -> None:
+        """Start inside the running event loop: catch up, then schedule the next step."""
+        self.scheduler.start()
+        self.scheduler.add_job(self._check, "interval", seconds=self.check_every, id="plan-check",
+                               coalesce=True, max_instances=1, misfire_grace_time=None)
+        self.run_now()
+
+    def stop(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+
+    def run_now(self) -> list[dict]:
+        """Carry out what is due, then set the wake-up for the next step."""
+        self._version = plan_version(self.db)
+        done = plan.run_due(self.db, self.secret, self.clock())
+        for step in done:
+            log.info("wave %s: %s step done, %d messages queued", step["wave"], step["step"], step["queued"])
+        if any(step["queued"] for step in done):
+            self.on_queued()
+        self._schedule_next()
+        return done
+
+    def _schedule_next(self) -> None:
+        due = plan.next_wakeup(self.db)
+        if due is None:
+            if self.scheduler.get_job("plan-step"):
+                self.scheduler.remove_job("plan-step")
+            return
+        self.scheduler.add_job(self.run_now, DateTrigger(run_date=parse_stored(due)), id="plan-step",
+                               replace_existing=True, misfire_grace_time=None)
+
+    def _check(self) -> None:
+        if plan_version(self.db) != self._version:
+            self.run_now()

@@ -1,0 +1,182 @@
+"""Waves: their settings, their lifecycle (draft → scheduled → open → closed, with pause) and their plan.
+
+The plan is a list of steps in ``wave_steps`` (invitation at the start, each reminder, close), written at
+launch. Commands here only write the database and bump the plan version; the running service notices
+the bump and reschedules (see ``schedule.py``), so nothing needs a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from sqlite_utils import Database
+
+from surveybot.clock import iso, parse_stored
+from surveybot.db import transaction
+from surveybot.errors import InvalidInput, NotFound
+
+PLATFORMS = ("qualtrics", "typeform", "surveymonkey", "signed")
+_SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}\Z")
+
+
+@dataclass(frozen=True)
+class WaveSpec:
+    slug: str
+    title: str
+    platform: str
+    survey_id: str
+    survey_url: str
+    survey_url_es: str = ""
+    start: datetime | None = None  # None: when launched
+    reminders: tuple[timedelta, ...] = (timedelta(days=7), timedelta(days=12))
+    close_after: timedelta = timedelta(days=14)
+    networks: tuple[str, ...] = ()
+    interview_question: str = ""
+    interview_yes: str = ""
+    required: tuple[str, ...] = field(default_factory=tuple)
+
+
+def create_wave(db: Database, spec: WaveSpec, now: datetime) -> dict:
+    _check(db, spec)
+    with transaction(db):
+        if db.execute("SELECT 1 FROM waves WHERE slug = ?", [spec.slug]).fetchone():
+            raise InvalidInput(f"a wave named {spec.slug!r} exists already", field="slug")
+        db.execute(
+            """INSERT INTO waves (slug, title, platform, survey_id, survey_url, survey_url_es, start_at, reminders,
+               close_after, networks, interview_question, interview_yes, required, created_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            [spec.slug, spec.title, spec.platform, spec.survey_id, spec.survey_url, spec.survey_url_es,
+             iso(spec.start) if spec.start else None,
+             json.dumps([int(r.total_seconds()) for r in spec.reminders]), int(spec.close_after.total_seconds()),
+             json.dumps(list(spec.networks)), spec.interview_question, spec.interview_yes,
+             json.dumps(list(spec.required)), iso(now)],
+        )
+    return get_wave(db, spec.slug)
+
+
+def _check(db: Database, spec: WaveSpec) -> None:
+    if not _SLUG.match(spec.slug):
+        raise InvalidInput("a wave's name must be lower-case letters, digits, '-' or '_' (at most 63)", field="slug")
+    if not spec.title.strip() or not spec.title.isprintable():
+        raise InvalidInput("the title must be one line of text", field="title")
+    if spec.platform not in PLATFORMS:
+        raise InvalidInput(f"platform must be one of {', '.join(PLATFORMS)}", field="platform")
+    if not spec.survey_id.strip():
+        raise InvalidInput("the survey id is blank", field="survey_id")
+    for name, url in (("survey_url", spec.survey_url), ("survey_url_es", spec.survey_url_es)):
+        parts = urlsplit(url)
+        if url and (parts.scheme not in ("http", "https") or not parts.netloc or not url.isprintable()):
+            raise InvalidInput(f"{url!r} is not an http(s) URL", field=name)
+    if not spec.survey_url:
+        raise InvalidInput("the survey URL is blank", field="survey_url")
+    if spec.close_after <= timedelta(0):
+        raise InvalidInput("the wave must stay open for some time", field="close_after")
+    for reminder in spec.reminders:
+        if not timedelta(0) < reminder < spec.close_after:
+            raise InvalidInput(f"every reminder must fall after the start and before the close "
+                               f"(close after {spec.close_after})", field="reminders")
+    if len(set(spec.reminders)) != len(spec.reminders):
+        raise InvalidInput("two reminders at the same time", field="reminders")
+    if bool(spec.interview_question) != bool(spec.interview_yes):
+        raise InvalidInput("--interview-question and --interview-yes go together", field="interview_question")
+    known = {n.lower(): n for (n,) in db.execute("SELECT DISTINCT network FROM contact_sources")}
+    unknown = [n for n in spec.networks if n.lower() not in known]
+    if unknown:
+        listed = ", ".join(sorted(known.values())) or "none yet"
+        raise InvalidInput(f"no contacts were imported for network {unknown[0]!r} (networks: {listed})",
+                           field="network")
+
+
+def get_wave(db: Database, slug: str) -> dict:
+    row = next(db.query("SELECT * FROM waves WHERE slug = ?", [slug]), None)
+    if row is None:
+        raise NotFound(f"no wave named {slug!r}")
+    for key in ("reminders", "networks", "required"):
+        row[key] = json.loads(row[key])
+    return row
+
+
+def list_waves(db: Database) -> list[dict]:
+    return list(db.query("SELECT slug, title, state, paused, launched_at, closes_at FROM waves ORDER BY id"))
+
+
+def plan_version(db: Database) -> int:
+    row = db.execute("SELECT value FROM meta WHERE key = 'plan_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def bump_plan(db: Database) -> None:
+    db.execute("""INSERT INTO meta (key, value) VALUES ('plan_version', '1')
+                  ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1""")
+
+
+def launch(db: Database, slug: str, now: datetime) -> dict:
+    """Write the wave's plan and schedule it. The invitation goes at the start (now if it has passed)."""
+    with transaction(db):
+        wave = get_wave(db, slug)
+        if wave["state"] != "draft":
+            raise InvalidInput(f"wave {slug!r} was launched already (it is {wave['state']})", field="slug")
+        start = max(parse_stored(wave["start_at"]), now) if wave["start_at"] else now
+        reminders = [timedelta(seconds=s) for s in wave["reminders"]]
+        steps = [("invitation", start)]
+        for number, offset in enumerate(sorted(reminders), start=1):
+            final = number == len(reminders) and len(reminders) > 1
+            steps.append(("final_reminder" if final else "reminder", start + offset))
+        closes = start + timedelta(seconds=wave["close_after"])
+        steps.append(("close", closes))
+        db.conn.executemany("INSERT INTO wave_steps (wave_id, kind, due_at) VALUES (?, ?, ?)",
+                            [(wave["id"], kind, iso(at)) for kind, at in steps])
+        db.execute("UPDATE waves SET state = 'scheduled', launched_at = ?, closes_at = ? WHERE id = ?",
+                   [iso(now), iso(closes), wave["id"]])
+        bump_plan(db)
+    return get_wave(db, slug)
+
+
+def set_paused(db: Database, slug: str, paused: bool) -> dict:
+    with transaction(db):
+        wave = get_wave(db, slug)
+        if wave["state"] in ("draft", "closed"):
+            raise InvalidInput(f"wave {slug!r} is {wave['state']}: only a launched wave can be "
+                               f"{'paused' if paused else 'resumed'}", field="slug")
+        db.execute("UPDATE waves SET paused = ? WHERE id = ?", [int(paused), wave["id"]])
+        bump_plan(db)
+    return get_wave(db, slug)
+
+
+def close(db: Database, slug: str, now: datetime) -> dict:
+    """Close now: no more steps, and nothing unsent of the wave's invitations and reminders goes out."""
+    with transaction(db):
+        wave = get_wave(db, slug)
+        if wave["state"] == "closed":
+            return wave
+        close_wave(db, wave["id"], now)
+    return get_wave(db, slug)
+
+
+def close_wave(db: Database, wave_id: int, now: datetime) -> None:
+    """Inside a transaction: mark the wave closed, cancel its pending steps and unsent survey mail."""
+    stamp = iso(now)
+    db.execute("UPDATE waves SET state = 'closed', closed_at = ? WHERE id = ?", [stamp, wave_id])
+    db.execute("UPDATE wave_steps SET state = CASE WHEN kind = 'close' THEN 'done' ELSE 'cancelled' END, "
+               "done_at = ? WHERE wave_id = ? AND state = 'pending'", [stamp, wave_id])
+    db.execute("""UPDATE outbox SET state = 'cancelled', last_error = 'wave closed'
+                  WHERE wave_id = ? AND state = 'queued' AND kind IN ('invitation', 'reminder', 'final_reminder')""",
+               [wave_id])
+    bump_plan(db)
+
+
+def next_step(db: Database, wave: dict) -> dict | None:
+    row = db.execute("SELECT kind, due_at FROM wave_steps WHERE wave_id = ? AND state = 'pending' "
+                     "ORDER BY due_at, id LIMIT 1", [wave["id"]]).fetchone()
+    if row is None:
+        return None
+    return {"kind": row[0], "at": row[1], "held": bool(wave["paused"])}
+
+
+def steps(db: Database, wave_id: int) -> list[dict]:
+    return list(db.query("SELECT id, kind, due_at, state, done_at, enqueued FROM wave_steps WHERE wave_id = ? "
+                         "ORDER BY due_at, id", [wave_id]))

@@ -1,0 +1,1 @@
+"""The web service: health check now; webhooks, uploads, unsubscribe and pages as they come."""

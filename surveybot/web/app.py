@@ -1,0 +1,88 @@
+"""``create_app(settings)``: the aiohttp application with the scheduler and the dispatcher inside it.
+
+Resources open in order and close in reverse (cleanup_ctx): database → mail transport and dispatcher →
+scheduler. On shutdown the scheduler stops first, then the dispatcher finishes the messages it has handed
+to a connection and puts the rest back in the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+
+from surveybot import outbox
+from surveybot.config import Settings
+from surveybot.db import open_db
+from surveybot.dispatcher import Dispatcher
+from surveybot.errors import InvalidInput, NotFound, SurveybotError
+from surveybot.mail.compose import Composer
+from surveybot.mail.transports import open_transport
+from surveybot.schedule import Planner
+from surveybot.signing import service_secret
+from surveybot.web.keys import DB, DISPATCHER, PLANNER, SECRET, SETTINGS
+
+log = logging.getLogger("surveybot.web")
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler):
+    """Every error is ``{"error": ...}`` JSON with a 4xx status (pages answer their own HTML errors)."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.content_type in ("application/json", "text/html"):
+            raise
+        return web.json_response({"error": exc.reason}, status=exc.status, headers=_kept_headers(exc))
+    except NotFound as exc:
+        return web.json_response({"error": str(exc)}, status=404)
+    except InvalidInput as exc:
+        return web.json_response({"error": str(exc)}, status=400)
+    except SurveybotError as exc:
+        return web.json_response({"error": str(exc)}, status=422)
+
+
+def _kept_headers(exc: web.HTTPException) -> dict:
+    return {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After", "WWW-Authenticate")}
+
+
+async def healthz(request: web.Request) -> web.Response:
+    db = request.app[DB]
+    queued = db.execute("SELECT count(*) FROM outbox WHERE state = 'queued'").fetchone()[0]
+    return web.json_response({"status": "ok", "queued": queued})
+
+
+def create_app(settings: Settings, *, check_every: float = 1.0, poll: float = 0.5) -> web.Application:
+    app = web.Application(middlewares=[json_errors], client_max_size=10 * 1024 * 1024)
+    app[SETTINGS] = settings
+    app.router.add_get("/healthz", healthz)
+
+    async def database(app: web.Application):
+        app[DB] = open_db(settings.db_path)
+        app[SECRET] = service_secret(app[DB], settings.secret)
+        yield
+        app[DB].close()
+
+    async def delivery(app: web.Application):
+        transport = open_transport(settings.mail, settings.send_concurrency)
+        dispatcher = Dispatcher(app[DB], Composer(app[DB], settings, app[SECRET]), transport,
+                                rate=settings.send_rate, concurrency=settings.send_concurrency,
+                                retry_delay=settings.retry_delay, max_attempts=settings.max_attempts, poll=poll)
+        app[DISPATCHER] = dispatcher
+        task = asyncio.create_task(dispatcher.run(), name="dispatcher")
+        yield
+        dispatcher.stop()
+        await task
+        await transport.close()
+        log.info("dispatcher stopped; %s messages left queued", outbox.next_due(app[DB]) and "some" or "no")
+
+    async def scheduler(app: web.Application):
+        planner = Planner(app[DB], app[SECRET], on_queued=app[DISPATCHER].wake, check_every=check_every)
+        app[PLANNER] = planner
+        planner.start()
+        yield
+        planner.stop()
+
+    app.cleanup_ctx.extend([database, delivery, scheduler])
+    return app
