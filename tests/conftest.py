@@ -24,3 +24,12 @@ def run_cli(tmp_path):
         return result
 
     return run
+
+
+@pytest.fixture
+def mail_sink():
+    from tests.mailsink import MailSink
+
+    sink = MailSink().start()
+    yield sink
+    sink.stop()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 import click
-from aiohttp import web
 
 from surveybot.cli.common import Context, pass_context
 
@@ -20,6 +19,8 @@ def serve(obj: Context, host: str, port: int) -> None:
     Waves launched, paused or closed with other commands while it runs are picked up within seconds.
     Stop it with Ctrl-C: messages being sent are finished, the rest stay queued for the next start.
     """
+    from aiohttp import web  # imported here: the other commands start faster without it
+
     from surveybot.web.app import create_app
 
     settings = obj.settings

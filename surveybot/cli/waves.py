@@ -11,9 +11,7 @@ from surveybot.addresses import InvalidAddress, normalise_email
 from surveybot.cli.common import Context, json_option, pass_context, print_json, shown
 from surveybot.clock import format_duration, parse_duration, parse_moment, utcnow
 from surveybot.errors import InvalidInput, NotFound
-from surveybot.mail.compose import SAMPLE_CONTACT, Composer
 from surveybot.mail.render import KINDS, LANGUAGES
-from surveybot.mail.transports import PermanentFailure, TemporaryFailure, open_transport
 from surveybot.reports import wave_status
 from surveybot.signing import service_secret
 
@@ -96,6 +94,8 @@ def create(obj: Context, slug, title, platform, survey_id, survey_url, survey_ur
 @pass_context
 def preview(obj: Context, slug, kind, language, email, html) -> None:
     """Print the e-mail of wave SLUG as a contact would receive it."""
+    from surveybot.mail.compose import SAMPLE_CONTACT, Composer
+
     wave_row = waves.get_wave(obj.db, slug)
     composer = Composer(obj.db, obj.settings, service_secret(obj.db, obj.settings.secret))
     contact = _contact(obj, email) if email else SAMPLE_CONTACT
@@ -131,6 +131,9 @@ def _contact(obj: Context, email: str) -> dict:
 @pass_context
 def test_send(obj: Context, slug, to) -> None:
     """Send every e-mail of wave SLUG, in English and Spanish, to one address (through the real transport)."""
+    from surveybot.mail.compose import SAMPLE_CONTACT, Composer
+    from surveybot.mail.transports import PermanentFailure, TemporaryFailure, open_transport
+
     try:
         address = normalise_email(to, allow_local_domain=True)
     except InvalidAddress as exc:

@@ -47,6 +47,7 @@ class CsvFile:
     headers: list[str]
     columns: ColumnMap
     header_row: int
+    skip: int = 0  # an Excel "sep=" line: read, but not a row a spreadsheet shows
 
 
 def inspect(path: Path) -> CsvFile:
@@ -55,12 +56,12 @@ def inspect(path: Path) -> CsvFile:
     text = sample.decode(encoding, errors="ignore") if encoding != "utf-16" else _utf16_sample(sample)
     if not text.strip():
         raise FileRefused("the file is empty")
-    lines = text.splitlines(keepends=True)
+    lines = io.StringIO(text, newline="").readlines()  # CR/LF only, as csv does (not U+2028 …)
     if len(sample) < size and len(lines) > 1:
         lines = lines[:-1]  # the sample may end in the middle of a line
     delimiter, skip = _delimiter(lines)
     headers, columns, header_row = _find_header(lines, delimiter, skip)
-    return CsvFile(path, size, sha256, encoding, delimiter, headers, columns, header_row)
+    return CsvFile(path, size, sha256, encoding, delimiter, headers, columns, header_row, skip)
 
 
 def rows(source: CsvFile, progress=None) -> Iterator[tuple[int, list[str]]]:
@@ -77,9 +78,9 @@ def rows(source: CsvFile, progress=None) -> Iterator[tuple[int, list[str]]]:
                     continue
                 if progress is not None and number % 1000 == 0:
                     progress(raw.tell())
-                yield number, cells
-        except csv.Error as exc:
-            raise FileRefused(f"row {number + 1}: the file cannot be read as CSV past this row ({exc})") from None
+                yield number - source.skip, cells
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise FileRefused(f"row {number + 1 - source.skip}: the file cannot be read past this row ({exc})") from None
         if progress is not None:
             progress(source.size)
 
@@ -142,6 +143,11 @@ def _check_utf16(path: Path, encoding: str) -> str:
                 raise FileRefused(f"the file looks like UTF-16 but byte {offset + exc.start + 1} is not "
                                   f"valid UTF-16; {_SAVE_AS}") from None
             offset += len(chunk)
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise FileRefused(f"the file looks like UTF-16 but ends in the middle of a character (an odd "
+                              f"number of bytes); {_SAVE_AS}") from None
     return encoding
 
 
@@ -161,19 +167,25 @@ def _utf16_sample(sample: bytes) -> str:
 
 
 def _delimiter(lines: list[str]) -> tuple[str, int]:
-    """The delimiter, and how many leading lines to skip (an Excel ``sep=`` line)."""
+    """The delimiter, and how many leading lines to skip (an Excel ``sep=`` line).
+
+    The delimiter is the one that splits a header naming an e-mail column into most columns, with most of
+    the following rows as wide (commas inside names and addresses must not sway it); failing that, the one
+    that splits the first row into most columns.
+    """
     first = lines[0].lstrip("\ufeff").strip()
     if first.lower().startswith("sep=") and len(first) == 5 and first[4] in ",;\t|":
         return first[4], 1
-    best, best_score = ",", (0, 0)
+    best, best_score = ",", (False, 0, 0)
     for candidate in (",", ";", "\t"):
-        parsed = [r for r in csv.reader(lines[:HEADER_SEARCH_ROWS * 2], delimiter=candidate) if r]
-        if not parsed:
+        rows = [r for r in csv.reader(lines[:HEADER_SEARCH_ROWS * 2], delimiter=candidate) if any(c.strip() for c in r)]
+        if not rows:
             continue
-        widths = [len(r) for r in parsed]
-        width = max(widths[:HEADER_SEARCH_ROWS])
-        consistent = sum(1 for w in widths if w == width)
-        score = (width if width > 1 else 0, consistent)
+        header_at = next((i for i, r in enumerate(rows[:HEADER_SEARCH_ROWS]) if map_headers(r).has_email), None)
+        header = rows[header_at or 0]
+        width = len(header)
+        consistent = sum(1 for r in rows[(header_at or 0) + 1:] if len(r) == width)
+        score = (header_at is not None, width if width > 1 else 0, consistent)
         if score > best_score:
             best, best_score = candidate, score
     return best, 0

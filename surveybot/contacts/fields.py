@@ -53,6 +53,7 @@ class ColumnMap:
 
     columns: dict[str, int] = field(default_factory=dict)
     extras: list[tuple[int, str]] = field(default_factory=list)
+    width: int = 0
 
     @property
     def has_email(self) -> bool:
@@ -60,7 +61,7 @@ class ColumnMap:
 
 
 def map_headers(headers: list[str]) -> ColumnMap:
-    mapping = ColumnMap()
+    mapping = ColumnMap(width=len(headers))
     keys = [header_key(h) for h in headers]
     has_last = any(_HEADER_FIELD.get(k) == "last_name" for k in keys)
     for index, (header, key) in enumerate(zip(headers, keys)):

@@ -169,7 +169,7 @@ def normalise_row(number: int, cells: list[str], columns: ColumnMap, delimiter: 
         return clean_text(cells[index]) if index is not None and index < width else ""
 
     for index, value in enumerate(cells):
-        if "\n" in value and delimiter in value and "@" in value:  # cheap: most cells have no line break
+        if ("\n" in value or "\r" in value) and _swallowed_rows(value, delimiter, columns.width):
             raise RowRejected(number, _header_of(columns, index), "a quote (\") opened in this cell is never "
                               "closed, so the lines after it were read into it; close the quote and upload again")
     raw_email = cell("email")
@@ -201,6 +201,13 @@ def normalise_row(number: int, cells: list[str], columns: ColumnMap, delimiter: 
         if len(value) > MAX_VALUE:
             raise RowRejected(number, name, f"is {len(value):,} characters long; at most {MAX_VALUE:,} are kept")
     return record, warnings
+
+
+def _swallowed_rows(value: str, delimiter: str, width: int) -> bool:
+    """A cell whose later lines look like whole rows (an address, and nearly a row's worth of delimiters):
+    the mark of a quote opened and never closed, which makes the reader run on through the next rows."""
+    needed = max(1, width - 2)
+    return any("@" in line and line.count(delimiter) >= needed for line in value.splitlines()[1:])
 
 
 def _header_of(columns: ColumnMap, index: int) -> str:

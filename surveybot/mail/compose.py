@@ -17,7 +17,7 @@ from sqlite_utils import Database
 
 from surveybot.clock import parse_stored
 from surveybot.config import Settings
-from surveybot.mail.message import build_message
+from surveybot.mail.message import build_message, one_line
 from surveybot.mail.render import Renderer, Rendered
 from surveybot.recipients import survey_links, survey_token
 from surveybot.suppressions import unsubscribe_token
@@ -55,7 +55,8 @@ class Composer:
         unsubscribe = f"{self.settings.base_url}/unsubscribe/{unsubscribe_token(self.secret, contact['id'], wave['id'])}"
         return {
             language: {
-                "name": contact["name"], "city": contact["city"], "country": contact["country"],
+                "name": one_line(contact["name"]), "city": one_line(contact["city"]),
+                "country": one_line(contact["country"]),
                 "email": contact["email"], "wave_title": wave["title"], "survey_link": links[language],
                 "survey_links": links, "closes_on": closing_date(closes_at, contact["timezone"], language),
                 "time_left": time_left(closes_at - now, language), "unsubscribe_url": unsubscribe,

@@ -1,0 +1,64 @@
+"""Helpers to run the real service (aiohttp server + scheduler + dispatcher) inside a test's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from aiohttp import web
+
+from surveybot.config import Settings, load_settings
+from surveybot.contacts.importer import import_contacts
+from surveybot.db import open_db
+from surveybot.web.app import create_app
+from surveybot.web.keys import DB
+
+HEADER = "name,email,city,country,region,language\n"
+
+
+def settings_for(tmp_path: Path, mail_url: str, **extra: str) -> Settings:
+    values = {"SURVEYBOT_DB": str(tmp_path / "surveybot.db"), "SURVEYBOT_MAIL_URL": mail_url,
+              "SURVEYBOT_SEND_RATE": "1000", "SURVEYBOT_RETRY_DELAY": "0.2s",
+              "SURVEYBOT_FROM": "City Diplomacy Lab <lab@example.org>",
+              "SURVEYBOT_BASE_URL": "https://survey.example.org", **extra}
+    return load_settings(values, env_file=None)
+
+
+def import_rows(settings: Settings, rows: list[str], network: str = "Metropolis", name: str = "list.csv"):
+    path = settings.db_path.parent / name
+    path.write_text(HEADER + "".join(r + "\n" for r in rows), encoding="utf-8")
+    db = open_db(settings.db_path)
+    try:
+        return import_contacts(db, path, network)
+    finally:
+        db.close()
+
+
+@asynccontextmanager
+async def running(settings: Settings):
+    """The service on a free loopback port; yields (app, base URL). Stops gracefully on exit."""
+    app = create_app(settings, check_every=0.2, poll=0.05)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    try:
+        yield app, f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def wait_until(condition, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def db_of(app: web.Application):
+    return app[DB]
