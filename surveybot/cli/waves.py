@@ -99,7 +99,8 @@ def preview(obj: Context, slug, kind, language, email, html) -> None:
     wave_row = waves.get_wave(obj.db, slug)
     composer = Composer(obj.db, obj.settings, service_secret(obj.db, obj.settings.secret))
     contact = _contact(obj, email) if email else SAMPLE_CONTACT
-    languages = [language] if language else ([contact["language"]] if contact["language"] else LANGUAGES)
+    # a named contact gets what they would receive (both languages in one message if no preference)
+    languages = [language] if language else ([contact["language"]] if email else LANGUAGES)
     now = utcnow()
     for number, (k, lang) in enumerate((k, lang) for k in ([kind] if kind else KINDS) for lang in languages):
         message = composer.message(k, wave_row, contact, now, language=lang)
