@@ -3,7 +3,11 @@
 Each message is checked again just before it goes (the address may have been suppressed, the contact may
 have finished the survey, the wave may have been closed or paused since it was queued). A temporary
 failure is retried after ``retry_delay``, doubling each time, up to ``max_attempts``; a permanent one marks
-the message failed, and a "no such mailbox" (5.1.x) suppresses the address as bounced. On stopping, the
+the message failed, and a "no such mailbox" (5.1.x) suppresses the address as bounced.
+
+Work goes in batches: one claim, one query each for the checks, one transaction for the outcomes. A crash
+can therefore leave at most one batch sent but not marked; those rows are still ``sending`` at the next
+start, are sent again and counted as recovered (the in-flight window bounds the duplicates). On stopping,
 messages already handed to a connection are finished; the others go back to the queue untouched.
 """
 
@@ -23,9 +27,10 @@ from surveybot.clock import utcnow
 from surveybot.errors import SurveybotError
 from surveybot.mail.compose import Composer
 from surveybot.mail.transports import PermanentFailure, TemporaryFailure
-from surveybot.suppressions import is_suppressed, suppress
+from surveybot.suppressions import suppress, suppressed_among
 
 log = logging.getLogger("surveybot.dispatcher")
+BATCH_PER_CONNECTION = 32  # messages claimed per connection at once: the most a crash can resend
 
 
 class RateLimiter:
@@ -39,8 +44,35 @@ class RateLimiter:
         now = time.monotonic()
         slot = max(self.next_slot, now)
         self.next_slot = slot + self.interval
-        if slot > now:
+        if slot - now > 0.001:  # below a millisecond a sleep costs more than it spaces
             await asyncio.sleep(slot - now)
+
+
+class Batch:
+    """What one claimed batch needs to decide each message: fetched once, not per message."""
+
+    def __init__(self, db: Database, rows: list[dict]) -> None:
+        self.rows = rows
+        self.outcomes: list[tuple] = []
+        self.bounces: list[tuple[str, str]] = []
+        emails = list({r["to_email"] for r in rows})
+        self.suppressed = set(suppressed_among(db, emails))
+        contact_ids = list({r["contact_id"] for r in rows if r["contact_id"]})
+        marks = ",".join("?" * len(contact_ids))
+        self.contacts = {c["id"]: c for c in db.query(
+            f"SELECT id, email, name, city, country, language, timezone FROM contacts WHERE id IN ({marks})",
+            contact_ids)} if contact_ids else {}
+        wave_ids = list({r["wave_id"] for r in rows if r["wave_id"]})
+        marks = ",".join("?" * len(wave_ids))
+        self.waves = {}
+        self.completed: set[tuple[int, int]] = set()
+        if wave_ids:
+            for wave in db.query(f"SELECT * FROM waves WHERE id IN ({marks})", wave_ids):
+                wave["networks"] = json.loads(wave["networks"])
+                self.waves[wave["id"]] = wave
+            self.completed = {tuple(r) for r in db.execute(
+                f"SELECT wave_id, contact_id FROM recipients WHERE wave_id IN ({marks}) AND completed_at IS NOT NULL"
+                f" AND contact_id IN ({','.join('?' * len(contact_ids))})", [*wave_ids, *contact_ids])}
 
 
 class Dispatcher:
@@ -53,7 +85,6 @@ class Dispatcher:
         self.poll, self.clock = poll, clock
         self._wake = asyncio.Event()
         self._stopping = False
-        self._waves: dict[int, dict] = {}
 
     def wake(self) -> None:
         """Something was queued: look now rather than at the next poll."""
@@ -77,30 +108,34 @@ class Dispatcher:
 
     async def send_due(self) -> int:
         """Send one batch of due messages; returns how many were taken."""
-        self._waves.clear()  # states change between batches (paused, closed)
-        batch = outbox.claim(self.db, self.clock(), self.concurrency * 8)
-        if not batch:
+        rows = outbox.claim(self.db, self.clock(), self.concurrency * BATCH_PER_CONNECTION)
+        if not rows:
             return 0
+        batch = Batch(self.db, rows)
         queue: asyncio.Queue[dict] = asyncio.Queue()
-        for row in batch:
+        for row in rows:
             queue.put_nowait(row)
-        await asyncio.gather(*(self._worker(queue) for _ in range(min(self.concurrency, len(batch)))))
-        return len(batch)
+        try:
+            await asyncio.gather(*(self._worker(queue, batch) for _ in range(min(self.concurrency, len(rows)))))
+        finally:
+            outbox.record(self.db, batch.outcomes)
+            for address, reason in batch.bounces:
+                suppress(self.db, address, "bounce", reason)
+        return len(rows)
 
-    async def _worker(self, queue: asyncio.Queue) -> None:
+    async def _worker(self, queue: asyncio.Queue, batch: Batch) -> None:
         while not queue.empty():
             row = queue.get_nowait()
             if self._stopping:
-                outbox.release(self.db, row["id"])
+                batch.outcomes.append(("release", row["id"]))
                 continue
-            await self._deliver(row)
+            await self._deliver(row, batch)
 
-    async def _deliver(self, row: dict) -> None:
-        now = self.clock()
+    async def _deliver(self, row: dict, batch: Batch) -> None:
         try:
-            message = self._prepare(row, now)
+            message = self._prepare(row, batch)
         except SurveybotError as exc:  # a broken template fails this message, loudly, not the service
-            outbox.mark_failed(self.db, row["id"], str(exc))
+            batch.outcomes.append(("failed", row["id"], str(exc)))
             log.error("message %s not sent: %s", row["id"], exc)
             return
         if message is None:
@@ -110,49 +145,36 @@ class Dispatcher:
             await self.transport.send(message)
         except TemporaryFailure as exc:
             if row["attempts"] >= self.max_attempts:
-                outbox.mark_failed(self.db, row["id"], f"gave up after {row['attempts']} attempts: {exc}")
+                batch.outcomes.append(("failed", row["id"], f"gave up after {row['attempts']} attempts: {exc}"))
             else:
                 delay = self.retry_delay * 2 ** (row["attempts"] - 1)
-                outbox.mark_retry(self.db, row["id"], str(exc), self.clock() + timedelta(seconds=delay))
+                batch.outcomes.append(("retry", row["id"], str(exc), self.clock() + timedelta(seconds=delay)))
             return
         except PermanentFailure as exc:
-            outbox.mark_failed(self.db, row["id"], str(exc))
+            batch.outcomes.append(("failed", row["id"], str(exc)))
             if exc.bounce:
-                suppress(self.db, row["to_email"], "bounce", str(exc)[:200])
+                batch.bounces.append((row["to_email"], str(exc)[:200]))
             return
-        outbox.mark_sent(self.db, row["id"], message["Message-ID"], self.clock())
+        batch.outcomes.append(("sent", row["id"], message.message_id, self.clock()))
 
-    def _prepare(self, row: dict, now: datetime):
+    def _prepare(self, row: dict, batch: Batch):
         """The message to send, or None when it must not go (cancelled, or put back for a paused wave)."""
-        if is_suppressed(self.db, row["to_email"]):
-            outbox.mark_cancelled(self.db, row["id"], "address suppressed")
+        if row["to_email"] in batch.suppressed:
+            batch.outcomes.append(("cancelled", row["id"], "address suppressed"))
             return None
-        wave = self._wave(row["wave_id"]) if row["wave_id"] else None
-        contact = self.composer.contact(row["contact_id"]) if row["contact_id"] else None
+        wave = batch.waves.get(row["wave_id"])
+        contact = batch.contacts.get(row["contact_id"])
         if row["kind"] in outbox.SURVEY_KINDS:
             if wave is None or wave["state"] == "closed":
-                outbox.mark_cancelled(self.db, row["id"], "wave closed")
+                batch.outcomes.append(("cancelled", row["id"], "wave closed"))
                 return None
             if wave["paused"]:
-                outbox.release(self.db, row["id"])
+                batch.outcomes.append(("release", row["id"]))
                 return None
-            if self._completed(row):
-                outbox.mark_cancelled(self.db, row["id"], "completed the survey")
+            if (row["wave_id"], row["contact_id"]) in batch.completed:
+                batch.outcomes.append(("cancelled", row["id"], "completed the survey"))
                 return None
         if wave is None or contact is None:
-            outbox.mark_failed(self.db, row["id"], "its wave or contact no longer exists")
+            batch.outcomes.append(("failed", row["id"], "its wave or contact no longer exists"))
             return None
-        return self.composer.message(row["kind"], wave, contact, now, to_email=row["to_email"])
-
-    def _wave(self, wave_id: int) -> dict | None:
-        if wave_id not in self._waves:
-            wave = next(self.db.query("SELECT * FROM waves WHERE id = ?", [wave_id]), None)
-            if wave is not None:
-                wave["networks"] = json.loads(wave["networks"])
-            self._waves[wave_id] = wave
-        return self._waves[wave_id]
-
-    def _completed(self, row: dict) -> bool:
-        found = self.db.execute("SELECT completed_at FROM recipients WHERE wave_id = ? AND contact_id = ?",
-                                [row["wave_id"], row["contact_id"]]).fetchone()
-        return bool(found and found[0])
+        return self.composer.message(row["kind"], wave, contact, self.clock(), to_email=row["to_email"])

@@ -60,33 +60,21 @@ def claim(db: Database, now: datetime, limit: int) -> list[dict]:
     return rows
 
 
-def mark_sent(db: Database, message_id: int, smtp_message_id: str, now: datetime) -> None:
+def record(db: Database, outcomes: list[tuple]) -> None:
+    """Write a batch's outcomes in one transaction. Each is one of
+    ``("sent", id, message_id, at)``, ``("retry", id, error, due)``, ``("failed", id, error)``,
+    ``("cancelled", id, reason)`` or ``("release", id)``."""
+    sql = {
+        "sent": "UPDATE outbox SET state = 'sent', message_id = ?, sent_at = ?, last_error = '' WHERE id = ?",
+        "retry": "UPDATE outbox SET state = 'queued', last_error = ?, due_at = ? WHERE id = ?",
+        "failed": "UPDATE outbox SET state = 'failed', last_error = ? WHERE id = ?",
+        "cancelled": "UPDATE outbox SET state = 'cancelled', last_error = ? WHERE id = ?",
+        "release": "UPDATE outbox SET state = 'queued', attempts = attempts - 1 WHERE id = ? AND state = 'sending'",
+    }
     with transaction(db):
-        db.execute("UPDATE outbox SET state = 'sent', sent_at = ?, message_id = ?, last_error = '' WHERE id = ?",
-                   [iso(now), smtp_message_id, message_id])
-
-
-def mark_retry(db: Database, message_id: int, error: str, due: datetime) -> None:
-    with transaction(db):
-        db.execute("UPDATE outbox SET state = 'queued', due_at = ?, last_error = ? WHERE id = ?",
-                   [iso(due), error[:500], message_id])
-
-
-def mark_failed(db: Database, message_id: int, error: str) -> None:
-    with transaction(db):
-        db.execute("UPDATE outbox SET state = 'failed', last_error = ? WHERE id = ?", [error[:500], message_id])
-
-
-def mark_cancelled(db: Database, message_id: int, reason: str) -> None:
-    with transaction(db):
-        db.execute("UPDATE outbox SET state = 'cancelled', last_error = ? WHERE id = ?", [reason, message_id])
-
-
-def release(db: Database, message_id: int) -> None:
-    """Put a claimed message back untouched (the service is stopping before it was tried)."""
-    with transaction(db):
-        db.execute("UPDATE outbox SET state = 'queued', attempts = attempts - 1 WHERE id = ? AND state = 'sending'",
-                   [message_id])
+        for outcome, message_id, *values in outcomes:
+            values = [iso(v) if isinstance(v, datetime) else (v[:500] if isinstance(v, str) else v) for v in values]
+            db.conn.execute(sql[outcome], [*values, message_id])
 
 
 def recover(db: Database) -> int:

@@ -66,3 +66,34 @@ def test_unsubscribe_token_suppresses_and_a_forged_one_does_nothing(tmp_path):
     assert not is_suppressed(db, "ana@bogota.example.org")
     assert unsubscribe(db, secret, token) == "ana@bogota.example.org"
     assert db.execute("SELECT kind, reason FROM suppressions").fetchone() == ("opt_out", "unsubscribe link (wave 7)")
+
+
+def test_serialised_message_parses_back_exactly():
+    from email import message_from_bytes, policy
+    from email.header import decode_header, make_header
+
+    from surveybot.mail.message import build_message
+    from surveybot.mail.render import Rendered
+
+    name = "Nguyễn Thị Lan — Oficina de Relaciones Internacionales de la Alcaldía de Bogotá D.C. 🌍"
+    text = "Línea uno con acentos: áéíóú ñ ü\n" + "x" * 200 + "\n= signo igual =3D\n.\nfin"
+    html = "<p>Más información: <a href=\"https://s.example.org/?a=1&amp;b=2\">aquí</a></p>" * 5
+    subject = "Invitación: Encuesta de diplomacia de ciudades 2026 / Invitation: City diplomacy survey 2026"
+    outgoing = build_message(Rendered(subject, text, html, ("es", "en")), sender="Laboratorio Ñandú <lab@example.org>",
+                             to_email="lan@hanoi.example.org", to_name=name,
+                             now=datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc),
+                             unsubscribe_url="https://survey.example.org/unsubscribe/1.2.abc",
+                             reply_to="Lab <reply@example.org>")
+    assert all(len(line) <= 998 for line in outgoing.data.split(b"\r\n"))
+    assert b"\n" not in outgoing.data.replace(b"\r\n", b"")
+    message = message_from_bytes(outgoing.data, policy=policy.default)
+    # decoded as RFC 2047 says (CPython's modern address parser adds spaces between encoded words)
+    raw_to = message_from_bytes(outgoing.data)["To"]
+    assert str(make_header(decode_header(raw_to))) == f"{name} <lan@hanoi.example.org>"
+    assert str(message["From"]) == "Laboratorio Ñandú <lab@example.org>"
+    assert str(message["Subject"]).strip() == subject
+    assert message["Message-ID"] == outgoing.message_id
+    assert message["Content-Language"] == "es, en"
+    assert message.get_body(("plain",)).get_content().replace("\r\n", "\n").rstrip("\n") == text
+    assert message.get_body(("html",)).get_content().replace("\r\n", "\n").rstrip("\n") == html
+    assert (outgoing.sender, outgoing.recipient) == ("lab@example.org", "lan@hanoi.example.org")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from email import message_from_bytes
+from email import policy as email_policy
 
 import click
 
@@ -103,7 +105,9 @@ def preview(obj: Context, slug, kind, language, email, html) -> None:
     languages = [language] if language else ([contact["language"]] if email else LANGUAGES)
     now = utcnow()
     for number, (k, lang) in enumerate((k, lang) for k in ([kind] if kind else KINDS) for lang in languages):
-        message = composer.message(k, wave_row, contact, now, language=lang)
+        # parsed back from its bytes: the preview shows exactly what is sent
+        message = message_from_bytes(composer.message(k, wave_row, contact, now, language=lang).data,
+                                     policy=email_policy.default)
         if number:
             click.echo("\n" + "=" * 72 + "\n")
         for header in ("From", "To", "Subject", "Content-Language", "List-Unsubscribe"):
@@ -145,10 +149,8 @@ def test_send(obj: Context, slug, to) -> None:
     messages = []
     for kind in KINDS:
         for language in (*LANGUAGES, ""):
-            message = composer.message(kind, wave_row, SAMPLE_CONTACT, now, to_email=address, language=language)
-            subject = message["Subject"]
-            del message["Subject"]
-            message["Subject"] = f"[test] {subject}"
+            message = composer.message(kind, wave_row, SAMPLE_CONTACT, now, to_email=address, language=language,
+                                       subject_prefix="[test] ")
             messages.append((kind, language or "bilingual", message))
 
     async def send_all() -> list[str]:

@@ -6,8 +6,9 @@ date as of when it goes out ("closes in 5 days, on 17 June"), in the contact's t
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from email.message import EmailMessage
+from functools import lru_cache
 from email.utils import parseaddr
 from zoneinfo import ZoneInfo
 
@@ -17,7 +18,7 @@ from sqlite_utils import Database
 
 from surveybot.clock import parse_stored
 from surveybot.config import Settings
-from surveybot.mail.message import build_message, one_line
+from surveybot.mail.message import Outgoing, build_message, one_line
 from surveybot.mail.render import Renderer, Rendered
 from surveybot.recipients import survey_links, survey_token
 from surveybot.suppressions import unsubscribe_token
@@ -33,10 +34,16 @@ def time_left(delta: timedelta, language: str) -> str:
     seconds = max(0, delta.total_seconds())
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
         if seconds >= size:
-            return format_unit(round(seconds / size), f"duration-{unit}", locale=LOCALES[language])
-    return format_unit(round(seconds), "duration-second", locale=LOCALES[language])
+            return _unit(round(seconds / size), unit, language)
+    return _unit(round(seconds), "second", language)
 
 
+@lru_cache(maxsize=4096)
+def _unit(number: int, unit: str, language: str) -> str:
+    return format_unit(number, f"duration-{unit}", locale=LOCALES[language])
+
+
+@lru_cache(maxsize=4096)
 def closing_date(closes_at: datetime, zone: str, language: str) -> str:
     local = closes_at.astimezone(ZoneInfo(zone)) if zone else closes_at.astimezone(timezone.utc)
     return format_date(local.date(), DATE_FORMATS[language], locale=LOCALES[language])
@@ -70,9 +77,11 @@ class Composer:
         return self.renderer.render(kind, lang, self.context(wave, contact, now))
 
     def message(self, kind: str, wave: dict, contact: dict, now: datetime, *, to_email: str | None = None,
-                language: str | None = None) -> EmailMessage:
+                language: str | None = None, subject_prefix: str = "") -> Outgoing:
         context = self.context(wave, contact, now)
         rendered = self.renderer.render(kind, contact["language"] if language is None else language, context)
+        if subject_prefix:
+            rendered = replace(rendered, subject=subject_prefix + rendered.subject)
         unsubscribe = context["en"]["unsubscribe_url"] if contact["id"] else None
         return build_message(rendered, sender=self.settings.sender, to_email=to_email or contact["email"],
                              to_name=contact["name"], now=now, unsubscribe_url=unsubscribe,

@@ -35,9 +35,10 @@ class Renderer:
     def __init__(self, override_dir: Path | None = None) -> None:
         folders = [str(p) for p in (override_dir, BUILTIN) if p is not None]
         loader = ChoiceLoader([FileSystemLoader(f) for f in folders])
+        # auto_reload off: templates are read once per process, not checked on disk for every message
         self.text = Environment(loader=loader, undefined=StrictUndefined, autoescape=False,
-                                keep_trailing_newline=True)
-        self.html = Environment(loader=loader, undefined=StrictUndefined, autoescape=True)
+                                keep_trailing_newline=True, auto_reload=False)
+        self.html = Environment(loader=loader, undefined=StrictUndefined, autoescape=True, auto_reload=False)
 
     def render(self, kind: str, language: str, context: dict) -> Rendered:
         """Render ``kind`` for a contact whose language is 'en', 'es' or '' (no preference: both).

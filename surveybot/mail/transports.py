@@ -1,4 +1,4 @@
-"""Mail transports behind one small interface: ``await send(message)``, ``await close()``.
+"""Mail transports behind one small interface: ``await send(outgoing)``, ``await close()``.
 
 - ``maildir``: each message a file in a Maildir folder (the embedded default; open them with any mail
   reader, or ``cat``).
@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import mailbox
 import re
-from email.message import EmailMessage
 from pathlib import Path
 
 import aiosmtplib
 
 from surveybot.config import MailTarget
+from surveybot.mail.message import Outgoing
 
 _MAILBOX_STATUS = re.compile(r"\b5\.1\.\d{1,3}\b")
 
@@ -38,9 +38,9 @@ class MaildirTransport:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.folder = mailbox.Maildir(str(path), create=True)
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Outgoing) -> None:
         try:
-            await asyncio.to_thread(self.folder.add, message)
+            await asyncio.to_thread(self.folder.add, message.data)
         except OSError as exc:
             raise TemporaryFailure(f"cannot write to the Maildir folder: {exc}") from exc
 
@@ -61,14 +61,14 @@ class SmtpTransport:
                                use_tls=t.tls == "tls", start_tls=True if t.tls == "starttls" else False,
                                timeout=self.timeout)
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Outgoing) -> None:
         client = await self._idle.get()
         keep = None
         try:
             if client is None or not client.is_connected:
                 client = self._client()
                 await client.connect()
-            await client.send_message(message)
+            await client.sendmail(message.sender, [message.recipient], message.data)
             keep = client
         except aiosmtplib.SMTPRecipientsRefused as exc:
             keep = client
