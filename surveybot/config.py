@@ -33,7 +33,7 @@ DEFAULTS: dict[str, str] = {
 # Every setting surveybot reads, with a one-line meaning (the README's table is checked against it).
 DOCUMENTED: dict[str, str] = {
     "SURVEYBOT_DB": "SQLite file",
-    "SURVEYBOT_MAIL_URL": "smtp://user:pass@host:port (smtps:// for TLS; ?starttls=1) or a Maildir folder",
+    "SURVEYBOT_MAIL_URL": "smtp://user:pass@host:port (smtps:// for TLS; ?starttls=1; ?cafile=PATH) or a Maildir folder",
     "SURVEYBOT_FROM": "sender of every e-mail",
     "SURVEYBOT_BASE_URL": "public URL used in links (unsubscribe, booking)",
     "SURVEYBOT_SECRET": "key for signed links; generated into the database on first run if unset",
@@ -59,6 +59,7 @@ class MailTarget:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     tls: str = "none"  # "none" | "starttls" | "tls"
+    cafile: Path | None = None  # certificates to trust for a private relay, beside the system's
     path: Path | None = None
 
 
@@ -141,11 +142,14 @@ def parse_mail_url(raw: str) -> MailTarget:
         port = parts.port
     except ValueError:
         raise SettingError(key, shown, "port must be a number from 1 to 65535") from None
-    query = {k.lower(): v[-1].lower() for k, v in parse_qs(parts.query).items()}
-    starttls = query.get("starttls", "0")
+    query = {k.lower(): v[-1] for k, v in parse_qs(parts.query).items()}
+    starttls = query.get("starttls", "0").lower()
     if starttls not in ("0", "1", "true", "false", "yes", "no"):
         raise SettingError(key, shown, "starttls must be 1 or 0")
     tls = "tls" if scheme == "smtps" else ("starttls" if starttls in ("1", "true", "yes") else "none")
+    cafile = Path(unquote(query["cafile"])) if query.get("cafile") else None
+    if cafile is not None and not cafile.is_file():
+        raise SettingError(key, shown, f"cafile {str(cafile)!r} is not a file")
     return MailTarget(
         kind="smtp",
         host=parts.hostname,
@@ -153,6 +157,7 @@ def parse_mail_url(raw: str) -> MailTarget:
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
         tls=tls,
+        cafile=cafile,
     )
 
 

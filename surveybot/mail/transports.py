@@ -4,8 +4,9 @@
   reader, or ``cat``).
 - ``smtp``: aiosmtplib, with a pool of connections reused across messages; STARTTLS, TLS and AUTH.
 
-A failure is reported as :class:`TemporaryFailure` (try again later: 4xx, connection refused, timeout) or
-:class:`PermanentFailure` (5xx; ``bounce`` when the server says the mailbox does not exist, 5.1.x).
+A failure is reported as :class:`TemporaryFailure` (try again later: 4xx, connection refused, timeout, and
+a refusal of our login or sender, which is a setting to fix rather than a reason to drop the message) or
+:class:`PermanentFailure` (5xx for this message; ``bounce`` when the mailbox does not exist, 5.1.x).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class SmtpTransport:
         t = self.target
         return aiosmtplib.SMTP(hostname=t.host, port=t.port, username=t.username, password=t.password,
                                use_tls=t.tls == "tls", start_tls=True if t.tls == "starttls" else False,
-                               timeout=self.timeout)
+                               cert_bundle=str(t.cafile) if t.cafile else None, timeout=self.timeout)
 
     async def send(self, message: Outgoing) -> None:
         client = await self._idle.get()
@@ -74,8 +75,14 @@ class SmtpTransport:
             keep = client
             refused = exc.recipients[0]
             raise _classified(refused.code, refused.message) from exc
+        except (aiosmtplib.SMTPAuthenticationError, aiosmtplib.SMTPSenderRefused,
+                aiosmtplib.SMTPConnectResponseError, aiosmtplib.SMTPHeloError) as exc:
+            # the server refuses us, not this recipient: a setting to fix, so keep the message queued
+            raise TemporaryFailure(f"SMTP {self.target.host}:{self.target.port} refused the connection or "
+                                   f"sender ({exc.code} {exc.message}); check SURVEYBOT_MAIL_URL and "
+                                   f"SURVEYBOT_FROM") from exc
         except aiosmtplib.SMTPResponseException as exc:
-            keep = client if not isinstance(exc, aiosmtplib.SMTPConnectResponseError) else None
+            keep = client
             raise _classified(exc.code, exc.message) from exc
         except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
             raise TemporaryFailure(f"SMTP {self.target.host}:{self.target.port}: {exc}") from exc
