@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-TABLES = ("contacts", "contact_sources", "contact_conflicts", "uploads", "suppressions")  # at least these
-COUNT_KEYS = ("rows", "imported", "updated", "duplicates", "conflicts", "rejected")
+from tests.dbcheck import COUNT_KEYS, all_tables, sql, table_counts
 
 
 def surveybot(tmp_path: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -37,24 +36,10 @@ def list_json(tmp_path: Path, *extra: str) -> list[dict]:
     return json.loads(result.stdout)["contacts"]
 
 
-def sql(tmp_path: Path, query: str, params: tuple = ()) -> list[tuple]:
-    conn = sqlite3.connect(tmp_path / "s.db")
-    try:
-        return [tuple(r) for r in conn.execute(query, params).fetchall()]
-    finally:
-        conn.close()
 
 
-def all_tables(tmp_path: Path) -> list[str]:
-    names = [n for (n,) in sql(tmp_path, "SELECT name FROM sqlite_master WHERE type = 'table' "
-                                         "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
-    assert set(TABLES) <= set(names)
-    return names
 
 
-def table_counts(tmp_path: Path) -> dict[str, int]:
-    """Rows in every table of the database (whatever other stages add to the schema)."""
-    return {t: sql(tmp_path, f"SELECT COUNT(*) FROM {t}")[0][0] for t in all_tables(tmp_path)}
 
 
 def nothing_stored(tmp_path: Path) -> bool:

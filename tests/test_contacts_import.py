@@ -18,8 +18,7 @@ from surveybot.contacts.importer import import_contacts
 from surveybot.db import open_db
 from surveybot.errors import FileRefused
 
-TABLES = ("contacts", "contact_sources", "contact_conflicts", "uploads", "suppressions")  # at least these
-COUNT_KEYS = ("rows", "imported", "updated", "duplicates", "conflicts", "rejected")
+from tests.dbcheck import COUNT_KEYS, sql, table_counts
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -43,12 +42,6 @@ def text_file(tmp_path: Path, name: str, text: str, encoding: str = "utf-8") -> 
     return write(tmp_path, name, text.encode(encoding))
 
 
-def sql(tmp_path: Path, query: str, params: tuple = ()) -> list[tuple]:
-    conn = sqlite3.connect(tmp_path / "s.db")
-    try:
-        return [tuple(r) for r in conn.execute(query, params).fetchall()]
-    finally:
-        conn.close()
 
 
 def contact(tmp_path: Path, email: str) -> dict:
@@ -68,16 +61,8 @@ def emails(tmp_path: Path) -> list[str]:
     return [e for (e,) in sql(tmp_path, "SELECT email FROM contacts ORDER BY email")]
 
 
-def all_tables(tmp_path: Path) -> list[str]:
-    names = [n for (n,) in sql(tmp_path, "SELECT name FROM sqlite_master WHERE type = 'table' "
-                                         "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
-    assert set(TABLES) <= set(names)
-    return names
 
 
-def table_counts(tmp_path: Path) -> dict[str, int]:
-    """Rows in every table of the database (whatever other stages add to the schema)."""
-    return {t: sql(tmp_path, f"SELECT COUNT(*) FROM {t}")[0][0] for t in all_tables(tmp_path)}
 
 
 def data_rows(tmp_path: Path) -> dict[str, int]:
