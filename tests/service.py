@@ -13,7 +13,6 @@ from surveybot.config import Settings, load_settings
 from surveybot.contacts.importer import import_contacts
 from surveybot.db import open_db
 from surveybot.web.app import create_app
-from surveybot.web.keys import DB
 
 HEADER = "name,email,city,country,region,language\n"
 
@@ -59,6 +58,3 @@ async def wait_until(condition, timeout: float = 10.0, interval: float = 0.05, w
         await asyncio.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
-
-def db_of(app: web.Application):
-    return app[DB]

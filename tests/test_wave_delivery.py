@@ -12,7 +12,7 @@ from surveybot.db import open_db, transaction
 from surveybot.reports import wave_status
 from surveybot.signing import service_secret
 from surveybot.suppressions import suppress
-from tests.service import db_of, import_rows, running, settings_for, wait_until
+from tests.service import import_rows, running, settings_for, wait_until
 
 SUBJECTS = {"Invitation": "invitation", "Invitación": "invitation", "Reminder": "reminder",
             "Recordatorio": "reminder", "Last days": "final_reminder", "Últimos días": "final_reminder",
