@@ -28,6 +28,7 @@ DEFAULTS: dict[str, str] = {
     "SURVEYBOT_SEND_CONCURRENCY": "4",
     "SURVEYBOT_RETRY_DELAY": "30s",
     "SURVEYBOT_MAX_ATTEMPTS": "8",
+    "SURVEYMONKEY_BASE_URL": "https://api.surveymonkey.com",
 }
 
 # Every setting surveybot reads, with a one-line meaning (the README's table is checked against it).
@@ -45,6 +46,10 @@ DOCUMENTED: dict[str, str] = {
     "SURVEYBOT_MAX_ATTEMPTS": "tries before a message is marked failed",
     "QUALTRICS_API_TOKEN": "Qualtrics API token, for fetching responses",
     "QUALTRICS_BASE_URL": "Qualtrics data-centre URL, e.g. https://fra1.qualtrics.com",
+    "SURVEYMONKEY_API_KEY": "SurveyMonkey app's API key (client id), to check its webhooks' signatures",
+    "SURVEYMONKEY_API_SECRET": "SurveyMonkey app's secret, to check its webhooks' signatures",
+    "SURVEYMONKEY_ACCESS_TOKEN": "SurveyMonkey access token, for fetching responses",
+    "SURVEYMONKEY_BASE_URL": "SurveyMonkey API URL",
 }
 
 
@@ -80,6 +85,10 @@ class Settings:
     templates_dir: Path | None
     qualtrics_api_token: str | None = field(repr=False)
     qualtrics_base_url: str | None
+    surveymonkey_api_key: str | None = field(default=None, repr=False)
+    surveymonkey_api_secret: str | None = field(default=None, repr=False)
+    surveymonkey_access_token: str | None = field(default=None, repr=False)
+    surveymonkey_base_url: str = "https://api.surveymonkey.com"
 
 
 def load_settings(environ: Mapping[str, str] | None = None, env_file: str | os.PathLike | None = ".env") -> Settings:
@@ -110,6 +119,11 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | os.P
         qualtrics_base_url=(
             _http_url("QUALTRICS_BASE_URL", get("QUALTRICS_BASE_URL")) if get("QUALTRICS_BASE_URL") else None
         ),
+        surveymonkey_api_key=get("SURVEYMONKEY_API_KEY"),
+        surveymonkey_api_secret=get("SURVEYMONKEY_API_SECRET"),
+        surveymonkey_access_token=get("SURVEYMONKEY_ACCESS_TOKEN"),
+        surveymonkey_base_url=_http_url("SURVEYMONKEY_BASE_URL", get("SURVEYMONKEY_BASE_URL")
+                                        or DEFAULTS["SURVEYMONKEY_BASE_URL"]),
     )
 
 

@@ -4,18 +4,29 @@ from __future__ import annotations
 
 from sqlite_utils import Database
 
-from surveybot import outbox
+from surveybot import outbox, responses
+from surveybot.platforms.signed import whsec
 from surveybot.signing import derive
 from surveybot.waves import next_step
 
 
+def webhook_secret(secret: str, wave: dict) -> str:
+    return derive(secret, "webhook", wave["id"], length=32)
+
+
+def webhook_signing_secret(secret: str, wave: dict) -> str:
+    """The key a signing platform (Typeform, Standard Webhooks) signs the wave's webhooks with."""
+    return derive(secret, "webhook-signing", wave["id"], length=32)
+
+
 def webhook_url(base_url: str, secret: str, wave: dict) -> str:
     """The URL to register with the survey platform; its last part is the wave's unguessable secret."""
-    return f"{base_url}/webhooks/{wave['platform']}/{wave['slug']}/{derive(secret, 'webhook', wave['id'], length=32)}"
+    return f"{base_url}/webhooks/{wave['platform']}/{wave['slug']}/{webhook_secret(secret, wave)}"
 
 
 def wave_status(db: Database, wave: dict, secret: str, base_url: str) -> dict:
     counts = outbox.wave_counts(db, wave["id"])
+    answered = responses.counts(db, wave["id"])
     invited, completed, bounced, opted_out = db.execute(
         """SELECT count(*), count(r.completed_at),
                   count(CASE WHEN s.kind = 'bounce' THEN 1 END), count(CASE WHEN s.kind = 'opt_out' THEN 1 END)
@@ -29,15 +40,28 @@ def wave_status(db: Database, wave: dict, secret: str, base_url: str) -> dict:
         "bounced": bounced,
         "opted_out": opted_out,
         "completed": completed,
-        "partial_discarded": 0,
-        "interview_queue": 0,
+        "partial_discarded": answered["partial_discarded"],
+        "interview_queue": answered["interview_queue"],
         "next_step": next_step(db, wave),
         "webhook_url": webhook_url(base_url, secret, wave),
+        **_signing(secret, wave),
         "slug": wave["slug"],
         "title": wave["title"],
         "queued": counts["queued"] + counts["sending"],
         "cancelled": counts["cancelled"],
         "resent_after_crash": counts["recovered"],
+        "responses": answered["responses"],
+        "duplicate_responses": answered["duplicates"],
+        "unmatched_responses": answered["unmatched"],
         "launched_at": wave["launched_at"],
         "closes_at": wave["closes_at"],
     }
+
+
+def _signing(secret: str, wave: dict) -> dict:
+    """For platforms that sign their webhooks: the secret to paste into the platform's webhook settings."""
+    if wave["platform"] == "typeform":
+        return {"webhook_signing_secret": webhook_signing_secret(secret, wave)}
+    if wave["platform"] == "signed":
+        return {"webhook_signing_secret": whsec(webhook_signing_secret(secret, wave))}
+    return {}

@@ -134,4 +134,75 @@ MIGRATIONS: list[str] = [
     CREATE INDEX outbox_due ON outbox(state, due_at);
     CREATE INDEX outbox_wave ON outbox(wave_id, kind, state);
     """,
+    # 3: webhooks, responses (complete ones only: partials leave an audit line), interview opt-ins, API tokens
+    """
+    CREATE TABLE webhook_inbox (
+        id INTEGER PRIMARY KEY,
+        wave_id INTEGER NOT NULL REFERENCES waves(id),
+        platform TEXT NOT NULL,
+        survey_id TEXT NOT NULL,
+        response_id TEXT NOT NULL,
+        event TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done', 'failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        due_at TEXT NOT NULL,
+        last_error TEXT NOT NULL DEFAULT '',
+        received_at TEXT NOT NULL,
+        processed_at TEXT,
+        UNIQUE (platform, response_id, event)
+    );
+    CREATE INDEX webhook_inbox_due ON webhook_inbox(state, due_at);
+    CREATE TABLE responses (
+        id INTEGER PRIMARY KEY,
+        wave_id INTEGER NOT NULL REFERENCES waves(id),
+        platform TEXT NOT NULL,
+        response_id TEXT NOT NULL,
+        contact_id INTEGER REFERENCES contacts(id),
+        status TEXT NOT NULL CHECK (status IN ('complete', 'unmatched')),
+        duplicate TEXT NOT NULL DEFAULT '' CHECK (duplicate IN ('', 'contact', 'city')),
+        answers TEXT NOT NULL DEFAULT '{}',
+        embedded TEXT NOT NULL DEFAULT '{}',
+        recorded_at TEXT,
+        received_at TEXT NOT NULL,
+        UNIQUE (platform, response_id)
+    );
+    CREATE INDEX responses_wave ON responses(wave_id, contact_id);
+    CREATE TABLE partial_audit (
+        id INTEGER PRIMARY KEY,
+        wave_id INTEGER NOT NULL REFERENCES waves(id),
+        platform TEXT NOT NULL,
+        response_id TEXT NOT NULL,
+        progress INTEGER,
+        reason TEXT NOT NULL,
+        recorded_at TEXT,
+        received_at TEXT NOT NULL,
+        UNIQUE (platform, response_id)
+    );
+    CREATE TABLE interview_queue (
+        id INTEGER PRIMARY KEY,
+        wave_id INTEGER NOT NULL REFERENCES waves(id),
+        contact_id INTEGER NOT NULL REFERENCES contacts(id),
+        response_id TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'queued',
+        notes TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        UNIQUE (wave_id, contact_id)
+    );
+    CREATE TABLE api_tokens (
+        id INTEGER PRIMARY KEY,
+        role TEXT NOT NULL CHECK (role IN ('coordinator', 'network', 'researcher')),
+        network TEXT COLLATE NOCASE,
+        token_hash TEXT NOT NULL UNIQUE,
+        label TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL,
+        revoked_at TEXT
+    );
+    CREATE TABLE webhook_seen (
+        platform TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        PRIMARY KEY (platform, message_id)
+    );
+    """,
 ]

@@ -28,5 +28,7 @@ def serve(obj: Context, host: str, port: int) -> None:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # it logs every run of the 1 s plan check
     where = settings.mail.path if settings.mail.kind == "maildir" else f"{settings.mail.host}:{settings.mail.port}"
     click.echo(f"surveybot on http://{host}:{port} (database {settings.db_path}, mail to {where})", err=True)
-    web.run_app(create_app(settings), host=host, port=port, print=None, access_log=None,
+    from surveybot.web.app import AccessLogger
+
+    web.run_app(create_app(settings), host=host, port=port, print=None, access_log_class=AccessLogger,
                 shutdown_timeout=30)

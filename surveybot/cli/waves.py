@@ -213,6 +213,33 @@ def close_(obj: Context, slug) -> None:
 
 @wave.command()
 @click.argument("slug")
+@pass_context
+def subscribe(obj: Context, slug) -> None:
+    """Register wave SLUG's webhook with Qualtrics (needs QUALTRICS_BASE_URL and QUALTRICS_API_TOKEN)."""
+    import aiohttp
+
+    from surveybot.platforms import ApiError, qualtrics
+    from surveybot.reports import webhook_url
+
+    wave_row = waves.get_wave(obj.db, slug)
+    if wave_row["platform"] != "qualtrics":
+        raise InvalidInput(f"wave {slug!r} is on {wave_row['platform']}: register its webhook URL (from "
+                           f"'surveybot wave status {slug}') in the platform's settings", field="platform")
+    url = webhook_url(obj.settings.base_url, service_secret(obj.db, obj.settings.secret), wave_row)
+
+    async def register() -> str:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+            return await qualtrics.subscribe(session, obj.settings, wave_row["survey_id"], url)
+
+    try:
+        subscription = asyncio.run(register())
+    except ApiError as exc:
+        raise InvalidInput(f"Qualtrics did not register the webhook: {exc}", field="subscribe") from None
+    click.echo(f"Subscribed {slug} to completed responses of {wave_row['survey_id']} (subscription {subscription}).")
+
+
+@wave.command()
+@click.argument("slug")
 @json_option
 @pass_context
 def status(obj: Context, slug, as_json) -> None:

@@ -1,16 +1,21 @@
-"""``create_app(settings)``: the aiohttp application with the scheduler and the dispatcher inside it.
+"""``create_app(settings)``: the aiohttp application with the scheduler, dispatcher and inbox inside it.
 
 Resources open in order and close in reverse (cleanup_ctx): database → mail transport and dispatcher →
-scheduler. On shutdown the scheduler stops first, then the dispatcher finishes the messages it has handed
-to a connection and puts the rest back in the queue.
+HTTP client session and webhook inbox → scheduler. On shutdown the scheduler stops first, the inbox
+finishes the fetches it started, then the dispatcher finishes the messages it has handed to a connection
+and puts the rest back in the queue.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import re
 
+import aiohttp
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 
 from surveybot import outbox
 from surveybot.config import Settings
@@ -21,9 +26,24 @@ from surveybot.mail.compose import Composer
 from surveybot.mail.transports import open_transport
 from surveybot.schedule import Planner
 from surveybot.signing import service_secret
-from surveybot.web.keys import DB, DISPATCHER, PLANNER, SECRET, SETTINGS
+from surveybot.inbox import InboxWorker
+from surveybot.web import pages, unsubscribe, uploads, webhooks
+from surveybot.web.keys import DB, DISPATCHER, HTTP, INBOX, PAGES, PLANNER, SECRET, SETTINGS
 
 log = logging.getLogger("surveybot.web")
+access_log = logging.getLogger("surveybot.access")
+# Path parts that are secrets (a wave's webhook secret, an unsubscribe token) never reach a log.
+_SECRET_PATHS = re.compile(r"^(/webhooks/[^/]+/[^/]+/|/unsubscribe/)[^/?]+")
+
+
+class AccessLogger(AbstractAccessLogger):
+    """One JSON line per request: method, path (secrets masked, no query), status, size, time. No bodies."""
+
+    def log(self, request, response, time):
+        access_log.info(json.dumps({
+            "method": request.method, "path": _SECRET_PATHS.sub(r"\1***", request.path),
+            "status": response.status, "bytes": response.body_length, "ms": round(time * 1000, 1),
+            "remote": request.remote}))
 
 
 @web.middleware
@@ -54,9 +74,12 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 def create_app(settings: Settings, *, check_every: float = 1.0, poll: float = 0.5) -> web.Application:
-    app = web.Application(middlewares=[json_errors], client_max_size=10 * 1024 * 1024)
+    app = web.Application(middlewares=[json_errors], client_max_size=2 * 1024 * 1024)
     app[SETTINGS] = settings
+    app[PAGES] = pages.environment()
     app.router.add_get("/healthz", healthz)
+    for area in (webhooks, unsubscribe, uploads):
+        area.setup(app)
 
     async def database(app: web.Application):
         app[DB] = open_db(settings.db_path)
@@ -77,6 +100,17 @@ def create_app(settings: Settings, *, check_every: float = 1.0, poll: float = 0.
         await transport.close()
         log.info("dispatcher stopped; %s messages left queued", outbox.next_due(app[DB]) and "some" or "no")
 
+    async def responses_inbox(app: web.Application):
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+            app[HTTP] = session
+            worker = InboxWorker(app[DB], settings, session, poll=poll * 2)
+            worker.on_recorded = lambda outcome: app[DISPATCHER].wake()
+            app[INBOX] = worker
+            task = asyncio.create_task(worker.run(), name="inbox")
+            yield
+            worker.stop()
+            await task
+
     async def scheduler(app: web.Application):
         planner = Planner(app[DB], app[SECRET], on_queued=app[DISPATCHER].wake, check_every=check_every)
         app[PLANNER] = planner
@@ -84,5 +118,5 @@ def create_app(settings: Settings, *, check_every: float = 1.0, poll: float = 0.
         yield
         planner.stop()
 
-    app.cleanup_ctx.extend([database, delivery, scheduler])
+    app.cleanup_ctx.extend([database, delivery, responses_inbox, scheduler])
     return app

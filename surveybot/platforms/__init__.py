@@ -1,0 +1,82 @@
+"""Survey platforms: one small adapter each, turning a webhook request into the same ResponseEvent.
+
+Qualtrics and SurveyMonkey notifications carry only ids, so their adapters answer :class:`FetchNeeded`
+and the response itself is fetched from the platform's API in the background (a forged id creates
+nothing). Typeform and signed generic webhooks carry the response, signed, and give a ResponseEvent at once.
+
+Errors: :class:`WebhookRejected` (the request is refused: its HTTP status and why) and :class:`ApiError`
+(the platform's API failed; ``temporary`` says whether to try again, ``retry_after`` when).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from surveybot.errors import SurveybotError
+
+
+@dataclass(frozen=True)
+class ResponseEvent:
+    platform: str
+    response_id: str
+    finished: bool
+    token: str | None
+    answers: dict = field(default_factory=dict)
+    embedded: dict = field(default_factory=dict)
+    progress: int | None = None
+    recorded_at: str | None = None
+
+
+@dataclass(frozen=True)
+class FetchNeeded:
+    platform: str
+    survey_id: str
+    response_id: str
+    event: str
+
+
+@dataclass(frozen=True)
+class WebhookContext:
+    """What an adapter may need besides the request: the wave, its signing secret, settings, the time."""
+
+    wave: dict
+    signing_secret: str
+    settings: object
+    now: float  # Unix seconds
+
+
+class WebhookRejected(SurveybotError):
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class ApiError(SurveybotError):
+    def __init__(self, message: str, temporary: bool, retry_after: float | None = None) -> None:
+        self.temporary, self.retry_after = temporary, retry_after
+        super().__init__(message)
+
+
+def require_json(body: bytes, content_type: str) -> dict:
+    import json
+
+    if "json" not in content_type:
+        raise WebhookRejected(415, f"expected a JSON body, got {content_type or 'no content type'}")
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise WebhookRejected(400, "the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise WebhookRejected(400, "the body must be a JSON object")
+    return data
+
+
+def text_or_none(value) -> str | None:
+    if value is None or value == "":
+        return None
+    return str(value)
+
+
+def yes(value) -> bool:
+    """An opt-in value that means yes, in the forms platforms and people use."""
+    return str(value).strip().lower() in {"1", "yes", "y", "true", "si", "sí", "on"}

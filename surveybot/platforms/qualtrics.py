@@ -1,0 +1,101 @@
+"""Qualtrics: event-subscription notifications, the single-response API, and subscribing a wave.
+
+The notification (``application/x-www-form-urlencoded``: Topic, Status, SurveyID, ResponseID,
+CompletedDate, BrandID) is authenticated by the secret in the wave's webhook URL; the response is then
+fetched with ``GET {base}/API/v3/surveys/{SurveyID}/responses/{ResponseID}`` (header ``X-API-TOKEN``).
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qs
+
+import aiohttp
+
+from surveybot.platforms import ApiError, FetchNeeded, ResponseEvent, WebhookContext, WebhookRejected, text_or_none
+
+NAME = "qualtrics"
+_RESPONSE_ID = re.compile(r"R_[A-Za-z0-9]{1,64}\Z")
+# Values Qualtrics records about a response rather than answers; the location ones are not kept at all.
+_METADATA = {"startDate", "endDate", "status", "ipAddress", "progress", "duration", "finished", "recordedDate",
+             "_recordId", "locationLatitude", "locationLongitude", "distributionChannel", "userLanguage",
+             "recipientEmail", "recipientFirstName", "recipientLastName", "externalDataReference"}
+
+
+def receive(body: bytes, headers, content_type: str, context: WebhookContext) -> FetchNeeded:
+    if "application/x-www-form-urlencoded" not in content_type:
+        raise WebhookRejected(415, "Qualtrics notifications are application/x-www-form-urlencoded")
+    try:
+        fields = {k: v[-1] for k, v in parse_qs(body.decode("utf-8"), strict_parsing=True).items()}
+    except (UnicodeDecodeError, ValueError):
+        raise WebhookRejected(400, "the body is not a form-encoded Qualtrics notification") from None
+    missing = [k for k in ("Topic", "SurveyID", "ResponseID") if not fields.get(k)]
+    if missing:
+        raise WebhookRejected(400, f"missing {', '.join(missing)}")
+    if fields["SurveyID"] != context.wave["survey_id"]:
+        raise WebhookRejected(400, f"survey {fields['SurveyID'][:40]!r} is not this wave's")
+    if not _RESPONSE_ID.match(fields["ResponseID"]):
+        raise WebhookRejected(400, "ResponseID is not a Qualtrics response id")
+    topic = fields["Topic"]
+    event = "partial" if "partial" in topic.lower() else "completed"
+    return FetchNeeded(NAME, fields["SurveyID"], fields["ResponseID"], event)
+
+
+async def fetch(session: aiohttp.ClientSession, settings, survey_id: str, response_id: str) -> ResponseEvent:
+    if not settings.qualtrics_base_url or not settings.qualtrics_api_token:
+        raise ApiError("QUALTRICS_BASE_URL and QUALTRICS_API_TOKEN are needed to fetch responses", temporary=True)
+    url = f"{settings.qualtrics_base_url}/API/v3/surveys/{survey_id}/responses/{response_id}"
+    data = await _call(session, "GET", url, settings.qualtrics_api_token)
+    result = data.get("result") if isinstance(data, dict) else None
+    values = result.get("values") if isinstance(result, dict) else None
+    if not isinstance(values, dict):
+        raise ApiError("the Qualtrics API answered without result.values", temporary=False)
+    answers = {k: v for k, v in values.items() if k.startswith("QID")}
+    embedded = {k: v for k, v in values.items() if not k.startswith("QID") and k not in _METADATA}
+    progress = values.get("progress")
+    return ResponseEvent(
+        platform=NAME, response_id=response_id, finished=str(values.get("finished")) in ("1", "True", "true"),
+        token=text_or_none(values.get("token")), answers=answers, embedded=embedded,
+        progress=int(progress) if isinstance(progress, (int, float)) or str(progress).isdigit() else None,
+        recorded_at=text_or_none(values.get("recordedDate") or values.get("endDate")))
+
+
+async def subscribe(session: aiohttp.ClientSession, settings, survey_id: str, publication_url: str) -> str:
+    """Register the wave's webhook for completed responses; returns the subscription id."""
+    if not settings.qualtrics_base_url or not settings.qualtrics_api_token:
+        raise ApiError("QUALTRICS_BASE_URL and QUALTRICS_API_TOKEN are needed to subscribe", temporary=False)
+    body = {"topics": f"surveyengine.completedResponse.{survey_id}", "publicationUrl": publication_url,
+            "encrypt": False}
+    data = await _call(session, "POST", f"{settings.qualtrics_base_url}/API/v3/eventsubscriptions",
+                       settings.qualtrics_api_token, json=body)
+    result = data.get("result") if isinstance(data, dict) else None
+    if not isinstance(result, dict) or not result.get("id"):
+        raise ApiError("the Qualtrics API answered without a subscription id", temporary=False)
+    return str(result["id"])
+
+
+async def _call(session: aiohttp.ClientSession, method: str, url: str, token: str, **kwargs) -> dict:
+    try:
+        async with session.request(method, url, headers={"X-API-TOKEN": token}, **kwargs) as response:
+            if response.status == 429 or response.status >= 500:
+                raise ApiError(f"Qualtrics answered {response.status}", temporary=True,
+                               retry_after=_retry_after(response.headers.get("Retry-After")))
+            if response.status in (401, 403):
+                raise ApiError(f"Qualtrics refused the API token ({response.status}); check QUALTRICS_API_TOKEN",
+                               temporary=True)
+            if response.status == 404:
+                raise ApiError("Qualtrics knows no such response (404)", temporary=False)
+            if response.status >= 400:
+                raise ApiError(f"Qualtrics answered {response.status}", temporary=False)
+            return await response.json(content_type=None)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise ApiError(f"Qualtrics API unreachable: {exc.__class__.__name__} {exc}", temporary=True) from None
+    except ValueError:
+        raise ApiError("Qualtrics answered with something that is not JSON", temporary=True) from None
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None

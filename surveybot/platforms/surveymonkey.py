@@ -1,0 +1,89 @@
+"""SurveyMonkey: response webhooks, then the response details API.
+
+The callback carries ``Sm-Apikey`` and ``Sm-Signature`` (base64 HMAC-SHA1 of the raw body, keyed
+``API_KEY&API_SECRET`` of the SurveyMonkey app) and names the response; its answers and custom variables
+come from ``GET {base}/v3/surveys/{survey_id}/responses/{id}/details`` with the access token.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+import aiohttp
+
+from surveybot.platforms import ApiError, FetchNeeded, ResponseEvent, WebhookContext, WebhookRejected, require_json
+from surveybot.platforms import text_or_none
+
+NAME = "surveymonkey"
+_EVENTS = {"response_completed": "completed", "response_updated": "partial", "response_created": "partial",
+           "response_disqualified": "partial", "response_overquota": "partial"}
+
+
+def signature(api_key: str, api_secret: str, body: bytes) -> str:
+    key = f"{api_key}&{api_secret}".encode()
+    return base64.b64encode(hmac.new(key, body, hashlib.sha1).digest()).decode()
+
+
+def receive(body: bytes, headers, content_type: str, context: WebhookContext) -> FetchNeeded:
+    settings = context.settings
+    if not settings.surveymonkey_api_key or not settings.surveymonkey_api_secret:
+        raise WebhookRejected(401, "SurveyMonkey webhooks need SURVEYMONKEY_API_KEY and SURVEYMONKEY_API_SECRET")
+    given_key, given = headers.get("Sm-Apikey", ""), headers.get("Sm-Signature", "")
+    expected = signature(settings.surveymonkey_api_key, settings.surveymonkey_api_secret, body)
+    if not (hmac.compare_digest(given_key.encode(), settings.surveymonkey_api_key.encode())
+            and hmac.compare_digest(given.encode(), expected.encode())):
+        raise WebhookRejected(401, "missing or wrong Sm-Apikey / Sm-Signature")
+    data = require_json(body, content_type)
+    event = _EVENTS.get(str(data.get("event_type")))
+    resources = data.get("resources") if isinstance(data.get("resources"), dict) else {}
+    if event is None or data.get("object_type") != "response":
+        raise WebhookRejected(400, "not a SurveyMonkey response event")
+    if str(resources.get("survey_id")) != context.wave["survey_id"]:
+        raise WebhookRejected(400, "the survey is not this wave's")
+    response_id = str(data.get("object_id") or "")
+    if not response_id.isdigit():
+        raise WebhookRejected(400, "object_id is not a SurveyMonkey response id")
+    return FetchNeeded(NAME, context.wave["survey_id"], response_id, event)
+
+
+async def fetch(session: aiohttp.ClientSession, settings, survey_id: str, response_id: str) -> ResponseEvent:
+    if not settings.surveymonkey_access_token:
+        raise ApiError("SURVEYMONKEY_ACCESS_TOKEN is needed to fetch responses", temporary=True)
+    url = f"{settings.surveymonkey_base_url}/v3/surveys/{survey_id}/responses/{response_id}/details"
+    headers = {"Authorization": f"Bearer {settings.surveymonkey_access_token}"}
+    try:
+        async with session.get(url, headers=headers) as response:
+            if response.status == 429 or response.status >= 500:
+                raise ApiError(f"SurveyMonkey answered {response.status}", temporary=True,
+                               retry_after=_seconds(response.headers.get("Retry-After")))
+            if response.status in (401, 403):
+                raise ApiError(f"SurveyMonkey refused the access token ({response.status})", temporary=True)
+            if response.status >= 400:
+                raise ApiError(f"SurveyMonkey answered {response.status}", temporary=False)
+            data = await response.json(content_type=None)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise ApiError(f"SurveyMonkey API unreachable: {exc.__class__.__name__}", temporary=True) from None
+    except ValueError:
+        raise ApiError("SurveyMonkey answered with something that is not JSON", temporary=True) from None
+    if not isinstance(data, dict):
+        raise ApiError("SurveyMonkey answered without a response object", temporary=False)
+    answers = {}
+    for page in data.get("pages") or []:
+        for question in (page or {}).get("questions") or []:
+            picked = [a.get("text") or a.get("choice_id") or a.get("row_id") for a in question.get("answers") or []
+                      if isinstance(a, dict)]
+            answers[str(question.get("id"))] = picked[0] if len(picked) == 1 else picked
+    variables = data.get("custom_variables") if isinstance(data.get("custom_variables"), dict) else {}
+    return ResponseEvent(platform=NAME, response_id=response_id, finished=data.get("response_status") == "completed",
+                         token=text_or_none(variables.get("token")), answers=answers,
+                         embedded={k: v for k, v in variables.items() if k != "token"},
+                         recorded_at=text_or_none(data.get("date_modified")))
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None

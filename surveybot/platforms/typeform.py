@@ -1,0 +1,54 @@
+"""Typeform: ``form_response`` (submitted) and ``form_response_partial`` webhooks.
+
+Authenticated by ``Typeform-Signature: sha256=<base64 HMAC-SHA256 of the raw body>`` keyed with the
+wave's signing secret (paste it as the webhook's secret in Typeform), on top of the URL's secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+from surveybot.platforms import ResponseEvent, WebhookContext, WebhookRejected, require_json, text_or_none
+
+NAME = "typeform"
+
+
+def signature(secret: str, body: bytes) -> str:
+    return "sha256=" + base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
+def receive(body: bytes, headers, content_type: str, context: WebhookContext) -> ResponseEvent:
+    given = headers.get("Typeform-Signature", "")
+    if not given or not hmac.compare_digest(signature(context.signing_secret, body).encode(), given.encode()):
+        raise WebhookRejected(401, "missing or wrong Typeform-Signature")
+    data = require_json(body, content_type)
+    event_type = data.get("event_type")
+    response = data.get("form_response")
+    if event_type not in ("form_response", "form_response_partial") or not isinstance(response, dict):
+        raise WebhookRejected(400, "not a Typeform form_response event")
+    if response.get("form_id") != context.wave["survey_id"]:
+        raise WebhookRejected(400, "the form is not this wave's")
+    response_id = text_or_none(response.get("token") or response.get("response_id"))
+    if not response_id:
+        raise WebhookRejected(400, "form_response has no token")
+    hidden = response.get("hidden") if isinstance(response.get("hidden"), dict) else {}
+    answers = {}
+    for answer in response.get("answers") or []:
+        if isinstance(answer, dict) and isinstance(answer.get("field"), dict):
+            key = answer["field"].get("ref") or answer["field"].get("id")
+            answers[str(key)] = _value(answer)
+    return ResponseEvent(platform=NAME, response_id=response_id, finished=event_type == "form_response",
+                         token=text_or_none(hidden.get("token")), answers=answers,
+                         embedded={k: v for k, v in hidden.items() if k != "token"},
+                         recorded_at=text_or_none(response.get("submitted_at") or response.get("landed_at")))
+
+
+def _value(answer: dict):
+    kind = answer.get("type")
+    if kind == "choice":
+        return (answer.get("choice") or {}).get("label")
+    if kind == "choices":
+        return (answer.get("choices") or {}).get("labels")
+    return answer.get(kind) if kind else None

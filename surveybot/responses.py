@@ -1,0 +1,142 @@
+"""Responses: keep complete ones, throw out partial ones, and track who has finished.
+
+A response is complete when the platform says it finished and it answers every question the wave
+requires (``--require``). Complete: stored with its answers, the contact marked done for the wave (no
+more reminders, a thank-you queued), and queued for an interview if they opted in. Partial: only an audit
+line is written (response id, progress, time, reason); its answers never reach the database.
+
+Recording is idempotent per (platform, response id): a retried delivery, or a late partial event for a
+response already complete, changes nothing. A second complete response from the same contact, or from the
+same city, is kept and flagged as a duplicate; a response whose token names no recipient of the wave is
+kept aside as unmatched for the coordinator.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime
+
+from sqlite_utils import Database
+
+from surveybot import recipients
+from surveybot.clock import iso
+from surveybot.db import transaction
+from surveybot.platforms import ResponseEvent, yes
+
+OPT_IN_FIELD = "interview_opt_in"
+
+
+def missing_required(wave: dict, event: ResponseEvent) -> list[str]:
+    required = wave["required"] if isinstance(wave["required"], list) else json.loads(wave["required"])
+    return [q for q in required if event.answers.get(q) in (None, "", [], {})]
+
+
+def opted_in(wave: dict, event: ResponseEvent) -> bool:
+    question, wanted = wave["interview_question"], wave["interview_yes"]
+    if question and str(event.answers.get(question, "")).strip().lower() == wanted.strip().lower():
+        return True
+    return yes(event.embedded.get(OPT_IN_FIELD, ""))
+
+
+def record(db: Database, wave: dict, event: ResponseEvent, now: datetime) -> str:
+    """Record one response event; returns what happened: complete, duplicate, unmatched, partial, repeat."""
+    stamp = iso(now)
+    with transaction(db):
+        if db.execute("SELECT 1 FROM responses WHERE platform = ? AND response_id = ?",
+                      [event.platform, event.response_id]).fetchone():
+            return "repeat"
+        missing = missing_required(wave, event)
+        if not event.finished or missing:
+            reason = "not finished" if not event.finished else f"unanswered required: {', '.join(missing)}"
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO partial_audit (wave_id, platform, response_id, progress, reason, recorded_at, "
+                "received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [wave["id"], event.platform, event.response_id, event.progress, reason, event.recorded_at, stamp])
+            return "partial" if cursor.rowcount else "repeat"
+        recipient = recipients.by_token(db, event.token) if event.token else None
+        if recipient is None or recipient["wave_id"] != wave["id"]:
+            _insert(db, wave, event, None, "unmatched", "", stamp)
+            return "unmatched"
+        contact_id = recipient["contact_id"]
+        duplicate = _duplicate_of(db, wave["id"], contact_id)
+        _insert(db, wave, event, contact_id, "complete", duplicate, stamp)
+        if not duplicate:
+            recipients.mark_completed(db, wave["id"], contact_id, now)
+        if opted_in(wave, event):
+            db.execute("INSERT OR IGNORE INTO interview_queue (wave_id, contact_id, response_id, created_at, "
+                       "updated_at) VALUES (?, ?, ?, ?, ?)", [wave["id"], contact_id, event.response_id, stamp, stamp])
+        return "duplicate" if duplicate else "complete"
+
+
+def _duplicate_of(db: Database, wave_id: int, contact_id: int) -> str:
+    if db.execute("SELECT 1 FROM responses WHERE wave_id = ? AND contact_id = ? AND status = 'complete'",
+                  [wave_id, contact_id]).fetchone():
+        return "contact"
+    same_city = db.execute(
+        """SELECT 1 FROM responses r JOIN contacts other ON other.id = r.contact_id
+           JOIN contacts c ON c.id = ? AND c.city != '' AND lower(c.city) = lower(other.city)
+                AND lower(c.country) = lower(other.country)
+           WHERE r.wave_id = ? AND r.status = 'complete' AND r.contact_id != ?""",
+        [contact_id, wave_id, contact_id]).fetchone()
+    return "city" if same_city else ""
+
+
+def _insert(db, wave, event: ResponseEvent, contact_id, status, duplicate, stamp) -> None:
+    db.execute(
+        "INSERT INTO responses (wave_id, platform, response_id, contact_id, status, duplicate, answers, embedded, "
+        "recorded_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [wave["id"], event.platform, event.response_id, contact_id, status, duplicate,
+         json.dumps(event.answers, ensure_ascii=False, default=str),
+         json.dumps(event.embedded, ensure_ascii=False, default=str), event.recorded_at, stamp])
+
+
+def counts(db: Database, wave_id: int) -> dict:
+    row = db.execute(
+        """SELECT (SELECT count(*) FROM responses WHERE wave_id = :w AND status = 'complete'),
+                  (SELECT count(*) FROM responses WHERE wave_id = :w AND status = 'complete' AND duplicate != ''),
+                  (SELECT count(*) FROM responses WHERE wave_id = :w AND status = 'unmatched'),
+                  (SELECT count(*) FROM partial_audit p WHERE p.wave_id = :w AND NOT EXISTS
+                      (SELECT 1 FROM responses r WHERE r.platform = p.platform AND r.response_id = p.response_id)),
+                  (SELECT count(*) FROM interview_queue WHERE wave_id = :w AND state = 'queued')""",
+        {"w": wave_id}).fetchone()
+    keys = ("responses", "duplicates", "unmatched", "partial_discarded", "interview_queue")
+    return dict(zip(keys, row))
+
+
+# Cells a spreadsheet would run as a formula start with one of these (and a tab or CR can hide one).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def safe_cell(value) -> str:
+    """Text for a CSV cell that a spreadsheet shows as text, never runs (OWASP: prefix a quote)."""
+    text = "" if value is None else (value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def export_csv(db: Database, wave: dict) -> str:
+    """Complete and unmatched responses as CSV: contact fields, flags, then one column per answer."""
+    rows = list(db.query(
+        """SELECT r.response_id, r.status, r.duplicate, r.recorded_at, r.answers, r.embedded,
+                  c.email, c.name, c.city, c.country, c.region, c.language
+           FROM responses r LEFT JOIN contacts c ON c.id = r.contact_id
+           WHERE r.wave_id = ? ORDER BY r.id""", [wave["id"]]))
+    answers = [json.loads(r["answers"]) for r in rows]
+    embedded = [json.loads(r["embedded"]) for r in rows]
+    questions = sorted({k for a in answers for k in a}, key=_question_order)
+    extra = sorted({k for e in embedded for k in e})
+    fixed = ["response_id", "status", "duplicate", "recorded_at", "email", "name", "city", "country", "region",
+             "language"]
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([safe_cell(h) for h in fixed + questions + extra])
+    for row, a, e in zip(rows, answers, embedded):
+        writer.writerow([safe_cell(row[k]) for k in fixed] + [safe_cell(a.get(q)) for q in questions]
+                        + [safe_cell(e.get(k)) for k in extra])
+    return out.getvalue()
+
+
+def _question_order(key: str):
+    digits = "".join(ch if ch.isdigit() else " " for ch in key).split()
+    return (int(digits[0]) if digits else 0, key)

@@ -1,0 +1,56 @@
+"""API tokens for people: coordinators, partner networks (bound to their network) and researchers.
+
+A token is shown once, when created; only its SHA-256 is stored. Checking one looks up that hash and
+compares it in constant time; a revoked token is refused like an unknown one.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from datetime import datetime
+
+from sqlite_utils import Database
+
+from surveybot.clock import iso
+from surveybot.db import transaction
+from surveybot.errors import InvalidInput, NotFound
+from surveybot.signing import token_hash
+
+ROLES = ("coordinator", "network", "researcher")
+PREFIX = "sbt_"
+
+
+def create(db: Database, role: str, network: str | None, now: datetime, label: str = "") -> tuple[int, str]:
+    if role not in ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}", field="role")
+    if (role == "network") != bool(network):
+        raise InvalidInput("a network token needs --network, and only a network token takes one", field="network")
+    token = PREFIX + secrets.token_urlsafe(32)
+    with transaction(db):
+        cursor = db.execute("INSERT INTO api_tokens (role, network, token_hash, label, created_at) VALUES (?, ?, ?, ?, ?)",
+                            [role, network, token_hash(token), label, iso(now)])
+    return cursor.lastrowid, token
+
+
+def check(db: Database, token: str) -> dict | None:
+    """The token's record if it is valid and not revoked, else None."""
+    if not token.startswith(PREFIX) or len(token) > 200:
+        return None
+    wanted = token_hash(token)
+    row = next(db.query("SELECT id, role, network, token_hash, revoked_at FROM api_tokens WHERE token_hash = ?",
+                        [wanted]), None)
+    if row is None or not hmac.compare_digest(row["token_hash"], wanted) or row["revoked_at"]:
+        return None
+    return row
+
+
+def revoke(db: Database, token_id: int, now: datetime) -> None:
+    with transaction(db):
+        if db.execute("UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?",
+                      [iso(now), token_id]).rowcount == 0:
+            raise NotFound(f"no token {token_id}")
+
+
+def list_tokens(db: Database) -> list[dict]:
+    return list(db.query("SELECT id, role, network, label, created_at, revoked_at FROM api_tokens ORDER BY id"))

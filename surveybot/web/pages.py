@@ -1,0 +1,28 @@
+"""Pages people open in a browser: Jinja2 templates in ``templates/web/``, escaped, in both languages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from surveybot.web.keys import PAGES
+
+FOLDER = Path(__file__).resolve().parent.parent.parent / "templates" / "web"
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; script-src 'self'; "
+                               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def environment() -> Environment:
+    return Environment(loader=FileSystemLoader(str(FOLDER)), autoescape=True, undefined=StrictUndefined,
+                       auto_reload=False)
+
+
+def render(request: web.Request, name: str, status: int = 200, **context) -> web.Response:
+    html = request.app[PAGES].get_template(name).render(**context)
+    return web.Response(text=html, status=status, content_type="text/html", headers=SECURITY_HEADERS)

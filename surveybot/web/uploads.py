@@ -1,0 +1,150 @@
+"""Partner uploads: ``POST /api/networks/{network}/contacts`` for scripts, ``/upload`` for people.
+
+Both run the same import as ``surveybot contacts import`` and answer the same report. A network's token
+reaches only its own network; a coordinator's reaches every network. The file is streamed to a temporary
+file (at most ``MAX_UPLOAD`` bytes) and imported in a worker thread with its own database connection, so
+the service keeps answering webhooks meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from pathlib import Path
+
+from aiohttp import BodyPartReader, web
+
+from surveybot.contacts import store
+from surveybot.contacts.importer import check_network, import_contacts
+from surveybot.db import open_db
+from surveybot.errors import FileRefused, InvalidInput
+from surveybot.web.auth import from_header, may_use_network, refuse
+from surveybot.web.keys import DB, SETTINGS
+from surveybot.web.pages import render
+from surveybot import tokens
+
+MAX_UPLOAD = 50 * 1024 * 1024
+CHUNK = 64 * 1024
+
+
+class TooLarge(Exception):
+    pass
+
+
+async def _save(stream, folder: str) -> Path:
+    """Copy a request body or multipart part into a temporary file, refusing more than MAX_UPLOAD bytes."""
+    handle, name = tempfile.mkstemp(suffix=".csv", dir=folder)
+    size = 0
+    with os.fdopen(handle, "wb") as out:
+        while True:
+            chunk = await (stream.read_chunk(CHUNK) if isinstance(stream, BodyPartReader) else stream.read(CHUNK))
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > MAX_UPLOAD:
+                raise TooLarge
+            out.write(chunk)
+    return Path(name)
+
+
+async def _import(request: web.Request, path: Path, network: str, filename: str, dry_run: bool):
+    settings = request.app[SETTINGS]
+
+    def work():
+        db = open_db(settings.db_path, migrate=False)
+        try:
+            return import_contacts(db, path, network, filename=filename, source="web", dry_run=dry_run)
+        finally:
+            db.close()
+
+    return await asyncio.to_thread(work)
+
+
+async def api_upload(request: web.Request) -> web.Response:
+    network = request.match_info["network"]
+    token = from_header(request)
+    if (reason := may_use_network(token, network)) is not None:
+        return refuse(reason, token)
+    dry_run = request.query.get("dry_run", "") in ("1", "true", "yes")
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            if request.content_type.startswith("multipart/"):
+                reader = await request.multipart()
+                part = await reader.next()
+                while part is not None and part.name != "file":
+                    part = await reader.next()
+                if part is None:
+                    return web.json_response({"error": "no 'file' field in the form"}, status=400)
+                filename, path = part.filename or "upload.csv", await _save(part, folder)
+            else:
+                filename = request.query.get("filename", "upload.csv")
+                path = await _save(request.content, folder)
+        except TooLarge:
+            return web.json_response({"error": f"the file is larger than {MAX_UPLOAD // 2**20} MB"}, status=413)
+        try:
+            report = await _import(request, path, network, filename, dry_run)
+        except (FileRefused, InvalidInput) as exc:
+            return web.json_response({"error": str(exc)}, status=422)
+    return web.json_response(report.as_json())
+
+
+async def api_list(request: web.Request) -> web.Response:
+    network = request.match_info["network"]
+    token = from_header(request)
+    if (reason := may_use_network(token, network)) is not None:
+        return refuse(reason, token)
+    keys = ("email", "name", "city", "country", "region", "language", "networks")
+    rows = store.list_contacts(request.app[DB], network)
+    return web.json_response({"contacts": [{k: r[k] for k in keys} for r in rows]})
+
+
+async def upload_form(request: web.Request) -> web.Response:
+    return render(request, "upload.html.j2", report=None, error=None, network="")
+
+
+async def upload_page(request: web.Request) -> web.Response:
+    """The form's POST: token and options come as fields before the file, as the form orders them."""
+    fields: dict[str, str] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        path = filename = None
+        try:
+            reader = await request.multipart()
+            async for part in reader:
+                if part.name == "file" and part.filename:
+                    filename, path = part.filename, await _save(part, folder)
+                elif part.name in ("token", "network", "dry_run"):
+                    fields[part.name] = (await part.text())[:500]
+        except TooLarge:
+            return _page_error(request, 413, f"El archivo supera {MAX_UPLOAD // 2**20} MB. / "
+                               f"The file is larger than {MAX_UPLOAD // 2**20} MB.", fields)
+        except (ValueError, AssertionError):
+            return _page_error(request, 400, "El formulario no se pudo leer. / The form could not be read.", fields)
+        token = tokens.check(request.app[DB], fields.get("token", "").strip())
+        network = (token or {}).get("network") or fields.get("network", "").strip()
+        if token is None:
+            return _page_error(request, 401, "La clave de acceso no es válida. / The access token is not valid.",
+                               fields)
+        if token["role"] == "researcher" or may_use_network(token, network or "-") is not None:
+            return _page_error(request, 403, "Esta clave no sirve para esa red. / This token is not for that "
+                               "network.", fields)
+        if path is None:
+            return _page_error(request, 400, "Elija un archivo CSV. / Choose a CSV file.", fields)
+        try:
+            check_network(network)
+            report = await _import(request, path, network, filename, fields.get("dry_run") == "1")
+        except (FileRefused, InvalidInput) as exc:
+            return _page_error(request, 422, f"Archivo rechazado / File refused: {exc}", fields)
+    return render(request, "upload.html.j2", report=report.as_json(), error=None, network=network)
+
+
+def _page_error(request: web.Request, status: int, message: str, fields: dict) -> web.Response:
+    return render(request, "upload.html.j2", status=status, report=None, error=message,
+                  network=fields.get("network", ""))
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_post("/api/networks/{network}/contacts", api_upload)
+    app.router.add_get("/api/networks/{network}/contacts", api_list)
+    app.router.add_get("/upload", upload_form)
+    app.router.add_post("/upload", upload_page)

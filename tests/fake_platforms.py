@@ -1,0 +1,100 @@
+"""Local aiohttp servers that speak the survey platforms' documented APIs (the edge of the world).
+
+Qualtrics:    GET  /API/v3/surveys/{survey}/responses/{response}   (X-API-TOKEN)
+              POST /API/v3/eventsubscriptions                      (X-API-TOKEN)
+SurveyMonkey: GET  /v3/surveys/{survey}/responses/{response}/details  (Authorization: Bearer)
+
+Responses are added by tests; failures can be scripted per response id (a list of statuses to answer
+before the real one, e.g. ``[429, 500]``), with ``Retry-After`` on 429.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+QUALTRICS_TOKEN = "qualtrics-test-token"
+SURVEYMONKEY_TOKEN = "surveymonkey-test-token"
+
+
+@dataclass
+class FakePlatform:
+    qualtrics: dict[str, dict] = field(default_factory=dict)  # response id → values
+    surveymonkey: dict[str, dict] = field(default_factory=dict)  # response id → details object
+    failures: dict[str, list[int]] = field(default_factory=dict)  # response id → statuses to answer first
+    retry_after: str = "1"
+    requests: list[tuple[str, str, float]] = field(default_factory=list)  # (method, path, monotonic time)
+    subscriptions: list[dict] = field(default_factory=list)
+    url: str = ""
+
+    def add_qualtrics(self, response_id: str, *, finished: bool, token: str | None, answers: dict | None = None,
+                      progress: int | None = None, embedded: dict | None = None) -> None:
+        values = {"startDate": "2026-11-25T09:00:00Z", "endDate": "2026-11-25T09:20:00Z", "status": 0,
+                  "ipAddress": "203.0.113.9", "progress": progress if progress is not None else (100 if finished else 40),
+                  "duration": 1200, "finished": 1 if finished else 0, "recordedDate": "2026-11-25T09:20:01.5Z",
+                  "_recordId": response_id, "locationLatitude": "4.6", "locationLongitude": "-74.1",
+                  "distributionChannel": "anonymous", "userLanguage": "ES", **(answers or {}), **(embedded or {})}
+        if token is not None:
+            values["token"] = token
+        self.qualtrics[response_id] = values
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/API/v3/surveys/{survey}/responses/{response}", self._qualtrics_response)
+        app.router.add_post("/API/v3/eventsubscriptions", self._qualtrics_subscribe)
+        app.router.add_get("/v3/surveys/{survey}/responses/{response}/details", self._surveymonkey_details)
+        return app
+
+    def _failure(self, response_id: str) -> web.Response | None:
+        pending = self.failures.get(response_id)
+        if pending:
+            status = pending.pop(0)
+            headers = {"Retry-After": self.retry_after} if status == 429 else {}
+            return web.json_response({"meta": {"httpStatus": str(status)}}, status=status, headers=headers)
+        return None
+
+    async def _qualtrics_response(self, request: web.Request) -> web.Response:
+        import time
+
+        self.requests.append((request.method, request.path, time.monotonic()))
+        if request.headers.get("X-API-TOKEN") != QUALTRICS_TOKEN:
+            return web.json_response({"meta": {"httpStatus": "401 - Unauthorized"}}, status=401)
+        response_id = request.match_info["response"]
+        if (failure := self._failure(response_id)) is not None:
+            return failure
+        if response_id not in self.qualtrics:
+            return web.json_response({"meta": {"httpStatus": "404 - Not Found"}}, status=404)
+        return web.json_response({
+            "result": {"responseId": response_id, "values": self.qualtrics[response_id], "labels": {},
+                       "displayedFields": list(self.qualtrics[response_id]), "displayedValues": {}},
+            "meta": {"requestId": "req-1", "httpStatus": "200 - OK"}})
+
+    async def _qualtrics_subscribe(self, request: web.Request) -> web.Response:
+        if request.headers.get("X-API-TOKEN") != QUALTRICS_TOKEN:
+            return web.json_response({"meta": {"httpStatus": "401 - Unauthorized"}}, status=401)
+        self.subscriptions.append(await request.json())
+        return web.json_response({"result": {"id": f"SUB_{len(self.subscriptions)}"},
+                                  "meta": {"httpStatus": "200 - OK", "requestId": "req-2"}})
+
+    async def _surveymonkey_details(self, request: web.Request) -> web.Response:
+        import time
+
+        self.requests.append((request.method, request.path, time.monotonic()))
+        if request.headers.get("Authorization") != f"Bearer {SURVEYMONKEY_TOKEN}":
+            return web.json_response({"error": {"id": "1011", "name": "Authorization Error"}}, status=401)
+        response_id = request.match_info["response"]
+        if (failure := self._failure(response_id)) is not None:
+            return failure
+        if response_id not in self.surveymonkey:
+            return web.json_response({"error": {"id": "1020", "name": "Resource Not Found"}}, status=404)
+        return web.json_response(self.surveymonkey[response_id])
+
+
+async def start(platform: FakePlatform) -> web.AppRunner:
+    runner = web.AppRunner(platform.app())
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    platform.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+    return runner
