@@ -89,3 +89,12 @@ def test_every_setting_is_documented_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     for key in DOCUMENTED:
         assert f"`{key}`" in readme, f"{key} is not in the README's settings table"
+
+
+def test_readme_begins_with_the_run_and_test_commands():
+    lines = (ROOT / "README.md").read_text().splitlines()
+    blocks = [lines[i + 1] for i, line in enumerate(lines[:12]) if line.startswith("```sh")]
+    assert len(blocks) == 2
+    run, test = blocks
+    assert "pip install -e ." in run and run.endswith("surveybot serve")
+    assert "pip install -e '.[test]'" in test and test.endswith(".venv/bin/pytest")

@@ -251,9 +251,11 @@ def status(obj: Context, slug, as_json) -> None:
         return
     click.echo(f"{report['title']} ({slug}): {report['state']}")
     for key in ("invited", "sent", "queued", "failed", "bounced", "opted_out", "completed", "partial_discarded",
-                "interview_queue"):
+                "duplicate_responses", "unmatched_responses", "interview_queue"):
         click.echo(f"  {key.replace('_', ' '):<18}{report[key]:>8}")
     step = report["next_step"]
     click.echo(f"Next: {step['kind']} at {step['at']}{' (held: paused)' if step['held'] else ''}" if step
                else "Next: nothing (closed or not launched)")
     click.echo(f"Webhook URL: {report['webhook_url']}")
+    if "webhook_signing_secret" in report:
+        click.echo(f"Webhook signing secret: {report['webhook_signing_secret']}")
