@@ -14,7 +14,6 @@ messages already handed to a connection are finished; the others go back to the 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -22,12 +21,14 @@ from datetime import datetime, timedelta
 
 from sqlite_utils import Database
 
-from surveybot import outbox
+from surveybot import outbox, recipients
+from surveybot.contacts import store
 from surveybot.clock import utcnow
 from surveybot.errors import SurveybotError
 from surveybot.mail.compose import Composer
 from surveybot.mail.transports import PermanentFailure, TemporaryFailure
 from surveybot.suppressions import suppress, suppressed_among
+from surveybot.waves import waves_by_id
 
 log = logging.getLogger("surveybot.dispatcher")
 BATCH_PER_CONNECTION = 32  # messages claimed per connection at once: the most a crash can resend
@@ -55,24 +56,12 @@ class Batch:
         self.rows = rows
         self.outcomes: list[tuple] = []
         self.bounces: list[tuple[str, str]] = []
-        emails = list({r["to_email"] for r in rows})
-        self.suppressed = set(suppressed_among(db, emails))
+        self.suppressed = set(suppressed_among(db, list({r["to_email"] for r in rows})))
         contact_ids = list({r["contact_id"] for r in rows if r["contact_id"]})
-        marks = ",".join("?" * len(contact_ids))
-        self.contacts = {c["id"]: c for c in db.query(
-            f"SELECT id, email, name, city, country, language, timezone FROM contacts WHERE id IN ({marks})",
-            contact_ids)} if contact_ids else {}
         wave_ids = list({r["wave_id"] for r in rows if r["wave_id"]})
-        marks = ",".join("?" * len(wave_ids))
-        self.waves = {}
-        self.completed: set[tuple[int, int]] = set()
-        if wave_ids:
-            for wave in db.query(f"SELECT * FROM waves WHERE id IN ({marks})", wave_ids):
-                wave["networks"] = json.loads(wave["networks"])
-                self.waves[wave["id"]] = wave
-            self.completed = {tuple(r) for r in db.execute(
-                f"SELECT wave_id, contact_id FROM recipients WHERE wave_id IN ({marks}) AND completed_at IS NOT NULL"
-                f" AND contact_id IN ({','.join('?' * len(contact_ids))})", [*wave_ids, *contact_ids])}
+        self.contacts = store.contacts_by_id(db, contact_ids)
+        self.waves = waves_by_id(db, wave_ids)
+        self.completed = recipients.completed_pairs(db, wave_ids, contact_ids)
 
 
 class Dispatcher:

@@ -9,7 +9,6 @@ fetches each response, records it, and retries API failures with growing delays 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -21,6 +20,7 @@ from surveybot import responses
 from surveybot.clock import iso, utcnow
 from surveybot.db import transaction
 from surveybot.platforms import ApiError, FetchNeeded, qualtrics, surveymonkey
+from surveybot.waves import waves_by_id
 
 log = logging.getLogger("surveybot.inbox")
 FETCHERS = {"qualtrics": qualtrics.fetch, "surveymonkey": surveymonkey.fetch}
@@ -33,6 +33,14 @@ def add(db: Database, wave_id: int, need: FetchNeeded, now: datetime) -> bool:
             "INSERT OR IGNORE INTO webhook_inbox (wave_id, platform, survey_id, response_id, event, due_at, "
             "received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [wave_id, need.platform, need.survey_id, need.response_id, need.event, iso(now), iso(now)])
+    return cursor.rowcount == 1
+
+
+def first_delivery(db: Database, platform: str, message_id: str, now: datetime) -> bool:
+    """Remember a signed message's id; False if it was delivered before (a retry or a replay)."""
+    with transaction(db):
+        cursor = db.execute("INSERT OR IGNORE INTO webhook_seen (platform, message_id, received_at) VALUES (?, ?, ?)",
+                            [platform, message_id[:200], iso(now)])
     return cursor.rowcount == 1
 
 
@@ -88,11 +96,10 @@ class InboxWorker:
 
     async def _process(self, row: dict) -> None:
         fetch = FETCHERS.get(row["platform"])
-        wave = next(self.db.query("SELECT * FROM waves WHERE id = ?", [row["wave_id"]]), None)
+        wave = waves_by_id(self.db, [row["wave_id"]]).get(row["wave_id"])
         if fetch is None or wave is None:
             finish(self.db, row["id"], "failed", "no fetcher or no wave", self.clock())
             return
-        wave["required"] = json.loads(wave["required"])
         try:
             event = await fetch(self.session, self.settings, row["survey_id"], row["response_id"])
         except ApiError as exc:

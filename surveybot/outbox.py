@@ -83,6 +83,10 @@ def recover(db: Database) -> int:
         return db.execute("UPDATE outbox SET state = 'queued', recovered = 1 WHERE state = 'sending'").rowcount
 
 
+def queued_count(db: Database) -> int:
+    return db.execute("SELECT count(*) FROM outbox WHERE state = 'queued'").fetchone()[0]
+
+
 def next_due(db: Database) -> str | None:
     row = db.execute("""SELECT MIN(o.due_at) FROM outbox o LEFT JOIN waves w ON w.id = o.wave_id
                         WHERE o.state = 'queued' AND COALESCE(w.paused, 0) = 0""").fetchone()

@@ -56,6 +56,15 @@ def add_audience(db: Database, wave: dict, secret: str, now: datetime) -> int:
     return db.conn.total_changes - before
 
 
+def completed_pairs(db: Database, wave_ids: list[int], contact_ids: list[int]) -> set[tuple[int, int]]:
+    """(wave, contact) pairs among these that have finished the wave's survey."""
+    if not wave_ids or not contact_ids:
+        return set()
+    sql = (f"SELECT wave_id, contact_id FROM recipients WHERE completed_at IS NOT NULL "
+           f"AND wave_id IN ({','.join('?' * len(wave_ids))}) AND contact_id IN ({','.join('?' * len(contact_ids))})")
+    return {tuple(row) for row in db.execute(sql, [*wave_ids, *contact_ids])}
+
+
 def by_token(db: Database, token: str) -> dict | None:
     return next(db.query("SELECT * FROM recipients WHERE token_hash = ?", [token_hash(token)]), None)
 

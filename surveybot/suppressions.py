@@ -56,14 +56,20 @@ def unsubscribe_token(secret: str, contact_id: int, wave_id: int = 0) -> str:
     return signed(secret, "unsubscribe", contact_id, wave_id)
 
 
-def unsubscribe(db: Database, secret: str, token: str, now=None) -> str | None:
-    """Suppress the contact named by a valid unsubscribe token; returns its address, or None if the token
-    is forged, malformed or names no contact."""
+def unsubscribe_address(db: Database, secret: str, token: str) -> tuple[str, str] | None:
+    """(address, wave id) named by a valid unsubscribe token, or None if it is forged, malformed or names
+    no contact."""
     parts = unsigned(secret, "unsubscribe", token, 2)
     if parts is None or not parts[0].isdigit():
         return None
     row = db.execute("SELECT email FROM contacts WHERE id = ?", [int(parts[0])]).fetchone()
-    if row is None:
+    return (row[0], parts[1]) if row else None
+
+
+def unsubscribe(db: Database, secret: str, token: str, now=None) -> str | None:
+    """Suppress the contact named by a valid unsubscribe token; returns its address (None: invalid token)."""
+    found = unsubscribe_address(db, secret, token)
+    if found is None:
         return None
-    suppress(db, row[0], "opt_out", f"unsubscribe link (wave {parts[1]})", now)
-    return row[0]
+    suppress(db, found[0], "opt_out", f"unsubscribe link (wave {found[1]})", now)
+    return found[0]

@@ -100,6 +100,17 @@ def get_wave(db: Database, slug: str) -> dict:
     return row
 
 
+def waves_by_id(db: Database, ids: list[int]) -> dict[int, dict]:
+    if not ids:
+        return {}
+    found = {}
+    for wave in db.query(f"SELECT * FROM waves WHERE id IN ({','.join('?' * len(ids))})", ids):
+        for key in ("reminders", "networks", "required"):
+            wave[key] = json.loads(wave[key])
+        found[wave["id"]] = wave
+    return found
+
+
 def list_waves(db: Database) -> list[dict]:
     return list(db.query("SELECT slug, title, state, paused, launched_at, closes_at FROM waves ORDER BY id"))
 

@@ -248,3 +248,32 @@ async def test_send_rate_is_respected(tmp_path, mail_sink):
         await wait_until(lambda: len(mail_sink.received) == 9, what="nine invitations")
     times = sorted(r.at for r in mail_sink.received)
     assert times[-1] - times[0] >= 8 / 8 * 0.9  # nine messages at 8/s span at least ~1 s
+
+
+async def test_stopping_finishes_the_message_in_flight_and_keeps_the_rest_queued(tmp_path):
+    from aiosmtpd.controller import Controller
+
+    from tests.mailsink import Handler, free_port
+
+    class Slow(Handler):
+        async def handle_DATA(self, server, session, envelope):
+            await asyncio.sleep(1.0)
+            return await super().handle_DATA(server, session, envelope)
+
+    handler, port = Slow(), free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        settings = settings_for(tmp_path, f"smtp://127.0.0.1:{port}", SURVEYBOT_SEND_CONCURRENCY="1")
+        import_rows(settings, [f"Officer {i},officer{i}@city{i}.example.org,City {i},X,Europe,en" for i in range(4)])
+        db = make_wave(settings, reminders=(), close=60)
+        waves.launch(db, "w", utcnow())
+        async with running(settings):
+            await wait_until(lambda: db.execute("SELECT count(*) FROM outbox WHERE state = 'sending'").fetchone()[0],
+                             what="a message in flight")
+            await asyncio.sleep(0.3)
+        states = dict(db.execute("SELECT state, count(*) FROM outbox GROUP BY state").fetchall())
+    finally:
+        controller.stop()
+    assert len(handler.received) == 1  # the one in flight was finished, not cut off
+    assert states == {"sent": 1, "queued": 3}

@@ -11,6 +11,7 @@ import click
 from surveybot import waves
 from surveybot.addresses import InvalidAddress, normalise_email
 from surveybot.cli.common import Context, json_option, pass_context, print_json, shown
+from surveybot.contacts.store import contact_by_email
 from surveybot.clock import format_duration, parse_duration, parse_moment, utcnow
 from surveybot.errors import InvalidInput, NotFound
 from surveybot.mail.render import KINDS, LANGUAGES
@@ -123,8 +124,7 @@ def _contact(obj: Context, email: str) -> dict:
         address = normalise_email(email)
     except InvalidAddress as exc:
         raise InvalidInput(f"{email!r} is not a valid e-mail address: {exc}", field="contact") from None
-    row = next(obj.db.query("SELECT id, email, name, city, country, language, timezone FROM contacts "
-                            "WHERE email = ?", [address]), None)
+    row = contact_by_email(obj.db, address)
     if row is None:
         raise NotFound(f"no contact {address}")
     return row

@@ -115,5 +115,18 @@ def list_contacts(db: Database, network: str | None = None) -> list[dict]:
     return result
 
 
+_CARD = "id, email, name, city, country, language, timezone"  # what a message needs of a contact
+
+
+def contacts_by_id(db: Database, ids: Sequence[int]) -> dict[int, dict]:
+    if not ids:
+        return {}
+    return {c["id"]: c for c in db.query(f"SELECT {_CARD} FROM contacts WHERE id IN ({_marks(len(ids))})", list(ids))}
+
+
+def contact_by_email(db: Database, email: str) -> dict | None:
+    return next(db.query(f"SELECT {_CARD} FROM contacts WHERE email = ?", [email]), None)
+
+
 def network_names(db: Database) -> list[str]:
     return [r["network"] for r in db.query("SELECT network FROM contact_sources GROUP BY network ORDER BY network")]

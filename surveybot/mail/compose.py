@@ -18,6 +18,7 @@ from sqlite_utils import Database
 
 from surveybot.clock import parse_stored
 from surveybot.config import Settings
+from surveybot.contacts import store
 from surveybot.mail.message import Outgoing, build_message, one_line
 from surveybot.mail.render import Renderer, Rendered
 from surveybot.recipients import survey_links, survey_token
@@ -88,5 +89,4 @@ class Composer:
                              reply_to=self.settings.reply_to)
 
     def contact(self, contact_id: int) -> dict | None:
-        return next(self.db.query("SELECT id, email, name, city, country, language, timezone FROM contacts "
-                                  "WHERE id = ?", [contact_id]), None)
+        return store.contacts_by_id(self.db, [contact_id]).get(contact_id)

@@ -69,7 +69,7 @@ def _kept_headers(exc: web.HTTPException) -> dict:
 
 async def healthz(request: web.Request) -> web.Response:
     db = request.app[DB]
-    queued = db.execute("SELECT count(*) FROM outbox WHERE state = 'queued'").fetchone()[0]
+    queued = outbox.queued_count(db)
     return web.json_response({"status": "ok", "queued": queued})
 
 
@@ -98,7 +98,8 @@ def create_app(settings: Settings, *, check_every: float = 1.0, poll: float = 0.
         dispatcher.stop()
         await task
         await transport.close()
-        log.info("dispatcher stopped; %s messages left queued", outbox.next_due(app[DB]) and "some" or "no")
+        queued = outbox.queued_count(app[DB])
+        log.info("dispatcher stopped; %d messages stay queued for the next start", queued)
 
     async def responses_inbox(app: web.Application):
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:

@@ -8,26 +8,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from surveybot.signing import unsigned
-from surveybot.suppressions import unsubscribe
+from surveybot.suppressions import unsubscribe, unsubscribe_address
 from surveybot.web.keys import DB, SECRET
 from surveybot.web.pages import render
 from surveybot.web.webhooks import read_body
 
 
-def _address(request: web.Request) -> str | None:
-    parts = unsigned(request.app[SECRET], "unsubscribe", request.match_info["token"], 2)
-    if parts is None or not parts[0].isdigit():
-        return None
-    row = request.app[DB].execute("SELECT email FROM contacts WHERE id = ?", [int(parts[0])]).fetchone()
-    return row[0] if row else None
-
-
 async def show(request: web.Request) -> web.Response:
-    email = _address(request)
-    if email is None:
+    found = unsubscribe_address(request.app[DB], request.app[SECRET], request.match_info["token"])
+    if found is None:
         return render(request, "unsubscribe.html.j2", status=404, state="invalid", email="")
-    return render(request, "unsubscribe.html.j2", state="confirm", email=email)
+    return render(request, "unsubscribe.html.j2", state="confirm", email=found[0])
 
 
 async def confirm(request: web.Request) -> web.Response:

@@ -14,8 +14,7 @@ import time
 from aiohttp import web
 
 from surveybot import inbox, responses
-from surveybot.clock import iso, utcnow
-from surveybot.db import transaction
+from surveybot.clock import utcnow
 from surveybot.errors import NotFound
 from surveybot.platforms import FetchNeeded, WebhookContext, WebhookRejected, qualtrics, signed, surveymonkey, typeform
 from surveybot.reports import webhook_secret, webhook_signing_secret
@@ -64,18 +63,11 @@ async def receive(request: web.Request) -> web.Response:
         if added:
             app[INBOX].wake()
         return web.json_response({"status": "queued" if added else "already queued"})
-    if adapter is signed and not _first_delivery(db, request.headers["webhook-id"]):
+    if adapter is signed and not inbox.first_delivery(db, "signed", request.headers["webhook-id"], utcnow()):
         return web.json_response({"status": "repeat"})
     outcome = responses.record(db, wave, result, utcnow())
     app[DISPATCHER].wake()  # a thank-you may be queued
     return web.json_response({"status": outcome})
-
-
-def _first_delivery(db, message_id: str) -> bool:
-    with transaction(db):
-        cursor = db.execute("INSERT OR IGNORE INTO webhook_seen (platform, message_id, received_at) VALUES (?, ?, ?)",
-                            ["signed", message_id[:200], iso(utcnow())])
-    return cursor.rowcount == 1
 
 
 async def verify(request: web.Request) -> web.Response:
