@@ -40,7 +40,7 @@ def first_delivery(db: Database, platform: str, message_id: str, now: datetime) 
     """Remember a signed message's id; False if it was delivered before (a retry or a replay)."""
     with transaction(db):
         cursor = db.execute("INSERT OR IGNORE INTO webhook_seen (platform, message_id, received_at) VALUES (?, ?, ?)",
-                            [platform, message_id[:200], iso(now)])
+                            [platform, message_id, iso(now)])
     return cursor.rowcount == 1
 
 
@@ -100,6 +100,13 @@ class InboxWorker:
         if fetch is None or wave is None:
             finish(self.db, row["id"], "failed", "no fetcher or no wave", self.clock())
             return
+        try:
+            await self._fetch_and_record(fetch, wave, row)
+        except Exception:  # one bad row must never stop the worker: park it for the coordinator
+            log.exception("response %s could not be processed", row["response_id"])
+            finish(self.db, row["id"], "failed", "internal error while processing", self.clock())
+
+    async def _fetch_and_record(self, fetch, wave: dict, row: dict) -> None:
         try:
             event = await fetch(self.session, self.settings, row["survey_id"], row["response_id"])
         except ApiError as exc:

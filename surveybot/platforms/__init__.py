@@ -10,6 +10,7 @@ Errors: :class:`WebhookRejected` (the request is refused: its HTTP status and wh
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from surveybot.errors import SurveybotError
@@ -80,3 +81,12 @@ def text_or_none(value) -> str | None:
 def yes(value) -> bool:
     """An opt-in value that means yes, in the forms platforms and people use."""
     return str(value).strip().lower() in {"1", "yes", "y", "true", "si", "sí", "on"}
+
+
+def percent(value) -> int | None:
+    """A progress percentage, or None when the value is not a whole number from 0 to 100."""
+    if isinstance(value, str) and re.fullmatch(r"\s*[0-9]{1,3}\s*", value):
+        value = int(value)
+    elif isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return value if type(value) is int and 0 <= value <= 100 else None

@@ -12,7 +12,8 @@ from urllib.parse import parse_qs
 
 import aiohttp
 
-from surveybot.platforms import ApiError, FetchNeeded, ResponseEvent, WebhookContext, WebhookRejected, text_or_none
+from surveybot.platforms import ApiError, FetchNeeded, ResponseEvent, WebhookContext, WebhookRejected, percent
+from surveybot.platforms import text_or_none
 
 NAME = "qualtrics"
 _RESPONSE_ID = re.compile(r"R_[A-Za-z0-9]{1,64}\Z")
@@ -52,11 +53,10 @@ async def fetch(session: aiohttp.ClientSession, settings, survey_id: str, respon
         raise ApiError("the Qualtrics API answered without result.values", temporary=False)
     answers = {k: v for k, v in values.items() if k.startswith("QID")}
     embedded = {k: v for k, v in values.items() if not k.startswith("QID") and k not in _METADATA}
-    progress = values.get("progress")
     return ResponseEvent(
         platform=NAME, response_id=response_id, finished=str(values.get("finished")) in ("1", "True", "true"),
         token=text_or_none(values.get("token")), answers=answers, embedded=embedded,
-        progress=int(progress) if isinstance(progress, (int, float)) or str(progress).isdigit() else None,
+        progress=percent(values.get("progress")),
         recorded_at=text_or_none(values.get("recordedDate") or values.get("endDate")))
 
 

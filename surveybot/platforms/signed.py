@@ -16,11 +16,13 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 
-from surveybot.platforms import ResponseEvent, WebhookContext, WebhookRejected, require_json, text_or_none
+from surveybot.platforms import ResponseEvent, WebhookContext, WebhookRejected, percent, require_json, text_or_none
 
 NAME = "signed"
 TOLERANCE = 300
+_TIMESTAMP = re.compile(r"[0-9]{1,12}\Z")
 
 
 def whsec(signing_secret: str) -> str:
@@ -40,7 +42,9 @@ def receive(body: bytes, headers, content_type: str, context: WebhookContext) ->
     signatures = headers.get("webhook-signature", "")
     if not (message_id and timestamp and signatures):
         raise WebhookRejected(401, "missing webhook-id, webhook-timestamp or webhook-signature")
-    if not timestamp.isdigit():
+    if len(message_id) > 200:
+        raise WebhookRejected(400, "webhook-id is longer than 200 characters")
+    if not _TIMESTAMP.match(timestamp):
         raise WebhookRejected(401, "webhook-timestamp is not Unix seconds")
     if abs(context.now - int(timestamp)) > TOLERANCE:
         raise WebhookRejected(401, "webhook-timestamp is too far from now (replayed or clock skew)")
@@ -59,8 +63,7 @@ def receive(body: bytes, headers, content_type: str, context: WebhookContext) ->
         raise WebhookRejected(400, "data.response_id is missing")
     answers = payload.get("answers") if isinstance(payload.get("answers"), dict) else {}
     embedded = payload.get("embedded") if isinstance(payload.get("embedded"), dict) else {}
-    progress = payload.get("progress")
     return ResponseEvent(platform=NAME, response_id=response_id, finished=kind == "response.completed",
                          token=text_or_none(payload.get("token")), answers=answers, embedded=embedded,
-                         progress=progress if isinstance(progress, int) else None,
+                         progress=percent(payload.get("progress")),
                          recorded_at=text_or_none(payload.get("recorded_at")))

@@ -70,16 +70,27 @@ async def fetch(session: aiohttp.ClientSession, settings, survey_id: str, respon
     if not isinstance(data, dict):
         raise ApiError("SurveyMonkey answered without a response object", temporary=False)
     answers = {}
-    for page in data.get("pages") or []:
-        for question in (page or {}).get("questions") or []:
-            picked = [a.get("text") or a.get("choice_id") or a.get("row_id") for a in question.get("answers") or []
-                      if isinstance(a, dict)]
-            answers[str(question.get("id"))] = picked[0] if len(picked) == 1 else picked
+    for question in _questions(data):
+        given = question.get("answers") if isinstance(question.get("answers"), list) else []
+        picked = [a.get("text") or a.get("choice_id") or a.get("row_id") for a in given if isinstance(a, dict)]
+        answers[str(question["id"])] = picked[0] if len(picked) == 1 else picked
     variables = data.get("custom_variables") if isinstance(data.get("custom_variables"), dict) else {}
     return ResponseEvent(platform=NAME, response_id=response_id, finished=data.get("response_status") == "completed",
                          token=text_or_none(variables.get("token")), answers=answers,
                          embedded={k: v for k, v in variables.items() if k != "token"},
                          recorded_at=text_or_none(data.get("date_modified")))
+
+
+def _questions(data: dict) -> list[dict]:
+    """The questions of the response's pages, skipping anything that is not a question with an id."""
+    pages = data.get("pages") if isinstance(data.get("pages"), list) else []
+    found = []
+    for page in pages:
+        questions = page.get("questions") if isinstance(page, dict) else None
+        for question in questions if isinstance(questions, list) else []:
+            if isinstance(question, dict) and isinstance(question.get("id"), (str, int)):
+                found.append(question)
+    return found
 
 
 def _seconds(value: str | None) -> float | None:

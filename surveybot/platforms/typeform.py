@@ -34,11 +34,15 @@ def receive(body: bytes, headers, content_type: str, context: WebhookContext) ->
     if not response_id:
         raise WebhookRejected(400, "form_response has no token")
     hidden = response.get("hidden") if isinstance(response.get("hidden"), dict) else {}
+    given = response.get("answers") or []
+    if not isinstance(given, list):
+        raise WebhookRejected(400, "form_response.answers is not a list")
     answers = {}
-    for answer in response.get("answers") or []:
+    for answer in given:
         if isinstance(answer, dict) and isinstance(answer.get("field"), dict):
             key = answer["field"].get("ref") or answer["field"].get("id")
-            answers[str(key)] = _value(answer)
+            if isinstance(key, (str, int)) and not isinstance(key, bool):
+                answers[str(key)] = _value(answer)
     return ResponseEvent(platform=NAME, response_id=response_id, finished=event_type == "form_response",
                          token=text_or_none(hidden.get("token")), answers=answers,
                          embedded={k: v for k, v in hidden.items() if k != "token"},
@@ -46,9 +50,11 @@ def receive(body: bytes, headers, content_type: str, context: WebhookContext) ->
 
 
 def _value(answer: dict):
+    """The answer's value, found under the key its ``type`` names (``choice``/``choices`` hold labels)."""
     kind = answer.get("type")
-    if kind == "choice":
-        return (answer.get("choice") or {}).get("label")
-    if kind == "choices":
-        return (answer.get("choices") or {}).get("labels")
-    return answer.get(kind) if kind else None
+    if not isinstance(kind, str) or not kind:
+        return None
+    value = answer.get(kind)
+    if kind in ("choice", "choices") and isinstance(value, dict):
+        return value.get("label" if kind == "choice" else "labels", value.get("other"))
+    return value

@@ -121,13 +121,18 @@ async def upload_page(request: web.Request) -> web.Response:
         except (ValueError, AssertionError):
             return _page_error(request, 400, "El formulario no se pudo leer. / The form could not be read.", fields)
         token = tokens.check(request.app[DB], fields.get("token", "").strip())
-        network = (token or {}).get("network") or fields.get("network", "").strip()
         if token is None:
             return _page_error(request, 401, "La clave de acceso no es válida. / The access token is not valid.",
                                fields)
-        if token["role"] == "researcher" or may_use_network(token, network or "-") is not None:
+        # The field names the network; a network's token may leave it blank but not name another one.
+        network = fields.get("network", "").strip() or (token.get("network") or "")
+        if not network:
+            return _page_error(request, 400, "Indique la red. / Name the network.", fields)
+        if token["role"] == "researcher" or may_use_network(token, network) is not None:
             return _page_error(request, 403, "Esta clave no sirve para esa red. / This token is not for that "
                                "network.", fields)
+        if token["role"] == "network":
+            network = token["network"]  # the name as the token spells it
         if path is None:
             return _page_error(request, 400, "Elija un archivo CSV. / Choose a CSV file.", fields)
         try:

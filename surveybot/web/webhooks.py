@@ -15,6 +15,7 @@ from aiohttp import web
 
 from surveybot import inbox, responses
 from surveybot.clock import utcnow
+from surveybot.db import transaction
 from surveybot.errors import NotFound
 from surveybot.platforms import FetchNeeded, WebhookContext, WebhookRejected, qualtrics, signed, surveymonkey, typeform
 from surveybot.reports import webhook_secret, webhook_signing_secret
@@ -29,10 +30,14 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     """The raw body, refusing (413) anything over ``limit`` bytes without reading it all."""
     if request.content_length is not None and request.content_length > limit:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
-    return body
+    chunks, size = [], 0
+    # StreamReader.read(n) returns what has arrived so far, not n bytes: read until the end.
+    while chunk := await request.content.read(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -63,9 +68,10 @@ async def receive(request: web.Request) -> web.Response:
         if added:
             app[INBOX].wake()
         return web.json_response({"status": "queued" if added else "already queued"})
-    if adapter is signed and not inbox.first_delivery(db, "signed", request.headers["webhook-id"], utcnow()):
-        return web.json_response({"status": "repeat"})
-    outcome = responses.record(db, wave, result, utcnow())
+    with transaction(db):  # the message id counts as seen only once its response is recorded
+        if adapter is signed and not inbox.first_delivery(db, "signed", request.headers["webhook-id"], utcnow()):
+            return web.json_response({"status": "repeat"})
+        outcome = responses.record(db, wave, result, utcnow())
     app[DISPATCHER].wake()  # a thank-you may be queued
     return web.json_response({"status": outcome})
 
