@@ -19,7 +19,7 @@ from sqlite_utils import Database
 from surveybot import responses
 from surveybot.clock import iso, utcnow
 from surveybot.db import transaction
-from surveybot.platforms import ApiError, FetchNeeded, qualtrics, surveymonkey
+from surveybot.platforms import ApiError, FetchNeeded, ResponseEvent, qualtrics, surveymonkey
 from surveybot.waves import waves_by_id
 
 log = logging.getLogger("surveybot.inbox")
@@ -28,12 +28,51 @@ FETCHERS = {"qualtrics": qualtrics.fetch, "surveymonkey": surveymonkey.fetch}
 
 def add(db: Database, wave_id: int, need: FetchNeeded, now: datetime) -> bool:
     """Queue a notification; False if the same one was queued before (a retried delivery)."""
+    return add_many(db, [(wave_id, need)], now)[0]
+
+
+def add_many(db: Database, items: list[tuple[int, FetchNeeded]], now: datetime) -> list[bool]:
+    """Queue several notifications in one transaction; for each, whether it was new."""
+    added, stamp = [], iso(now)
     with transaction(db):
-        cursor = db.conn.execute(
-            "INSERT OR IGNORE INTO webhook_inbox (wave_id, platform, survey_id, response_id, event, due_at, "
-            "received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [wave_id, need.platform, need.survey_id, need.response_id, need.event, iso(now), iso(now)])
-    return cursor.rowcount == 1
+        for wave_id, need in items:
+            cursor = db.conn.execute(
+                "INSERT OR IGNORE INTO webhook_inbox (wave_id, platform, survey_id, response_id, event, due_at, "
+                "received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [wave_id, need.platform, need.survey_id, need.response_id, need.event, stamp, stamp])
+            added.append(cursor.rowcount == 1)
+    return added
+
+
+class Intake:
+    """Group commit for the webhook handler: notifications that arrive in the same turn of the event loop
+    share one transaction, and each handler answers only after it has committed. Under a burst this turns
+    hundreds of commits a second into tens, and the answer still means "stored"."""
+
+    def __init__(self, db: Database, clock: Callable[[], datetime] = utcnow) -> None:
+        self.db, self.clock = db, clock
+        self._waiting: list[tuple[int, FetchNeeded, asyncio.Future]] = []
+
+    async def add(self, wave_id: int, need: FetchNeeded) -> bool:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        if not self._waiting:
+            loop.call_soon(self._commit)
+        self._waiting.append((wave_id, need, future))
+        return await future
+
+    def _commit(self) -> None:
+        batch, self._waiting = self._waiting, []
+        try:
+            added = add_many(self.db, [(wave_id, need) for wave_id, need, _ in batch], self.clock())
+        except Exception as exc:  # each waiting handler answers with the error
+            for *_, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (*_, future), new in zip(batch, added):
+            if not future.done():  # its client may have gone away meanwhile
+                future.set_result(new)
 
 
 def first_delivery(db: Database, platform: str, message_id: str, now: datetime) -> bool:
@@ -65,17 +104,25 @@ def retry(db: Database, row_id: int, error: str, due: datetime) -> None:
 
 
 class InboxWorker:
+    """Fetches queued responses a batch at a time and records the batch in one transaction.
+
+    While webhooks keep arriving it works in the gaps: after each batch it pauses ``yield_factor`` times as
+    long as the batch took, so answering the platform (which times out and retries) comes first, yet a steady
+    stream of webhooks can never starve it. When none arrive it runs flat out."""
+
     def __init__(self, db: Database, settings, session: aiohttp.ClientSession, *, retry_delay: float = 5.0,
-                 max_attempts: int = 10, concurrency: int = 8, poll: float = 1.0,
+                 max_attempts: int = 10, concurrency: int = 16, poll: float = 1.0, yield_factor: float = 4.0,
                  clock: Callable[[], datetime] = utcnow) -> None:
         self.db, self.settings, self.session = db, settings, session
         self.retry_delay, self.max_attempts, self.concurrency = retry_delay, max_attempts, concurrency
-        self.poll, self.clock = poll, clock
+        self.poll, self.yield_factor, self.clock = poll, yield_factor, clock
         self._wake = asyncio.Event()
         self._stopping = False
+        self._arrived = 0  # webhooks queued so far, to tell whether more came in during a batch
         self.on_recorded: Callable[[str], None] = lambda outcome: None
 
     def wake(self) -> None:
+        self._arrived += 1
         self._wake.set()
 
     def stop(self) -> None:
@@ -83,10 +130,14 @@ class InboxWorker:
         self._wake.set()
 
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
         while not self._stopping:
             rows = claim(self.db, self.clock(), self.concurrency)
             if rows:
-                await asyncio.gather(*(self._process(row) for row in rows))
+                started, arrived = loop.time(), self._arrived
+                await self._process(rows)
+                if self._arrived != arrived and not self._stopping:
+                    await asyncio.sleep(self.yield_factor * (loop.time() - started))
                 continue
             self._wake.clear()
             try:
@@ -94,29 +145,48 @@ class InboxWorker:
             except asyncio.TimeoutError:
                 pass
 
-    async def _process(self, row: dict) -> None:
-        fetch = FETCHERS.get(row["platform"])
-        wave = waves_by_id(self.db, [row["wave_id"]]).get(row["wave_id"])
-        if fetch is None or wave is None:
-            finish(self.db, row["id"], "failed", "no fetcher or no wave", self.clock())
-            return
-        try:
-            await self._fetch_and_record(fetch, wave, row)
-        except Exception:  # one bad row must never stop the worker: park it for the coordinator
-            log.exception("response %s could not be processed", row["response_id"])
-            finish(self.db, row["id"], "failed", "internal error while processing", self.clock())
+    async def _process(self, rows: list[dict]) -> None:
+        waves = waves_by_id(self.db, sorted({row["wave_id"] for row in rows}))
+        fetched = await asyncio.gather(*(self._fetch(row, waves.get(row["wave_id"])) for row in rows),
+                                       return_exceptions=True)
+        outcomes = []
+        with transaction(self.db):
+            for row, result in zip(rows, fetched):
+                try:
+                    with transaction(self.db):  # a savepoint: one row's failure leaves the others recorded
+                        outcome = self._settle(row, waves.get(row["wave_id"]), result)
+                except Exception:  # one bad row must never stop the worker: park it for the coordinator
+                    log.exception("response %s could not be processed", row["response_id"])
+                    finish(self.db, row["id"], "failed", "internal error while processing", self.clock())
+                    continue
+                if outcome:
+                    outcomes.append(outcome)
+        for outcome in outcomes:
+            self.on_recorded(outcome)
 
-    async def _fetch_and_record(self, fetch, wave: dict, row: dict) -> None:
-        try:
-            event = await fetch(self.session, self.settings, row["survey_id"], row["response_id"])
-        except ApiError as exc:
-            if not exc.temporary or row["attempts"] >= self.max_attempts:
-                finish(self.db, row["id"], "failed", str(exc), self.clock())
-                log.warning("response %s not fetched: %s", row["response_id"], exc)
-                return
-            delay = exc.retry_after if exc.retry_after is not None else self.retry_delay * 2 ** (row["attempts"] - 1)
-            retry(self.db, row["id"], str(exc), self.clock() + timedelta(seconds=delay))
-            return
-        outcome = responses.record(self.db, wave, event, self.clock())
-        finish(self.db, row["id"], "done", "", self.clock())
-        self.on_recorded(outcome)
+    async def _fetch(self, row: dict, wave: dict | None) -> ResponseEvent | None:
+        fetch = FETCHERS.get(row["platform"])
+        if fetch is None or wave is None:
+            return None
+        return await fetch(self.session, self.settings, row["survey_id"], row["response_id"])
+
+    def _settle(self, row: dict, wave: dict | None, result) -> str | None:
+        """Write what became of one row; returns the response's outcome when it was recorded."""
+        now = self.clock()
+        if result is None:
+            finish(self.db, row["id"], "failed", "no fetcher or no wave", now)
+        elif isinstance(result, ApiError):
+            if not result.temporary or row["attempts"] >= self.max_attempts:
+                finish(self.db, row["id"], "failed", str(result), now)
+                log.warning("response %s not fetched: %s", row["response_id"], result)
+            else:
+                delay = (result.retry_after if result.retry_after is not None
+                         else self.retry_delay * 2 ** (row["attempts"] - 1))
+                retry(self.db, row["id"], str(result), now + timedelta(seconds=delay))
+        elif isinstance(result, BaseException):
+            raise result
+        else:
+            outcome = responses.record(self.db, wave, result, now)
+            finish(self.db, row["id"], "done", "", now)
+            return outcome
+        return None

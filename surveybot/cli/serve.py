@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 
 import click
 
+from surveybot import logs
 from surveybot.cli.common import Context, pass_context
 
 
@@ -24,8 +24,7 @@ def serve(obj: Context, host: str, port: int) -> None:
     from surveybot.web.app import create_app
 
     settings = obj.settings
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # it logs every run of the 1 s plan check
+    logs.setup()
     where = settings.mail.path if settings.mail.kind == "maildir" else f"{settings.mail.host}:{settings.mail.port}"
     click.echo(f"surveybot on http://{host}:{port} (database {settings.db_path}, mail to {where})", err=True)
     from surveybot.web.app import AccessLogger

@@ -26,9 +26,9 @@ from surveybot.mail.compose import Composer
 from surveybot.mail.transports import open_transport
 from surveybot.schedule import Planner
 from surveybot.signing import service_secret
-from surveybot.inbox import InboxWorker
+from surveybot.inbox import InboxWorker, Intake
 from surveybot.web import pages, unsubscribe, uploads, webhooks
-from surveybot.web.keys import DB, DISPATCHER, HTTP, INBOX, PAGES, PLANNER, SECRET, SETTINGS
+from surveybot.web.keys import DB, DISPATCHER, HTTP, INBOX, INTAKE, PAGES, PLANNER, WAVES, SECRET, SETTINGS
 
 log = logging.getLogger("surveybot.web")
 access_log = logging.getLogger("surveybot.access")
@@ -40,10 +40,16 @@ class AccessLogger(AbstractAccessLogger):
     """One JSON line per request: method, path (secrets masked, no query), status, size, time. No bodies."""
 
     def log(self, request, response, time):
-        access_log.info(json.dumps({
-            "method": request.method, "path": _SECRET_PATHS.sub(r"\1***", request.path),
-            "status": response.status, "bytes": response.body_length, "ms": round(time * 1000, 1),
-            "remote": request.remote}))
+        # Built by hand: this runs for every request, and json.dumps of a dict costs more than the
+        # rest of the line; only the strings need escaping.
+        path = json.dumps(_SECRET_PATHS.sub(r"\1***", request.path), ensure_ascii=False)
+        remote, method = json.dumps(request.remote), json.dumps(request.method)
+        access_log.info(f'{{"method": {method}, "path": {path}, "status": {response.status}, '
+                        f'"bytes": {response.body_length}, "ms": {time * 1000:.1f}, "remote": {remote}}}')
+
+    @property
+    def enabled(self) -> bool:
+        return access_log.isEnabledFor(logging.INFO)
 
 
 @web.middleware
@@ -84,6 +90,8 @@ def create_app(settings: Settings, *, check_every: float = 1.0, poll: float = 0.
     async def database(app: web.Application):
         app[DB] = open_db(settings.db_path)
         app[SECRET] = service_secret(app[DB], settings.secret)
+        app[INTAKE] = Intake(app[DB])
+        app[WAVES] = {}
         yield
         app[DB].close()
 

@@ -9,7 +9,7 @@ from sqlite_utils import Database
 
 from surveybot.config import Settings
 from surveybot.dispatcher import Dispatcher
-from surveybot.inbox import InboxWorker
+from surveybot.inbox import InboxWorker, Intake
 from surveybot.schedule import Planner
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -19,4 +19,6 @@ DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 PLANNER = web.AppKey("planner", Planner)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 INBOX = web.AppKey("inbox", InboxWorker)
+INTAKE = web.AppKey("intake", Intake)
+WAVES = web.AppKey("waves", dict)  # slug -> (expires, wave row or None)
 PAGES = web.AppKey("pages", Environment)

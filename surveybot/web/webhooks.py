@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import time
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -20,10 +21,13 @@ from surveybot.errors import NotFound
 from surveybot.platforms import FetchNeeded, WebhookContext, WebhookRejected, qualtrics, signed, surveymonkey, typeform
 from surveybot.reports import webhook_secret, webhook_signing_secret
 from surveybot.waves import get_wave
-from surveybot.web.keys import DB, DISPATCHER, INBOX, SECRET, SETTINGS
+from surveybot.web.keys import DB, DISPATCHER, INBOX, INTAKE, SECRET, SETTINGS, WAVES
 
 ADAPTERS = {m.NAME: m for m in (qualtrics, typeform, surveymonkey, signed)}
 MAX_BODY = 1024 * 1024
+WAVE_TTL = 1.0  # seconds
+# The answers to a notification, encoded once: most requests to a busy endpoint get one of these.
+_QUEUED, _ALREADY_QUEUED = b'{"status": "queued"}', b'{"status": "already queued"}'
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
@@ -40,6 +44,31 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+@dataclass(frozen=True)
+class KnownWave:
+    row: dict
+    url_secret: str  # the last part of its webhook URL
+    signing_secret: str
+
+
+def _wave(app: web.Application, slug: str) -> KnownWave | None:
+    """The wave named in the URL and its secrets, looked up at most once a second per slug: a burst of
+    webhooks for one wave costs one query, and a wave created or changed by the CLI is seen within a second."""
+    now = time.monotonic()
+    cache = app[WAVES]
+    hit = cache.get(slug)
+    if hit is None or hit[0] < now:
+        if len(cache) > 1000:  # strangers probing made-up slugs must not grow it without end
+            cache.clear()
+        try:
+            row = get_wave(app[DB], slug)
+            found = KnownWave(row, webhook_secret(app[SECRET], row), webhook_signing_secret(app[SECRET], row))
+        except NotFound:
+            found = None
+        hit = cache[slug] = (now + WAVE_TTL, found)
+    return hit[1]
+
+
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
@@ -49,25 +78,23 @@ async def receive(request: web.Request) -> web.Response:
     adapter = ADAPTERS.get(request.match_info["platform"])
     if adapter is None:
         return _error(404, "no such platform")
-    db, secret = app[DB], app[SECRET]
-    try:
-        wave = get_wave(db, request.match_info["wave"])
-    except NotFound:
-        wave = None
-    expected = webhook_secret(secret, wave) if wave and wave["platform"] == adapter.NAME else "x" * 32
-    if not hmac.compare_digest(expected.encode(), request.match_info["secret"].encode()) or wave is None:
+    db = app[DB]
+    known = _wave(app, request.match_info["wave"])
+    expected = known.url_secret if known and known.row["platform"] == adapter.NAME else "x" * 32
+    if not hmac.compare_digest(expected.encode(), request.match_info["secret"].encode()) or known is None:
         return _error(401, "unknown wave or wrong secret")
+    wave = known.row
     body = await read_body(request, MAX_BODY)
-    context = WebhookContext(wave, webhook_signing_secret(secret, wave), app[SETTINGS], time.time())
+    context = WebhookContext(wave, known.signing_secret, app[SETTINGS], time.time())
     try:
         result = adapter.receive(body, request.headers, request.content_type or "", context)
     except WebhookRejected as exc:
         return _error(exc.status, str(exc))
     if isinstance(result, FetchNeeded):
-        added = inbox.add(db, wave["id"], result, utcnow())
+        added = await app[INTAKE].add(wave["id"], result)
         if added:
             app[INBOX].wake()
-        return web.json_response({"status": "queued" if added else "already queued"})
+        return web.Response(body=_QUEUED if added else _ALREADY_QUEUED, content_type="application/json")
     with transaction(db):  # the message id counts as seen only once its response is recorded
         if adapter is signed and not inbox.first_delivery(db, "signed", request.headers["webhook-id"], utcnow()):
             return web.json_response({"status": "repeat"})
