@@ -29,6 +29,8 @@ DEFAULTS: dict[str, str] = {
     "SURVEYBOT_RETRY_DELAY": "30s",
     "SURVEYBOT_MAX_ATTEMPTS": "8",
     "SURVEYMONKEY_BASE_URL": "https://api.surveymonkey.com",
+    "SURVEYBOT_INTERVIEW_NUDGE_AFTER": "4d",
+    "SURVEYBOT_INTERVIEW_EXPIRE_AFTER": "14d",
 }
 
 # Every setting surveybot reads, with a one-line meaning (the README's table is checked against it).
@@ -50,6 +52,8 @@ DOCUMENTED: dict[str, str] = {
     "SURVEYMONKEY_API_SECRET": "SurveyMonkey app's secret, to check its webhooks' signatures",
     "SURVEYMONKEY_ACCESS_TOKEN": "SurveyMonkey access token, for fetching responses",
     "SURVEYMONKEY_BASE_URL": "SurveyMonkey API URL",
+    "SURVEYBOT_INTERVIEW_NUDGE_AFTER": "after an invitation to book an interview, when to remind those who have not",
+    "SURVEYBOT_INTERVIEW_EXPIRE_AFTER": "after an invitation to book an interview, when the booking link expires",
 }
 
 
@@ -89,6 +93,8 @@ class Settings:
     surveymonkey_api_secret: str | None = field(default=None, repr=False)
     surveymonkey_access_token: str | None = field(default=None, repr=False)
     surveymonkey_base_url: str = "https://api.surveymonkey.com"
+    interview_nudge_after: float = 4 * 86400
+    interview_expire_after: float = 14 * 86400
 
 
 def load_settings(environ: Mapping[str, str] | None = None, env_file: str | os.PathLike | None = ".env") -> Settings:
@@ -124,6 +130,9 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | os.P
         surveymonkey_access_token=get("SURVEYMONKEY_ACCESS_TOKEN"),
         surveymonkey_base_url=_http_url("SURVEYMONKEY_BASE_URL", get("SURVEYMONKEY_BASE_URL")
                                         or DEFAULTS["SURVEYMONKEY_BASE_URL"]),
+        interview_nudge_after=_duration("SURVEYBOT_INTERVIEW_NUDGE_AFTER", get("SURVEYBOT_INTERVIEW_NUDGE_AFTER")),
+        interview_expire_after=_duration("SURVEYBOT_INTERVIEW_EXPIRE_AFTER",
+                                         get("SURVEYBOT_INTERVIEW_EXPIRE_AFTER")),
     )
 
 

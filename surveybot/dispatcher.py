@@ -25,7 +25,9 @@ from surveybot import outbox, recipients
 from surveybot.contacts import store
 from surveybot.clock import utcnow
 from surveybot.errors import SurveybotError
+from surveybot.interviews.messages import InterviewMessages
 from surveybot.mail.compose import Composer
+from surveybot.mail.render import INTERVIEW_KINDS
 from surveybot.mail.transports import PermanentFailure, TemporaryFailure
 from surveybot.suppressions import suppress, suppressed_among
 from surveybot.waves import waves_by_id
@@ -70,20 +72,26 @@ class Dispatcher:
                  clock: Callable[[], datetime] = utcnow) -> None:
         self.db, self.composer, self.transport = db, composer, transport
         self.limiter = RateLimiter(rate)
+        self.interviews = InterviewMessages(db, composer)
         self.concurrency, self.retry_delay, self.max_attempts = concurrency, retry_delay, max_attempts
         self.poll, self.clock = poll, clock
         self._wake = asyncio.Event()
         self._stopping = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def wake(self) -> None:
-        """Something was queued: look now rather than at the next poll."""
-        self._wake.set()
+        """Something was queued: look now rather than at the next poll. Safe from the scheduler's threads."""
+        if self._loop is None:
+            self._wake.set()
+        else:
+            self._loop.call_soon_threadsafe(self._wake.set)
 
     def stop(self) -> None:
         self._stopping = True
         self._wake.set()
 
     async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
         recovered = outbox.recover(self.db)
         if recovered:
             log.warning("requeued %d messages interrupted by a stop while being sent", recovered)
@@ -166,4 +174,9 @@ class Dispatcher:
         if wave is None or contact is None:
             batch.outcomes.append(("failed", row["id"], "its wave or contact no longer exists"))
             return None
+        if row["kind"] in INTERVIEW_KINDS:
+            message, reason = self.interviews.build(row, wave, contact, self.clock())
+            if message is None:
+                batch.outcomes.append(("cancelled", row["id"], reason))
+            return message
         return self.composer.message(row["kind"], wave, contact, self.clock(), to_email=row["to_email"])

@@ -46,12 +46,14 @@ def enqueue(db: Database, key: str, kind: str, to_email: str, now: datetime, *, 
 
 
 def claim(db: Database, now: datetime, limit: int) -> list[dict]:
-    """Take up to ``limit`` due messages (not of paused waves) for sending, oldest first."""
+    """Take up to ``limit`` due messages for sending, oldest first. Pausing a wave holds its survey e-mail,
+    not the interviews already arranged."""
     with transaction(db):
         rows = list(db.query(
             """UPDATE outbox SET state = 'sending', attempts = attempts + 1
                WHERE id IN (SELECT o.id FROM outbox o LEFT JOIN waves w ON w.id = o.wave_id
-                            WHERE o.state = 'queued' AND o.due_at <= ? AND COALESCE(w.paused, 0) = 0
+                            WHERE o.state = 'queued' AND o.due_at <= ?
+                              AND (COALESCE(w.paused, 0) = 0 OR o.kind LIKE 'interview%')
                             ORDER BY o.due_at, o.id LIMIT ?)
                RETURNING *""",
             [iso(now), limit],
@@ -89,14 +91,16 @@ def queued_count(db: Database) -> int:
 
 def next_due(db: Database) -> str | None:
     row = db.execute("""SELECT MIN(o.due_at) FROM outbox o LEFT JOIN waves w ON w.id = o.wave_id
-                        WHERE o.state = 'queued' AND COALESCE(w.paused, 0) = 0""").fetchone()
+                        WHERE o.state = 'queued'
+                          AND (COALESCE(w.paused, 0) = 0 OR o.kind LIKE 'interview%')""").fetchone()
     return row[0]
 
 
 def wave_counts(db: Database, wave_id: int) -> dict:
     counts = dict.fromkeys(("queued", "sending", "sent", "failed", "cancelled"), 0)
-    for state, number in db.execute("SELECT state, count(*) FROM outbox WHERE wave_id = ? GROUP BY state",
-                                    [wave_id]):
+    # The survey's own e-mail: interview messages are counted with the interviews.
+    for state, number in db.execute("SELECT state, count(*) FROM outbox WHERE wave_id = ? "
+                                    "AND kind NOT LIKE 'interview%' GROUP BY state", [wave_id]):
         counts[state] = number
     counts["recovered"] = db.execute("SELECT count(*) FROM outbox WHERE wave_id = ? AND recovered = 1 "
                                      "AND state = 'sent'", [wave_id]).fetchone()[0]

@@ -99,7 +99,7 @@ def counts(db: Database, wave_id: int) -> dict:
                   (SELECT count(*) FROM responses WHERE wave_id = :w AND status = 'unmatched'),
                   (SELECT count(*) FROM partial_audit p WHERE p.wave_id = :w AND NOT EXISTS
                       (SELECT 1 FROM responses r WHERE r.platform = p.platform AND r.response_id = p.response_id)),
-                  (SELECT count(*) FROM interview_queue WHERE wave_id = :w AND state = 'queued')""",
+                  (SELECT count(*) FROM interview_queue WHERE wave_id = :w AND state IN ('queued', 'invited', 'booked'))""",
         {"w": wave_id}).fetchone()
     keys = ("responses", "duplicates", "unmatched", "partial_discarded", "interview_queue")
     return dict(zip(keys, row))

@@ -10,7 +10,7 @@ another process only writes the database and bumps that version, which a cheap c
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -24,6 +24,17 @@ from surveybot.waves import plan_version
 log = logging.getLogger("surveybot.schedule")
 
 
+def _in_loop(job: Callable[[], object]) -> Callable[[], Awaitable[None]]:
+    """Run a job on the event loop, not in APScheduler's thread pool: every job uses the service's one
+    database connection, whose transactions must not interleave with the handlers' or with each other."""
+
+    async def run() -> None:
+        job()
+
+    run.__name__ = getattr(job, "__name__", "job")
+    return run
+
+
 class Planner:
     def __init__(self, db: Database, secret: str, *, on_queued: Callable[[], None] = lambda: None,
                  check_every: float = 1.0, clock: Callable[[], datetime] = utcnow) -> None:
@@ -35,9 +46,14 @@ class Planner:
     def start(self) -> None:
         """Start inside the running event loop: catch up, then schedule the next step."""
         self.scheduler.start()
-        self.scheduler.add_job(self._check, "interval", seconds=self.check_every, id="plan-check",
+        self.scheduler.add_job(_in_loop(self._check), "interval", seconds=self.check_every, id="plan-check",
                                coalesce=True, max_instances=1, misfire_grace_time=None)
         self.run_now()
+
+    def every(self, seconds: float, job: Callable[[], None], name: str) -> None:
+        """Run ``job`` every ``seconds`` (one at a time, late runs merged)."""
+        self.scheduler.add_job(_in_loop(job), "interval", seconds=seconds, id=name, coalesce=True, max_instances=1,
+                               misfire_grace_time=None)
 
     def stop(self) -> None:
         if self.scheduler.running:
@@ -60,7 +76,7 @@ class Planner:
             if self.scheduler.get_job("plan-step"):
                 self.scheduler.remove_job("plan-step")
             return
-        self.scheduler.add_job(self.run_now, DateTrigger(run_date=parse_stored(due)), id="plan-step",
+        self.scheduler.add_job(_in_loop(self.run_now), DateTrigger(run_date=parse_stored(due)), id="plan-step",
                                replace_existing=True, misfire_grace_time=None)
 
     def _check(self) -> None:

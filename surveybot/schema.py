@@ -205,4 +205,26 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (platform, message_id)
     );
     """,
+    # 4: interview scheduling: researchers' slots; the queue gains its booking, reminders and expiry
+    """
+    CREATE TABLE interview_slots (
+        id INTEGER PRIMARY KEY,
+        researcher TEXT NOT NULL COLLATE NOCASE,
+        starts_at TEXT NOT NULL,
+        ends_at TEXT NOT NULL,
+        timezone TEXT NOT NULL DEFAULT 'UTC',
+        meeting_url TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL,
+        UNIQUE (researcher, starts_at)
+    );
+    CREATE INDEX interview_slots_start ON interview_slots(starts_at);
+    ALTER TABLE interview_queue ADD COLUMN slot_id INTEGER REFERENCES interview_slots(id);
+    ALTER TABLE interview_queue ADD COLUMN sequence INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE interview_queue ADD COLUMN invited_at TEXT;
+    ALTER TABLE interview_queue ADD COLUMN expires_at TEXT;
+    ALTER TABLE interview_queue ADD COLUMN booked_at TEXT;
+    -- One booking per slot, whichever process books it: the loser of a race gets a constraint error.
+    CREATE UNIQUE INDEX interview_queue_slot ON interview_queue(slot_id) WHERE slot_id IS NOT NULL;
+    ALTER TABLE waves ADD COLUMN interview_auto_invite INTEGER NOT NULL DEFAULT 0;
+    """,
 ]

@@ -88,7 +88,10 @@ def _quoted_printable(text: str) -> str:
 
 
 def build_message(rendered: Rendered, *, sender: str, to_email: str, to_name: str, now: datetime,
-                  unsubscribe_url: str | None = None, reply_to: str | None = None) -> Outgoing:
+                  unsubscribe_url: str | None = None, reply_to: str | None = None,
+                  calendar: tuple[str, bytes] | None = None) -> Outgoing:
+    """``calendar`` = (method, .ics bytes) adds a calendar invitation: as a ``text/calendar`` alternative
+    (what mail clients show as an invitation with buttons) and as an ``invite.ics`` attachment."""
     sender_name, sender_email = _parsed(sender)
     domain = sender_email.rpartition("@")[2] or "localhost"
     message_id = make_msgid(domain=domain)
@@ -111,10 +114,33 @@ def build_message(rendered: Rendered, *, sender: str, to_email: str, to_name: st
             targets.append(f"<mailto:{one_line(_parsed(reply_to)[1])}?subject=unsubscribe>")
         headers += [("List-Unsubscribe", f",{CRLF} ".join(targets)),
                     ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")]
-    headers += [("MIME-Version", "1.0"), ("Content-Type", f'multipart/alternative; boundary="{boundary}"')]
-    lines = [f"{name}: {value}" for name, value in headers]
+    headers.append(("MIME-Version", "1.0"))
+    alternative = []
     for subtype, body in (("plain", rendered.text), ("html", rendered.html)):
-        lines += ["", f"--{boundary}", f'Content-Type: text/{subtype}; charset="utf-8"',
-                  "Content-Transfer-Encoding: quoted-printable", "", _quoted_printable(body)]
-    lines += [f"--{boundary}--", ""]
+        alternative.append([f'Content-Type: text/{subtype}; charset="utf-8"',
+                            "Content-Transfer-Encoding: quoted-printable", "", _quoted_printable(body)])
+    if calendar is None:
+        headers.append(("Content-Type", f'multipart/alternative; boundary="{boundary}"'))
+        lines = [f"{name}: {value}" for name, value in headers] + _multipart(boundary, alternative)
+    else:
+        method, ics = calendar
+        encoded_ics = base64.encodebytes(ics).decode("ascii").replace("\n", CRLF).rstrip(CRLF)
+        alternative.append([f'Content-Type: text/calendar; charset="utf-8"; method={method}',
+                            "Content-Transfer-Encoding: base64", "", encoded_ics])
+        inner = f"=_{secrets.token_hex(12)}"
+        attachment = [f'Content-Type: application/ics; name="invite.ics"',
+                      'Content-Disposition: attachment; filename="invite.ics"',
+                      "Content-Transfer-Encoding: base64", "", encoded_ics]
+        headers.append(("Content-Type", f'multipart/mixed; boundary="{boundary}"'))
+        lines = [f"{name}: {value}" for name, value in headers] + _multipart(
+            boundary, [[f'Content-Type: multipart/alternative; boundary="{inner}"', ""]
+                       + _multipart(inner, alternative)[1:], attachment])
     return Outgoing(sender_email, to_email, message_id, CRLF.join(lines).encode("utf-8"))  # UTF-8 only in an SMTPUTF8 address
+
+
+def _multipart(boundary: str, parts: list[list[str]]) -> list[str]:
+    """The lines of a multipart body: each part after its delimiter, then the closing delimiter."""
+    lines = []
+    for part in parts:
+        lines += ["", f"--{boundary}", *part]
+    return lines + [f"--{boundary}--", ""]

@@ -19,6 +19,8 @@ from surveybot.errors import InvalidInput
 
 BUILTIN = Path(__file__).resolve().parent.parent.parent / "templates" / "email"
 KINDS = ("invitation", "reminder", "final_reminder", "thank_you")
+INTERVIEW_KINDS = ("interview_invite", "interview_nudge", "interview_confirmed", "interview_cancelled",
+                   "interview_soon")
 LANGUAGES = ("en", "es")
 HEADINGS = {"en": "English version", "es": "Versión en español"}
 
@@ -60,8 +62,9 @@ class Renderer:
         return Rendered(subject, text, html, ("es", "en"))
 
     def _one(self, kind: str, language: str, variables: dict, full_html: bool) -> tuple[str, str, str]:
-        if kind not in KINDS:
-            raise InvalidInput(f"no e-mail kind {kind!r} (kinds: {', '.join(KINDS)})", field="kind")
+        if kind not in KINDS + INTERVIEW_KINDS:
+            raise InvalidInput(f"no e-mail kind {kind!r} (kinds: {', '.join(KINDS + INTERVIEW_KINDS)})",
+                               field="kind")
         text_name, html_name = f"{kind}.{language}.txt.j2", f"{kind}.{language}.html.j2"
         try:
             raw = self._template(self.text, text_name).render(variables)

@@ -18,7 +18,9 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from surveybot import outbox
+from surveybot.clock import utcnow
 from surveybot.config import Settings
+from surveybot.interviews import queue as interview_queue
 from surveybot.db import open_db
 from surveybot.dispatcher import Dispatcher
 from surveybot.errors import InvalidInput, NotFound, SurveybotError
@@ -27,13 +29,13 @@ from surveybot.mail.transports import open_transport
 from surveybot.schedule import Planner
 from surveybot.signing import service_secret
 from surveybot.inbox import InboxWorker, Intake
-from surveybot.web import pages, unsubscribe, uploads, webhooks
+from surveybot.web import interviews, pages, unsubscribe, uploads, webhooks
 from surveybot.web.keys import DB, DISPATCHER, HTTP, INBOX, INTAKE, PAGES, PLANNER, WAVES, SECRET, SETTINGS
 
 log = logging.getLogger("surveybot.web")
 access_log = logging.getLogger("surveybot.access")
 # Path parts that are secrets (a wave's webhook secret, an unsubscribe token) never reach a log.
-_SECRET_PATHS = re.compile(r"^(/webhooks/[^/]+/[^/]+/|/unsubscribe/)[^/?]+")
+_SECRET_PATHS = re.compile(r"^(/webhooks/[^/]+/[^/]+/|/unsubscribe/|/interview/)[^/?]+")
 
 
 class AccessLogger(AbstractAccessLogger):
@@ -84,7 +86,7 @@ def create_app(settings: Settings, *, check_every: float = 1.0, poll: float = 0.
     app[SETTINGS] = settings
     app[PAGES] = pages.environment()
     app.router.add_get("/healthz", healthz)
-    for area in (webhooks, unsubscribe, uploads):
+    for area in (webhooks, unsubscribe, uploads, interviews):
         area.setup(app)
 
     async def database(app: web.Application):
@@ -124,6 +126,17 @@ def create_app(settings: Settings, *, check_every: float = 1.0, poll: float = 0.
         planner = Planner(app[DB], app[SECRET], on_queued=app[DISPATCHER].wake, check_every=check_every)
         app[PLANNER] = planner
         planner.start()
+
+        def interviews_tick() -> None:
+            invited, expired = interview_queue.tick(app[DB], utcnow(), nudge_after=settings.interview_nudge_after,
+                                                    expire_after=settings.interview_expire_after)
+            if invited:
+                log.info("invited %d respondents to book an interview", invited)
+                app[DISPATCHER].wake()
+            if expired:
+                log.info("%d interview booking links expired", expired)
+
+        planner.every(max(check_every, 1.0), interviews_tick, "interviews")
         yield
         planner.stop()
 
