@@ -58,3 +58,21 @@ async def wait_until(condition, timeout: float = 10.0, interval: float = 0.05, w
         await asyncio.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
+
+
+def upload_service_db(settings: Settings):
+    """A database with Eve from Eurocities and one token of each kind (plus a revoked Metropolis one):
+    the setting of the upload tests. Returns (db, {name: token})."""
+    from surveybot import tokens
+    from surveybot.clock import utcnow
+
+    import_rows(settings, ["Eve Euro,eve@lyon.example.org,Lyon,France,Europe,en"], network="Eurocities")
+    db = open_db(settings.db_path)
+    now = utcnow()
+    made = {"metropolis": tokens.create(db, "network", "Metropolis", now)[1],
+            "eurocities": tokens.create(db, "network", "Eurocities", now)[1],
+            "coordinator": tokens.create(db, "coordinator", None, now)[1],
+            "researcher": tokens.create(db, "researcher", None, now)[1]}
+    revoked_id, made["revoked"] = tokens.create(db, "network", "Metropolis", now)
+    tokens.revoke(db, revoked_id, now)
+    return db, made

@@ -8,12 +8,9 @@ import json
 import aiohttp
 import pytest
 
-from surveybot import tokens
-from surveybot.clock import utcnow
-from surveybot.db import open_db
 from surveybot.signing import service_secret
 from surveybot.suppressions import unsubscribe_token
-from tests.service import import_rows, running, settings_for
+from tests.service import upload_service_db, running, settings_for
 
 CSV = ("Full name,E-mail,City,Country,Preferred language\n"
        "Ana Pérez,ana@bogota.example.org,Bogotá,Colombia,es\n"
@@ -25,15 +22,7 @@ CSV = ("Full name,E-mail,City,Country,Preferred language\n"
 @pytest.fixture
 async def service(tmp_path):
     settings = settings_for(tmp_path, f"maildir://{tmp_path / 'mail'}")
-    import_rows(settings, ["Eve Euro,eve@lyon.example.org,Lyon,France,Europe,en"], network="Eurocities")
-    db = open_db(settings.db_path)
-    now = utcnow()
-    made = {"metropolis": tokens.create(db, "network", "Metropolis", now)[1],
-            "eurocities": tokens.create(db, "network", "Eurocities", now)[1],
-            "coordinator": tokens.create(db, "coordinator", None, now)[1],
-            "researcher": tokens.create(db, "researcher", None, now)[1]}
-    revoked_id, made["revoked"] = tokens.create(db, "network", "Metropolis", now)
-    tokens.revoke(db, revoked_id, now)
+    db, made = upload_service_db(settings)
     async with running(settings) as (app, base), aiohttp.ClientSession() as session:
         yield {"db": db, "base": base, "session": session, "tokens": made}
 

@@ -128,7 +128,7 @@ def build_message(rendered: Rendered, *, sender: str, to_email: str, to_name: st
         alternative.append([f'Content-Type: text/calendar; charset="utf-8"; method={method}',
                             "Content-Transfer-Encoding: base64", "", encoded_ics])
         inner = f"=_{secrets.token_hex(12)}"
-        attachment = [f'Content-Type: application/ics; name="invite.ics"',
+        attachment = ['Content-Type: application/ics; name="invite.ics"',
                       'Content-Disposition: attachment; filename="invite.ics"',
                       "Content-Transfer-Encoding: base64", "", encoded_ics]
         headers.append(("Content-Type", f'multipart/mixed; boundary="{boundary}"'))
