@@ -61,7 +61,7 @@ def publish(db, start: datetime, count: int, researcher: str = RESEARCHER) -> li
     return slots.add(db, researcher, windows, "Europe/Madrid", MEETING, utcnow())["ids"]
 
 
-def tomorrow_at(hour: int) -> datetime:
+def in_three_days_at(hour: int) -> datetime:
     day = (utcnow() + timedelta(days=3)).date()
     return datetime(day.year, day.month, day.day, hour, tzinfo=timezone.utc)
 

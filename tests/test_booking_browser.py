@@ -4,14 +4,13 @@ visitor's own time zone with JavaScript, and in the respondent's zone without it
 from __future__ import annotations
 
 import pytest
-from playwright.async_api import async_playwright
 
 from surveybot.db import open_db
 from surveybot.interviews import queue
 from surveybot.signing import service_secret
 from tests import interview_field as f
+from tests.browser import chromium
 from tests.service import running, settings_for, wait_until
-from tests.test_pages_browser import CHROMIUM_ARGS
 
 
 @pytest.fixture
@@ -20,7 +19,7 @@ async def service(tmp_path):
     f.write_contacts(settings)
     db = open_db(settings.db_path)
     ids = f.opt_in_everyone(db)
-    slot_ids = f.publish(db, f.tomorrow_at(14), 3)
+    slot_ids = f.publish(db, f.in_three_days_at(14), 3)
     f.invite_all(db, settings)
     secret = service_secret(db, None)
     try:
@@ -33,12 +32,8 @@ async def service(tmp_path):
 
 @pytest.fixture
 async def browser():
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            await browser.close()
+    async with chromium() as browser:
+        yield browser
 
 
 async def open_page(browser, *, timezone_id: str, locale: str, javascript: bool = True):

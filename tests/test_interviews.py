@@ -44,7 +44,7 @@ async def post(field, link: str, **form) -> tuple[int, str]:
 
 async def test_invitation_in_each_language_then_booking_sends_both_sides_a_calendar_invitation(field, mail_sink):
     db = field["db"]
-    slot_ids = f.publish(db, f.tomorrow_at(14), 4)
+    slot_ids = f.publish(db, f.in_three_days_at(14), 4)
     f.invite_all(db, field["settings"])
     ana, joe, pat = "ana@bogota.example.org", "joe@leeds.example.org", "pat@lima.example.org"
     await wait_until(lambda: all(mail_sink.to(a) for a in (ana, joe, pat)), what="the invitations to book")
@@ -67,7 +67,7 @@ async def test_invitation_in_each_language_then_booking_sends_both_sides_a_calen
     for mail in (mine, theirs):
         assert mail.method == "REQUEST" and mail.ics["METHOD"] == "REQUEST"
         event = f.event(mail)
-        assert event.decoded("DTSTART") == f.tomorrow_at(14) + timedelta(minutes=30)
+        assert event.decoded("DTSTART") == f.in_three_days_at(14) + timedelta(minutes=30)
         assert event.decoded("DTEND") - event.decoded("DTSTART") == timedelta(minutes=30)
         assert str(event["UID"]) == f"interview-{field['ids'][ana]}@example.org"
         assert event["SEQUENCE"] == 1 and str(event["ORGANIZER"]) == f"mailto:{f.RESEARCHER}"
@@ -79,12 +79,12 @@ async def test_invitation_in_each_language_then_booking_sends_both_sides_a_calen
                             [f"interview:{row['id']}:%"]).fetchall())
     assert kinds[f"interview_nudge:{ana}"] == "cancelled"
     due = {r[0] for r in db.execute("SELECT due_at FROM outbox WHERE kind = 'interview_soon' AND state = 'queued'")}
-    assert due == {iso(f.tomorrow_at(14) + timedelta(minutes=30) - timedelta(hours=24))}
+    assert due == {iso(f.in_three_days_at(14) + timedelta(minutes=30) - timedelta(hours=24))}
 
 
 async def test_reschedule_and_cancel_update_the_same_calendar_event(field, mail_sink):
     db = field["db"]
-    slot_ids = f.publish(db, f.tomorrow_at(9), 3)
+    slot_ids = f.publish(db, f.in_three_days_at(9), 3)
     f.invite_all(db, field["settings"])
     joe = "joe@leeds.example.org"
     await wait_until(lambda: mail_sink.to(joe), what="the invitation")
@@ -95,7 +95,7 @@ async def test_reschedule_and_cancel_update_the_same_calendar_event(field, mail_
     await wait_until(lambda: len(mail_sink.to(joe)) == 3, what="the confirmation of the new time")
     moved = mails_to(mail_sink, joe)[2]
     assert moved.subject.startswith("Interview moved") and f.event(moved)["SEQUENCE"] == 2
-    assert f.event(moved).decoded("DTSTART") == f.tomorrow_at(10)
+    assert f.event(moved).decoded("DTSTART") == f.in_three_days_at(10)
     first = mails_to(mail_sink, joe)[1]
     assert str(f.event(first)["UID"]) == str(f.event(moved)["UID"])
     # The old slot is free again; the new one is taken.
@@ -112,7 +112,7 @@ async def test_reschedule_and_cancel_update_the_same_calendar_event(field, mail_
         event = f.event(mail)
         assert event["SEQUENCE"] == 3 and str(event["STATUS"]) == "CANCELLED"
         assert str(event["UID"]) == str(f.event(moved)["UID"])
-        assert event.decoded("DTSTART") == f.tomorrow_at(10)
+        assert event.decoded("DTSTART") == f.in_three_days_at(10)
     row = queue.get(db, field["ids"][joe])
     assert row["state"] == "cancelled" and row["slot_id"] is None
     assert db.execute("SELECT count(*) FROM outbox WHERE kind = 'interview_soon' AND state = 'queued'").fetchone()[0] == 0
@@ -120,7 +120,7 @@ async def test_reschedule_and_cancel_update_the_same_calendar_event(field, mail_
 
 async def test_two_people_racing_for_one_slot_exactly_one_wins(field):
     db = field["db"]
-    (slot_id,) = f.publish(db, f.tomorrow_at(12), 1)
+    (slot_id,) = f.publish(db, f.in_three_days_at(12), 1)
     f.invite_all(db, field["settings"])
     links = [f"https://survey.example.org/interview/{queue.booking_token(field['secret'], i)}"
              for i in field["ids"].values()]
@@ -135,7 +135,7 @@ async def test_two_people_racing_for_one_slot_exactly_one_wins(field):
 
 async def test_forged_expired_and_finished_links_are_refused(field, mail_sink):
     db = field["db"]
-    (slot_id,) = f.publish(db, f.tomorrow_at(15), 1)
+    (slot_id,) = f.publish(db, f.in_three_days_at(15), 1)
     f.invite_all(db, field["settings"])
     ana_id = field["ids"]["ana@bogota.example.org"]
     good = queue.booking_token(field["secret"], ana_id)
@@ -164,7 +164,7 @@ async def test_nudge_goes_only_to_those_who_have_not_booked(tmp_path, mail_sink)
     f.write_contacts(settings)
     db = open_db(settings.db_path)
     ids = f.opt_in_everyone(db)
-    (slot_id,) = f.publish(db, f.tomorrow_at(8), 1)
+    (slot_id,) = f.publish(db, f.in_three_days_at(8), 1)
     queue.invite(db, 1, utcnow(), nudge_after=2.5, expire_after=3600)
     async with running(settings):
         await wait_until(lambda: len(mail_sink.received) == 3, what="the invitations")
@@ -181,7 +181,7 @@ async def test_nudge_goes_only_to_those_who_have_not_booked(tmp_path, mail_sink)
 
 async def test_reminder_the_day_before_carries_the_invitation(field, mail_sink):
     db = field["db"]
-    (slot_id,) = f.publish(db, f.tomorrow_at(11), 1)
+    (slot_id,) = f.publish(db, f.in_three_days_at(11), 1)
     f.invite_all(db, field["settings"])
     from surveybot.interviews import booking
     iid = field["ids"]["ana@bogota.example.org"]
@@ -230,7 +230,7 @@ def test_list_mark_notes_and_remove_from_the_command_line(run_cli, tmp_path):
     f.write_contacts(settings)
     db = open_db(settings.db_path)
     ids = f.opt_in_everyone(db)
-    slot_ids = f.publish(db, f.tomorrow_at(13), 2)
+    slot_ids = f.publish(db, f.in_three_days_at(13), 2)
     env = {"SURVEYBOT_BASE_URL": "https://survey.example.org"}
     result = run_cli("interviews", "invite", "city", "--limit", "2", "--json", extra_env=env)
     assert json.loads(result.stdout)["invited"] == 2
@@ -258,7 +258,7 @@ def test_list_mark_notes_and_remove_from_the_command_line(run_cli, tmp_path):
 
 async def test_researchers_see_upcoming_interviews_with_their_token_only(field):
     db = field["db"]
-    (slot_id,) = f.publish(db, f.tomorrow_at(16), 1)
+    (slot_id,) = f.publish(db, f.in_three_days_at(16), 1)
     f.invite_all(db, field["settings"])
     from surveybot.interviews import booking
     booking.book(db, field["ids"]["joe@leeds.example.org"], slot_id, utcnow())
@@ -277,3 +277,22 @@ async def test_researchers_see_upcoming_interviews_with_their_token_only(field):
     assert response.status == 200 and "Joe Bloggs" in page and "Leeds" in page
     async with field["session"].post(f"{field['base']}/researchers", data={"token": network}) as response:
         assert response.status == 403
+
+
+async def test_unreadable_forms_get_a_clear_400_and_change_nothing(field):
+    db = field["db"]
+    (slot_id,) = f.publish(db, f.in_three_days_at(10), 1)
+    f.invite_all(db, field["settings"])
+    link = f"{field['base']}/interview/{queue.booking_token(field['secret'], field['ids']['joe@leeds.example.org'])}"
+    bodies = [(b"action=book&slot=\xff\xfe", "application/x-www-form-urlencoded"),
+              (b"--x\r\nbroken header\r\n\r\nbook\r\n--x--\r\n", "multipart/form-data; boundary=x"),
+              (b"\x00\x01\x02", "application/x-www-form-urlencoded")]
+    for body, content_type in bodies:
+        async with field["session"].post(link, data=body, headers={"Content-Type": content_type}) as response:
+            page = await response.text()
+        assert response.status == 400 and ("could not be read" in page or "Choose a time" in page), page[:300]
+        async with field["session"].post(f"{field['base']}/researchers", data=body,
+                                         headers={"Content-Type": content_type}) as response:
+            assert response.status in (400, 401) and "Traceback" not in await response.text()
+    assert queue.get(db, field["ids"]["joe@leeds.example.org"])["state"] == "invited"
+    assert db.execute("SELECT count(*) FROM interview_queue WHERE slot_id = ?", [slot_id]).fetchone()[0] == 0

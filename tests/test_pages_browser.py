@@ -5,14 +5,12 @@ checked behind it."""
 from __future__ import annotations
 
 import pytest
-from playwright.async_api import async_playwright
 
 from surveybot.signing import service_secret
 from surveybot.suppressions import unsubscribe_token
+from tests.browser import chromium
 from tests.service import upload_service_db, running, settings_for
 
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 XSS = "<img src=x onerror=alert(1)>"
 
 # 5 data rows (rows 2-6): three good, one bad e-mail (row 5), one duplicate of Ana (row 6, same values).
@@ -38,23 +36,19 @@ async def service(tmp_path):
 
 @pytest.fixture
 async def page():
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            context = await browser.new_context(locale="es-ES")
-            page = await context.new_page()
-            page.dialogs = []  # any alert() that fires is recorded (and dismissed) here
+    async with chromium() as browser:
+        context = await browser.new_context(locale="es-ES")
+        page = await context.new_page()
+        page.dialogs = []  # any alert() that fires is recorded (and dismissed) here
 
-            async def on_dialog(dialog):
-                page.dialogs.append(dialog.message)
-                await dialog.dismiss()
+        async def on_dialog(dialog):
+            page.dialogs.append(dialog.message)
+            await dialog.dismiss()
 
-            page.on("dialog", on_dialog)
-            page.set_default_timeout(10_000)
-            yield page
-            await context.close()
-        finally:
-            await browser.close()
+        page.on("dialog", on_dialog)
+        page.set_default_timeout(10_000)
+        yield page
+        await context.close()
 
 
 def write_csv(service, name: str, text: str | bytes) -> str:

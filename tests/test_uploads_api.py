@@ -102,6 +102,15 @@ async def test_refused_files_and_limits(service):
     assert service["db"].execute("SELECT count(*) FROM contacts").fetchone()[0] == 1
 
 
+async def test_a_broken_multipart_form_is_refused_with_a_clear_error(service):
+    status, body, _ = await upload(service, "Metropolis", service["tokens"]["metropolis"],
+                                   body=b"--x\r\nno colon in this header\r\n\r\nemail\r\n--x--\r\n",
+                                   content_type="multipart/form-data; boundary=x")
+    assert (status, body) == (400, {"error": "the multipart form could not be read"})
+    _, listed, _ = await upload(service, "Metropolis", service["tokens"]["metropolis"], body=CSV)
+    assert listed["imported"] == 2  # the service goes on working
+
+
 async def test_a_network_reads_only_its_own_contacts(service):
     await upload(service, "Metropolis", service["tokens"]["metropolis"])
     session, base = service["session"], service["base"]

@@ -799,3 +799,33 @@ async def test_signed_partial_with_absurd_progress_is_not_a_server_error(sg, pro
     assert status < 500 and content_type == "application/json", (status, payload)
     assert sg.count("SELECT count(*) FROM responses") == 0
     assert await sg.healthy()
+
+
+async def test_a_wave_created_while_the_service_runs_gets_its_webhooks_within_seconds(sg):
+    """The service remembers a wave looked up by its webhooks for a moment; a wave created afterwards by the
+    CLI (another process) must still be found, even if its URL was probed before it existed."""
+    f = sg
+    status, _, _ = await f.signed(signed_body("early", None), url=f"{f.base}/webhooks/signed/late/{'x' * 32}")
+    assert status == 401
+    waves.create_wave(f.db, waves.WaveSpec(slug="late", title="Late wave", platform="signed", survey_id="S-late",
+                                           survey_url="https://survey.example.org/late"), utcnow())
+    late = waves.get_wave(f.db, "late")
+    url = webhook_url(f.base, f.secret, late)
+    body = raw(signed_body("late-1", None))
+    whsec = signed_platform.whsec(webhook_signing_secret(f.secret, late))
+    answers = []
+
+    async def accepted() -> bool:
+        stamp = int(time.time())
+        headers = {"Content-Type": "application/json", "webhook-id": f"msg_late_{len(answers)}",
+                   "webhook-timestamp": str(stamp), "webhook-signature": standard_sig(whsec, f"msg_late_{len(answers)}",
+                                                                                      stamp, body)}
+        answers.append(await f.post(body, headers, url))
+        return answers[-1][0] == 200
+
+    started = time.monotonic()
+    while not await accepted():
+        assert time.monotonic() - started < 3, answers
+        await asyncio.sleep(0.2)
+    assert answers[-1][2] == {"status": "unmatched"}
+    assert f.count("SELECT count(*) FROM responses WHERE wave_id = ?", late["id"]) == 1

@@ -17,7 +17,7 @@ from sqlite_utils import Database
 from surveybot import outbox
 from surveybot.clock import iso, parse_stored
 from surveybot.db import transaction
-from surveybot.errors import InvalidInput, SurveybotError
+from surveybot.errors import SurveybotError
 from surveybot.interviews import queue, slots
 
 BOOKABLE = ("invited", "booked", "cancelled")
@@ -111,8 +111,3 @@ def check_state_for_page(row: dict, now: datetime) -> str:
         return "book"
     return row["state"]
 
-
-def parse_slot(value: str) -> int:
-    if not value.isdigit() or len(value) > 12:
-        raise InvalidInput("choose one of the times offered", field="slot")
-    return int(value)

@@ -19,7 +19,7 @@ from sqlite_utils import Database
 from surveybot.clock import parse_stored
 from surveybot.mail.compose import LOCALES, Composer, closing_date
 from surveybot.mail.message import Outgoing, build_message, one_line
-from surveybot.interviews import calendar, queue
+from surveybot.interviews import calendar, queue, slots
 
 _CALENDAR = {"interview_confirmed": "REQUEST", "interview_soon": "REQUEST", "interview_cancelled": "CANCEL"}
 _STILL_VALID = {"interview_invite": ("invited",), "interview_nudge": ("invited",),
@@ -86,11 +86,8 @@ class InterviewMessages:
         result = {}
         for language in ("en", "es"):
             when = moment(parse_stored(slot["starts_at"]), zone, language) if slot else ""
-            minutes = 30
-            if slot:
-                minutes = round((parse_stored(slot["ends_at"]) - parse_stored(slot["starts_at"])).total_seconds() / 60)
             result[language] = {
-                **base[language], "booking_url": booking, "when": when, "minutes": minutes,
+                **base[language], "booking_url": booking, "when": when, "minutes": slots.minutes(slot) if slot else 30,
                 "researcher": one_line(slot["researcher"]) if slot else "",
                 "meeting_url": one_line(slot["meeting_url"]) if slot else "",
                 "expires_on": closing_date(expires, contact["timezone"], language),

@@ -68,20 +68,19 @@ def invite(db: Database, wave_id: int, now: datetime, *, nudge_after: float, exp
     """Invite queued respondents of the wave to book: the invitation now, a nudge later (cancelled when
     they book), a link that expires. Returns the interviews invited."""
     with transaction(db):
-        rows = [r[0] for r in db.execute(
-            "SELECT id FROM interview_queue WHERE wave_id = ? AND state = 'queued' ORDER BY created_at, id "
-            "LIMIT ?", [wave_id, -1 if limit is None else limit])]
-        for interview_id in rows:
-            row = db.execute("SELECT contact_id FROM interview_queue WHERE id = ?", [interview_id]).fetchone()
-            email = db.execute("SELECT email FROM contacts WHERE id = ?", [row[0]]).fetchone()[0]
+        rows = db.execute(
+            "SELECT q.id, q.contact_id, c.email FROM interview_queue q JOIN contacts c ON c.id = q.contact_id "
+            "WHERE q.wave_id = ? AND q.state = 'queued' ORDER BY q.created_at, q.id LIMIT ?",
+            [wave_id, -1 if limit is None else limit]).fetchall()
+        for interview_id, contact_id, email in rows:
             db.execute("UPDATE interview_queue SET state = 'invited', invited_at = ?, expires_at = ?, updated_at = ? "
                        "WHERE id = ?", [iso(now), iso(now + timedelta(seconds=expire_after)), iso(now), interview_id])
-            common = {"wave_id": wave_id, "contact_id": row[0], "payload": json.dumps({"interview": interview_id})}
+            common = {"wave_id": wave_id, "contact_id": contact_id, "payload": json.dumps({"interview": interview_id})}
             outbox.enqueue(db, f"interview:{interview_id}:invite", "interview_invite", email, now, **common)
             if nudge_after < expire_after:
                 outbox.enqueue(db, f"interview:{interview_id}:nudge", "interview_nudge", email,
                                now + timedelta(seconds=nudge_after), **common)
-    return rows
+    return [row[0] for row in rows]
 
 
 def auto_invite(db: Database, now: datetime, *, nudge_after: float, expire_after: float) -> int:

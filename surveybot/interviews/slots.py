@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlite_utils import Database
 
-from surveybot.clock import iso
+from surveybot.clock import iso, parse_stored
 from surveybot.db import transaction
 from surveybot.errors import InvalidInput, NotFound
 
@@ -91,6 +91,11 @@ def free(db: Database, now: datetime, *, lead: timedelta = timedelta(hours=2)) -
         """SELECT s.* FROM interview_slots s
            WHERE s.starts_at >= ? AND NOT EXISTS (SELECT 1 FROM interview_queue q WHERE q.slot_id = s.id)
            ORDER BY s.starts_at, s.researcher""", [iso(now + lead)]))
+
+
+def minutes(slot: dict) -> int:
+    """How long the slot lasts, in whole minutes (``starts_at``/``ends_at`` as stored)."""
+    return round((parse_stored(slot["ends_at"]) - parse_stored(slot["starts_at"])).total_seconds() / 60)
 
 
 def get(db: Database, slot_id: int) -> dict:

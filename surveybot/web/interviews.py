@@ -18,38 +18,49 @@ from surveybot.clock import parse_stored, utcnow
 from surveybot.errors import InvalidInput
 from surveybot.interviews import booking, queue, slots
 from surveybot.interviews.messages import moment
-from surveybot.web.auth import from_header
+from surveybot.web.auth import from_header, refuse
 from surveybot.web.keys import DB, DISPATCHER, SECRET
-from surveybot.web.pages import FOLDER, render
+from surveybot.web.pages import FOLDER, read_form, render
 
-TEXT = {
-    "en": {"title": "Your follow-up interview", "choose": "Choose a time", "book": "Book this time",
-           "move": "Move to this time", "cancel": "Cancel the interview", "decline": "I would rather not be interviewed",
-           "booked": "Your interview is booked", "none_free": "There are no free times at the moment. We will write to you when there are more.",
-           "taken": "Sorry, that time has just been taken by someone else. Please choose another.",
-           "expired": "This booking link has expired. Reply to our e-mail if you would still like an interview.",
-           "invalid": "This booking link is not valid. Please use the link from our e-mail.",
-           "cancelled": "Your interview is cancelled. You can book another time below.",
-           "declined": "Thank you for letting us know. We will not write to you about the interview again.",
-           "done": "This interview has taken place. Thank you!", "no_show": "We missed you at the interview. Reply to our e-mail to find another time.",
-           "with": "with", "online": "online", "minutes": "minutes", "zone": "Times are shown in {zone}.",
-           "zone_js": "Times are shown in your time zone ({zone}).", "other": "Versión en español",
-           "confirmation": "A confirmation with a calendar invitation is on its way to your e-mail.",
-           "change": "Change the time", "queued": "We will send you a booking link soon."},
-    "es": {"title": "Su entrevista de seguimiento", "choose": "Elija un horario", "book": "Reservar este horario",
-           "move": "Cambiar a este horario", "cancel": "Cancelar la entrevista", "decline": "Prefiero no ser entrevistado/a",
-           "booked": "Su entrevista está reservada", "none_free": "No hay horarios libres por ahora. Le escribiremos cuando haya más.",
-           "taken": "Lo sentimos, otra persona acaba de reservar ese horario. Por favor, elija otro.",
-           "expired": "Este enlace de reserva ha caducado. Responda a nuestro correo si aún desea una entrevista.",
-           "invalid": "Este enlace de reserva no es válido. Use el enlace de nuestro correo.",
-           "cancelled": "Su entrevista está cancelada. Puede reservar otro horario abajo.",
-           "declined": "Gracias por avisarnos. No volveremos a escribirle sobre la entrevista.",
-           "done": "Esta entrevista ya se realizó. ¡Muchas gracias!", "no_show": "No pudimos encontrarnos en la entrevista. Responda a nuestro correo para buscar otro horario.",
-           "with": "con", "online": "en línea", "minutes": "minutos", "zone": "Los horarios se muestran en {zone}.",
-           "zone_js": "Los horarios se muestran en su zona horaria ({zone}).", "other": "English version",
-           "confirmation": "Le enviamos una confirmación con la invitación de calendario a su correo.",
-           "change": "Cambiar el horario", "queued": "Pronto le enviaremos un enlace de reserva."},
+# Every phrase of the pages, (English, Spanish).
+PHRASES = {
+    "title": ("Your follow-up interview", "Su entrevista de seguimiento"),
+    "choose": ("Choose a time", "Elija un horario"),
+    "book": ("Book this time", "Reservar este horario"),
+    "move": ("Move to this time", "Cambiar a este horario"),
+    "cancel": ("Cancel the interview", "Cancelar la entrevista"),
+    "decline": ("I would rather not be interviewed", "Prefiero no ser entrevistado/a"),
+    "booked": ("Your interview is booked", "Su entrevista está reservada"),
+    "none_free": ("There are no free times at the moment. We will write to you when there are more.",
+                  "No hay horarios libres por ahora. Le escribiremos cuando haya más."),
+    "taken": ("Sorry, that time has just been taken by someone else. Please choose another.",
+              "Lo sentimos, otra persona acaba de reservar ese horario. Por favor, elija otro."),
+    "expired": ("This booking link has expired. Reply to our e-mail if you would still like an interview.",
+                "Este enlace de reserva ha caducado. Responda a nuestro correo si aún desea una entrevista."),
+    "invalid": ("This booking link is not valid. Please use the link from our e-mail.",
+                "Este enlace de reserva no es válido. Use el enlace de nuestro correo."),
+    "cancelled": ("Your interview is cancelled. You can book another time below.",
+                  "Su entrevista está cancelada. Puede reservar otro horario abajo."),
+    "declined": ("Thank you for letting us know. We will not write to you about the interview again.",
+                 "Gracias por avisarnos. No volveremos a escribirle sobre la entrevista."),
+    "done": ("This interview has taken place. Thank you!", "Esta entrevista ya se realizó. ¡Muchas gracias!"),
+    "no_show": ("We missed you at the interview. Reply to our e-mail to find another time.",
+                "No pudimos encontrarnos en la entrevista. Responda a nuestro correo para buscar otro horario."),
+    "with": ("with", "con"),
+    "online": ("online", "en línea"),
+    "minutes": ("minutes", "minutos"),
+    "zone": ("Times are shown in {zone}.", "Los horarios se muestran en {zone}."),
+    "zone_js": ("Times are shown in your time zone ({zone}).",
+                "Los horarios se muestran en su zona horaria ({zone})."),
+    "other": ("Versión en español", "English version"),
+    "confirmation": ("A confirmation with a calendar invitation is on its way to your e-mail.",
+                     "Le enviamos una confirmación con la invitación de calendario a su correo."),
+    "change": ("Change the time", "Cambiar el horario"),
+    "queued": ("We will send you a booking link soon.", "Pronto le enviaremos un enlace de reserva."),
+    "unreadable": ("Your answer could not be read; please choose again.",
+                   "No pudimos leer su respuesta; por favor, elija de nuevo."),
 }
+TEXT = {language: {key: pair[n] for key, pair in PHRASES.items()} for n, language in enumerate(("en", "es"))}
 
 
 def _language(request: web.Request, row: dict | None) -> str:
@@ -79,7 +90,7 @@ def _page(request: web.Request, row: dict | None, *, notice: str = "", kind: str
     if row["state"] == "booked":
         current = {"when": _when(row["starts_at"], zone, language), "iso": row["starts_at"],
                    "researcher": row["researcher"], "meeting_url": row["meeting_url"],
-                   "minutes": round((parse_stored(row["ends_at"]) - parse_stored(row["starts_at"])).total_seconds() / 60)}
+                   "minutes": slots.minutes(row)}
     free = []
     if state in ("book", "booked"):
         free = [{"id": s["id"], "iso": s["starts_at"], "when": _when(s["starts_at"], zone, language),
@@ -102,12 +113,14 @@ async def act(request: web.Request) -> web.Response:
     row = queue.by_token(db, request.app[SECRET], request.match_info["token"])
     if row is None:
         return _page(request, None, status=404)
-    form = await request.post()
+    form = await read_form(request)
     t = TEXT[_language(request, row)]
+    if form is None:
+        return _page(request, row, notice=t["unreadable"], kind="error", status=400)
     action, now = str(form.get("action", "")), utcnow()
     try:
         if action == "book":
-            booking.book(db, row["id"], booking.parse_slot(str(form.get("slot", ""))), now)
+            booking.book(db, row["id"], _slot_id(str(form.get("slot", ""))), now)
             notice = t["confirmation"]
         elif action in ("cancel", "decline"):
             booking.cancel(db, row["id"], now, state="cancelled" if action == "cancel" else "declined")
@@ -124,6 +137,12 @@ async def act(request: web.Request) -> web.Response:
         return _page(request, queue.get(db, row["id"]), notice=t["choose"], kind="error", status=400)
     request.app[DISPATCHER].wake()
     return _page(request, queue.get(db, row["id"]), notice=notice)
+
+
+def _slot_id(value: str) -> int:
+    if not value.isascii() or not value.isdigit() or len(value) > 12:
+        raise InvalidInput("choose one of the times offered", field="slot")
+    return int(value)
 
 
 def _upcoming(request: web.Request) -> list[dict]:
@@ -146,7 +165,10 @@ async def researchers_form(request: web.Request) -> web.Response:
 
 
 async def researchers_list(request: web.Request) -> web.Response:
-    form = await request.post()
+    form = await read_form(request)
+    if form is None:
+        return render(request, "researchers.html.j2", status=400, lang="en", interviews=None,
+                      error="The form could not be read; please send it again.")
     token = tokens.check(request.app[DB], str(form.get("token", "")).strip()[:200])
     if not _may_see(token):
         return render(request, "researchers.html.j2", status=401 if token is None else 403, lang="en",
@@ -157,9 +179,7 @@ async def researchers_list(request: web.Request) -> web.Response:
 async def api_list(request: web.Request) -> web.Response:
     token = from_header(request)
     if not _may_see(token):
-        status = 401 if token is None else 403
-        return web.json_response({"error": "a researcher's or coordinator's token is needed"}, status=status,
-                                 headers={"WWW-Authenticate": 'Bearer realm="surveybot"'} if status == 401 else {})
+        return refuse("a researcher's or coordinator's token is needed", token)
     return web.json_response({"interviews": _upcoming(request)})
 
 

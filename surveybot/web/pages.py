@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from multidict import MultiDictProxy
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from surveybot.web.keys import PAGES
@@ -26,3 +28,15 @@ def environment() -> Environment:
 def render(request: web.Request, name: str, status: int = 200, **context) -> web.Response:
     html = request.app[PAGES].get_template(name).render(**context)
     return web.Response(text=html, status=status, content_type="text/html", headers=SECURITY_HEADERS)
+
+
+# What aiohttp raises on a form body that cannot be read (bad UTF-8, broken multipart headers or boundaries).
+FORM_ERRORS = (ValueError, AssertionError, HttpProcessingError)
+
+
+async def read_form(request: web.Request) -> MultiDictProxy | None:
+    """The posted form's fields, or None when the body is not a readable form (answer 400, not 500)."""
+    try:
+        return await request.post()
+    except FORM_ERRORS:
+        return None

@@ -21,7 +21,7 @@ from surveybot.db import open_db
 from surveybot.errors import FileRefused, InvalidInput
 from surveybot.web.auth import from_header, may_use_network, refuse
 from surveybot.web.keys import DB, SETTINGS
-from surveybot.web.pages import render
+from surveybot.web.pages import FORM_ERRORS, render
 from surveybot import tokens
 
 MAX_UPLOAD = 50 * 1024 * 1024
@@ -82,6 +82,8 @@ async def api_upload(request: web.Request) -> web.Response:
                 path = await _save(request.content, folder)
         except TooLarge:
             return web.json_response({"error": f"the file is larger than {MAX_UPLOAD // 2**20} MB"}, status=413)
+        except FORM_ERRORS:
+            return web.json_response({"error": "the multipart form could not be read"}, status=400)
         try:
             report = await _import(request, path, network, filename, dry_run)
         except (FileRefused, InvalidInput) as exc:
@@ -118,7 +120,7 @@ async def upload_page(request: web.Request) -> web.Response:
         except TooLarge:
             return _page_error(request, 413, f"El archivo supera {MAX_UPLOAD // 2**20} MB. / "
                                f"The file is larger than {MAX_UPLOAD // 2**20} MB.", fields)
-        except (ValueError, AssertionError):
+        except FORM_ERRORS:
             return _page_error(request, 400, "El formulario no se pudo leer. / The form could not be read.", fields)
         token = tokens.check(request.app[DB], fields.get("token", "").strip())
         if token is None:
