@@ -227,4 +227,45 @@ MIGRATIONS: list[str] = [
     CREATE UNIQUE INDEX interview_queue_slot ON interview_queue(slot_id) WHERE slot_id IS NOT NULL;
     ALTER TABLE waves ADD COLUMN interview_auto_invite INTEGER NOT NULL DEFAULT 0;
     """,
+    # 5: partial audit lines name their recipient; one serve per database (a lease); each network's own
+    #    listing of a contact, and which listing supplies the values used in e-mail
+    """
+    ALTER TABLE partial_audit ADD COLUMN contact_id INTEGER REFERENCES contacts(id);
+    CREATE INDEX partial_audit_wave ON partial_audit(wave_id, contact_id);
+    CREATE TABLE service_lease (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        host TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        heartbeat_at TEXT NOT NULL
+    );
+    CREATE TABLE contact_listings (
+        contact_id INTEGER NOT NULL REFERENCES contacts(id),
+        network TEXT NOT NULL COLLATE NOCASE,
+        name TEXT NOT NULL DEFAULT '',
+        city TEXT NOT NULL DEFAULT '',
+        country TEXT NOT NULL DEFAULT '',
+        region TEXT NOT NULL DEFAULT '',
+        language TEXT NOT NULL DEFAULT '',
+        position TEXT NOT NULL DEFAULT '',
+        timezone TEXT NOT NULL DEFAULT '',
+        attributes TEXT NOT NULL DEFAULT '{}',
+        first_upload_id INTEGER REFERENCES uploads(id),
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (contact_id, network)
+    );
+    CREATE INDEX contact_listings_network ON contact_listings(network, contact_id);
+    -- Listings of contacts imported before: each network that listed a contact sees its values as they are.
+    INSERT OR IGNORE INTO contact_listings (contact_id, network, name, city, country, region, language, position,
+                                            timezone, attributes, first_upload_id, created_at, updated_at)
+        SELECT c.id, s.network, c.name, c.city, c.country, c.region, c.language, c.position, c.timezone,
+               c.attributes, MIN(s.upload_id), c.created_at, c.updated_at
+        FROM contact_sources s JOIN contacts c ON c.id = s.contact_id
+        GROUP BY c.id, s.network;
+    -- '' = the merged values (the first listing's, blanks filled by later ones); else the network whose
+    -- listing a coordinator chose.
+    ALTER TABLE contacts ADD COLUMN values_from TEXT NOT NULL DEFAULT '';
+    """,
 ]
