@@ -150,6 +150,10 @@ async def test_forged_expired_and_finished_links_are_refused(field, mail_sink):
     status, page = await post(field, f"https://survey.example.org/interview/{good}", action="book", slot=str(slot_id))
     assert status == 409 and "ha caducado" in page
     assert db.execute("SELECT count(*) FROM interview_queue WHERE slot_id IS NOT NULL").fetchone()[0] == 0
+    # An expired link declines nothing either: the respondent is not recorded as having said no.
+    status, page = await post(field, f"https://survey.example.org/interview/{good}", action="decline")
+    assert status == 409 and "ha caducado" in page
+    assert queue.get(db, ana_id)["state"] in ("invited", "expired")
     await wait_until(lambda: queue.get(db, ana_id)["state"] == "expired", what="the expiry")
     assert db.execute("SELECT state FROM outbox WHERE key = ?", [f"interview:{ana_id}:nudge"]).fetchone()[0] == "cancelled"
     # A slot that does not exist, or no slot chosen.

@@ -66,6 +66,8 @@ def cancel(db: Database, interview_id: int, now: datetime, *, state: str = "canc
     """Cancel (or decline) the interview; a booked one frees its slot and both sides get a cancellation."""
     with transaction(db):
         row = queue.get(db, interview_id)
+        if by == "respondent" and queue.expired(row, now):  # an expired link does nothing, decline included
+            raise NotBookable("expired")
         if row["state"] not in ("queued", "invited", "booked"):
             raise NotBookable(row["state"])
         sequence = row["sequence"] + 1
