@@ -829,3 +829,14 @@ async def test_a_wave_created_while_the_service_runs_gets_its_webhooks_within_se
         await asyncio.sleep(0.2)
     assert answers[-1][2] == {"status": "unmatched"}
     assert f.count("SELECT count(*) FROM responses WHERE wave_id = ?", late["id"]) == 1
+
+
+@pytest.mark.parametrize("depth", [40, 5_000, 200_000])
+async def test_signed_deeply_nested_json_is_refused_with_400(sg, depth):
+    """A correctly signed body of thousands of nested brackets is a bad request, not a server error."""
+    answers = "[" * depth + "]" * depth
+    body = ('{"type": "response.completed", "data": {"response_id": "deep", "token": null, "progress": 100, '
+            f'"answers": {{"q1": {answers}}}, "embedded": {{}}}}}}').encode()
+    status, content_type, payload = await sg.signed(body)
+    assert (status, content_type) == (400, "application/json") and "nested" in payload["error"], payload
+    assert sg.count("SELECT count(*) FROM responses") == 0 and await sg.healthy()

@@ -67,9 +67,30 @@ def require_json(body: bytes, content_type: str) -> dict:
         data = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise WebhookRejected(400, "the body is not valid JSON") from None
+    except RecursionError:  # a body of thousands of nested brackets: refused, not a crash
+        raise WebhookRejected(400, f"the JSON is nested more than {MAX_DEPTH} levels deep") from None
     if not isinstance(data, dict):
         raise WebhookRejected(400, "the body must be a JSON object")
+    if _depth_over(data, MAX_DEPTH):  # what parses may still be too deep to store or export again
+        raise WebhookRejected(400, f"the JSON is nested more than {MAX_DEPTH} levels deep")
     return data
+
+
+MAX_DEPTH = 32  # no survey answer nests deeper than a handful of levels
+
+
+def _depth_over(value, limit: int) -> bool:
+    """Whether ``value`` nests lists or objects more than ``limit`` deep (walked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
 
 
 def text_or_none(value) -> str | None:
