@@ -47,23 +47,28 @@ def record(db: Database, wave: dict, event: ResponseEvent, now: datetime) -> str
         if db.execute("SELECT 1 FROM responses WHERE platform = ? AND response_id = ?",
                       [event.platform, event.response_id]).fetchone():
             return "repeat"
+        recipient = recipients.by_token(db, event.token) if event.token else None
+        if recipient is not None and recipient["wave_id"] != wave["id"]:
+            recipient = None
         missing = missing_required(wave, event)
         if not event.finished or missing:
             reason = "not finished" if not event.finished else f"unanswered required: {', '.join(missing)}"
+            # the recipient, never an answer: partials can be counted per person and per group
             cursor = db.execute(
-                "INSERT OR IGNORE INTO partial_audit (wave_id, platform, response_id, progress, reason, recorded_at, "
-                "received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [wave["id"], event.platform, event.response_id, event.progress, reason, event.recorded_at, stamp])
+                "INSERT OR IGNORE INTO partial_audit (wave_id, platform, response_id, contact_id, progress, reason, "
+                "recorded_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [wave["id"], event.platform, event.response_id, recipient["contact_id"] if recipient else None,
+                 event.progress, reason, event.recorded_at, stamp])
             return "partial" if cursor.rowcount else "repeat"
-        recipient = recipients.by_token(db, event.token) if event.token else None
-        if recipient is None or recipient["wave_id"] != wave["id"]:
+        if recipient is None:
             _insert(db, wave, event, None, "unmatched", "", stamp)
             return "unmatched"
         contact_id = recipient["contact_id"]
         duplicate = _duplicate_of(db, wave["id"], contact_id)
         _insert(db, wave, event, contact_id, "complete", duplicate, stamp)
-        if not duplicate:
-            recipients.mark_completed(db, wave["id"], contact_id, now)
+        # Whoever finished is done, whatever the flag: a colleague from the same city answering first does not
+        # make this respondent's answer any less finished (a second response of the same person changes nothing).
+        recipients.mark_completed(db, wave["id"], contact_id, now)
         if opted_in(wave, event):
             db.execute("INSERT OR IGNORE INTO interview_queue (wave_id, contact_id, response_id, created_at, "
                        "updated_at) VALUES (?, ?, ?, ?, ?)", [wave["id"], contact_id, event.response_id, stamp, stamp])
@@ -76,8 +81,8 @@ def _duplicate_of(db: Database, wave_id: int, contact_id: int) -> str:
         return "contact"
     same_city = db.execute(
         """SELECT 1 FROM responses r JOIN contacts other ON other.id = r.contact_id
-           JOIN contacts c ON c.id = ? AND c.city != '' AND lower(c.city) = lower(other.city)
-                AND lower(c.country) = lower(other.country)
+           JOIN contacts c ON c.id = ? AND trim(c.city) != '' AND lower(trim(c.city)) = lower(trim(other.city))
+                AND lower(trim(c.country)) = lower(trim(other.country))
            WHERE r.wave_id = ? AND r.status = 'complete' AND r.contact_id != ?""",
         [contact_id, wave_id, contact_id]).fetchone()
     return "city" if same_city else ""
@@ -93,26 +98,41 @@ def _insert(db, wave, event: ResponseEvent, contact_id, status, duplicate, stamp
 
 
 def counts(db: Database, wave_id: int) -> dict:
+    """The wave's response counts. ``responses`` are kept complete responses matched to a recipient;
+    ``completed`` the people among them (``responses - duplicate_contact``); ``duplicate_city`` the completed
+    people whose city had already answered; ``cities_responded`` the distinct non-blank (city, country)."""
     row = db.execute(
         """SELECT (SELECT count(*) FROM responses WHERE wave_id = :w AND status = 'complete'),
-                  (SELECT count(*) FROM responses WHERE wave_id = :w AND status = 'complete' AND duplicate != ''),
+                  (SELECT count(*) FROM responses WHERE wave_id = :w AND status = 'complete' AND duplicate = 'contact'),
+                  (SELECT count(*) FROM responses WHERE wave_id = :w AND status = 'complete' AND duplicate = 'city'),
+                  (SELECT count(DISTINCT lower(trim(c.city)) || char(31) || lower(trim(c.country)))
+                     FROM responses r JOIN contacts c ON c.id = r.contact_id
+                     WHERE r.wave_id = :w AND r.status = 'complete' AND trim(c.city) != ''),
                   (SELECT count(*) FROM responses WHERE wave_id = :w AND status = 'unmatched'),
                   (SELECT count(*) FROM partial_audit p WHERE p.wave_id = :w AND NOT EXISTS
                       (SELECT 1 FROM responses r WHERE r.platform = p.platform AND r.response_id = p.response_id)),
                   (SELECT count(*) FROM interview_queue WHERE wave_id = :w AND state IN ('queued', 'invited', 'booked'))""",
         {"w": wave_id}).fetchone()
-    keys = ("responses", "duplicates", "unmatched", "partial_discarded", "interview_queue")
-    return dict(zip(keys, row))
+    keys = ("responses", "duplicate_contact", "duplicate_city", "cities_responded", "unmatched", "partial_discarded",
+            "interview_queue")
+    found = dict(zip(keys, row))
+    found["completed"] = found["responses"] - found["duplicate_contact"]
+    found["duplicate_responses"] = found["duplicate_city"] + found["duplicate_contact"]
+    return found
 
 
-# Cells a spreadsheet would run as a formula start with one of these (and a tab or CR can hide one).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+# Cells a spreadsheet would run as a formula start with one of these (OWASP's list), or with their full-width
+# forms, which some spreadsheets fold to the ASCII ones. Any leading white space or control character can hide
+# one, so a cell starting with those is neutralised too.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
 def safe_cell(value) -> str:
     """Text for a CSV cell that a spreadsheet shows as text, never runs (OWASP: prefix a quote)."""
     text = "" if value is None else (value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
-    return "'" + text if text.startswith(_FORMULA_START) else text
+    if text and (text.startswith(_FORMULA_START) or text[0].isspace() or not text[0].isprintable()):
+        return "'" + text
+    return text
 
 
 def export_csv(db: Database, wave: dict) -> str:

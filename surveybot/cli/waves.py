@@ -250,8 +250,8 @@ def status(obj: Context, slug, as_json) -> None:
         print_json(report)
         return
     click.echo(f"{report['title']} ({slug}): {report['state']}")
-    for key in ("invited", "sent", "queued", "failed", "bounced", "opted_out", "completed", "partial_discarded",
-                "duplicate_responses", "unmatched_responses", "interview_queue"):
+    for key in ("invited", "sent", "queued", "failed", "bounced", "opted_out", "completed", "cities_responded",
+                "partial_discarded", "duplicate_contact", "duplicate_city", "unmatched_responses", "interview_queue"):
         click.echo(f"  {key.replace('_', ' '):<18}{report[key]:>8}")
     step = report["next_step"]
     click.echo(f"Next: {step['kind']} at {step['at']}{' (held: paused)' if step['held'] else ''}" if step
