@@ -16,6 +16,7 @@ from email_validator import EmailNotValidError, validate_email
 
 # RFC 5322 dot-atom over ASCII atext: what email-validator accepts for an unquoted ASCII local part.
 _DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*\Z")
+MAX_LOCAL = 64  # octets before the @ (RFC 5321)
 # Invisible characters that copy-and-paste from web pages and spreadsheets leaves around addresses.
 _INVISIBLE = dict.fromkeys(map(ord, "\u00a0\u200b\u200c\u200d\u2060\ufeff"), " ")
 
@@ -42,7 +43,10 @@ def normalise_email(raw: str, *, allow_local_domain: bool = False) -> str:
     if allow_local_domain and re.fullmatch(r"[^@\s]+@localhost", text, re.IGNORECASE):
         return text.lower()
     local, at, domain = text.rpartition("@")
-    if at and _DOT_ATOM.match(local) and len(local) <= 64:
+    if at and len(local.encode("utf-8")) > MAX_LOCAL:
+        raise InvalidAddress(f"the part before the @ is {len(local.encode('utf-8'))} characters long; at most "
+                             f"{MAX_LOCAL} are allowed (RFC 5321, section 4.5.3.1.1)")
+    if at and _DOT_ATOM.match(local):
         try:
             unicode_domain, ascii_domain = _domain(domain.lower())
         except EmailNotValidError as exc:
@@ -54,6 +58,23 @@ def normalise_email(raw: str, *, allow_local_domain: bool = False) -> str:
     except EmailNotValidError as exc:
         raise InvalidAddress(str(exc)) from None
     return result.normalized.lower()
+
+
+def envelope(email: str) -> tuple[str, bool]:
+    """The form of a stored address that goes on the wire: its domain in ASCII (an international domain as
+    punycode, ``xn--…``), and whether its local part is non-ASCII, so that only a relay offering SMTPUTF8
+    (RFC 6531) can carry it."""
+    local, _, domain = email.rpartition("@")
+    if not domain.isascii():
+        try:
+            domain = _domain(domain.lower())[1]
+        except EmailNotValidError:  # not a stored address: left as is, the transport refuses it for this message
+            pass
+    return f"{local}@{domain}", not local.isascii()
+
+
+def needs_smtputf8(email: str) -> bool:
+    return not email.rpartition("@")[0].isascii()
 
 
 @lru_cache(maxsize=65536)

@@ -20,6 +20,7 @@ from surveybot.db import transaction
 from surveybot.errors import InvalidInput, NotFound
 
 PLATFORMS = ("qualtrics", "typeform", "surveymonkey", "signed")
+MAX_TITLE = 200  # characters: the title is the subject of every message
 _SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}\Z")
 
 
@@ -63,6 +64,9 @@ def _check(db: Database, spec: WaveSpec) -> None:
         raise InvalidInput("a wave's name must be lower-case letters, digits, '-' or '_' (at most 63)", field="slug")
     if not spec.title.strip() or not spec.title.isprintable():
         raise InvalidInput("the title must be one line of text", field="title")
+    if len(spec.title) > MAX_TITLE:
+        raise InvalidInput(f"the title is {len(spec.title):,} characters long; at most {MAX_TITLE} fit in an "
+                           f"e-mail's subject line", field="title")
     if spec.platform not in PLATFORMS:
         raise InvalidInput(f"platform must be one of {', '.join(PLATFORMS)}", field="platform")
     if not spec.survey_id.strip():

@@ -58,9 +58,10 @@ def free_port() -> int:
 class MailSink:
     """``start()``/``stop()`` may be called repeatedly: the server comes back on the same port."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, smtputf8: bool = False) -> None:
         self.port = port or free_port()
         self.handler = Handler()
+        self.smtputf8 = smtputf8  # offer SMTPUTF8 (RFC 6531) in the EHLO answer
         self.controller: Controller | None = None
 
     @property
@@ -73,7 +74,8 @@ class MailSink:
             return list(self.handler.received)
 
     def start(self) -> MailSink:
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
+                                     enable_SMTPUTF8=self.smtputf8)
         self.controller.start()
         return self
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from surveybot.addresses import InvalidAddress, normalise_email
+from surveybot.addresses import InvalidAddress, needs_smtputf8, normalise_email
 from surveybot.clock import iso, utcnow
 from surveybot.contacts import csvfile, store
 from surveybot.contacts.fields import FIELDS, ColumnMap, clean_text, fold, normalise_language, normalise_timezone
@@ -30,6 +30,7 @@ from surveybot.suppressions import suppressed_among
 
 BATCH = 2000
 MAX_VALUE = 1000  # characters in one field; more is a broken row, not a name
+MAX_NAME = 200  # characters of a name: it goes into every message's To header
 LISTED = 10000  # at most this many errors, warnings, changes and conflicts are listed (all are counted)
 
 _ENCODING_NAMES = {"utf-8-sig": "UTF-8", "utf-16": "UTF-16", "utf-16-le": "UTF-16LE", "utf-16-be": "UTF-16BE",
@@ -197,6 +198,12 @@ def normalise_row(number: int, cells: list[str], columns: ColumnMap, delimiter: 
     for index, header in columns.extras:
         if index < width and (value := clean_text(cells[index])):
             record["attributes"][header] = value
+    if len(record["name"]) > MAX_NAME:
+        raise RowRejected(number, "name", f"is {len(record['name']):,} characters long; a name may have at most "
+                          f"{MAX_NAME} (it goes into every e-mail's To line)")
+    if needs_smtputf8(email):
+        warnings.append({"row": number, "field": "email", "message": f"{email!r} has non-ASCII characters before "
+                         "the @: it can only be delivered through a mail relay that offers SMTPUTF8"})
     for name, value in (*((f, record[f]) for f in FIELDS), *record["attributes"].items()):
         if len(value) > MAX_VALUE:
             raise RowRejected(number, name, f"is {len(value):,} characters long; at most {MAX_VALUE:,} are kept")

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from email.quoprimime import body_encode
-from email.utils import format_datetime, formataddr, make_msgid, parseaddr
+from email.utils import format_datetime, make_msgid, parseaddr
 
+from surveybot.addresses import envelope
 from surveybot.mail.render import Rendered
 
 CRLF = "\r\n"
@@ -33,9 +34,10 @@ class Outgoing:
     """One message ready for a transport: envelope and bytes."""
 
     sender: str
-    recipient: str
+    recipient: str  # as it goes on the wire: an international domain in punycode
     message_id: str
     data: bytes
+    smtputf8: bool = False  # the recipient's local part is non-ASCII: only a relay offering SMTPUTF8 can carry it
 
     def __getitem__(self, header: str) -> str | None:  # for logs and tests: a header of the message
         from email import message_from_bytes, policy
@@ -52,10 +54,10 @@ def one_line(value: str) -> str:
 
 
 @lru_cache(maxsize=4096)
-def encoded(text: str) -> str:
-    """ASCII as is; otherwise RFC 2047 base64 encoded words of at most 75 characters, one per folded line.
-    Words break between characters, never inside one (each word must decode on its own)."""
-    if text.isascii():
+def encoded(text: str, force: bool = False) -> str:
+    """ASCII as is (unless ``force``); otherwise RFC 2047 base64 encoded words of at most 75 characters, one
+    per folded line. Words break between characters, never inside one (each word must decode on its own)."""
+    if text.isascii() and not force:
         return text
     words, chunk = [], b""
     for char in text:
@@ -68,13 +70,49 @@ def encoded(text: str) -> str:
     return f"{CRLF} ".join(f"=?utf-8?b?{base64.b64encode(w).decode()}?=" for w in words)
 
 
+LINE = 78  # RFC 5322 2.1.1: lines SHOULD be at most 78 characters (and MUST be at most 998)
+LONGEST_WORD = 900  # an unbroken run this long cannot be folded: it is sent as encoded words instead
+
+
+def text_header(text: str) -> str:
+    """An unstructured header value (a subject): ASCII folded at spaces; non-ASCII, or a run of characters
+    too long to fold, as encoded words."""
+    if not text.isascii() or any(len(word) > LONGEST_WORD for word in text.split(" ")):
+        return encoded(text, force=True)
+    return text
+
+
+def folded(name: str, value: str) -> str:
+    """``Name: value`` with lines folded at spaces to about 78 characters. A value that already holds its
+    own folds (encoded words) is kept as it is."""
+    line = f"{name}: {value}"
+    if len(line) <= LINE or CRLF in value:
+        return line
+    lines, current = [], f"{name}:"
+    for word in value.split(" "):
+        if len(current) + 1 + len(word) > LINE and current.strip() and current != f"{name}:":
+            lines.append(current)
+            current = ""
+        current += " " + word
+    lines.append(current)
+    return CRLF.join(lines)
+
+
+_SPECIALS = set('()<>[]:;@\\,."')
+
+
 def address(name: str, email: str) -> str:
+    """``Name <address>`` for a header. Never raises: any name is quoted or encoded; the address is written
+    as given (with an ASCII domain from :func:`addresses.envelope`; a UTF-8 local part only ever goes to a
+    relay that offered SMTPUTF8)."""
     name, email = one_line(name), one_line(email)
     if not name:
         return email
-    if name.isascii():
-        return formataddr((name, email))
-    return f"{encoded(name)} <{email}>"
+    if name.isascii() and len(name) <= LONGEST_WORD:
+        if any(ch in _SPECIALS for ch in name):
+            name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return f"{name} <{email}>"
+    return f"{encoded(name, force=True)}{CRLF} <{email}>"
 
 
 @lru_cache(maxsize=64)
@@ -93,6 +131,8 @@ def build_message(rendered: Rendered, *, sender: str, to_email: str, to_name: st
     """``calendar`` = (method, .ics bytes) adds a calendar invitation: as a ``text/calendar`` alternative
     (what mail clients show as an invitation with buttons) and as an ``invite.ics`` attachment."""
     sender_name, sender_email = _parsed(sender)
+    sender_email = envelope(sender_email)[0]
+    to_email, smtputf8 = envelope(one_line(to_email))
     domain = sender_email.rpartition("@")[2] or "localhost"
     message_id = make_msgid(domain=domain)
     boundary = f"=_{secrets.token_hex(12)}"
@@ -103,7 +143,7 @@ def build_message(rendered: Rendered, *, sender: str, to_email: str, to_name: st
     if reply_to:
         headers.append(("Reply-To", address(*_parsed(reply_to))))
     headers += [
-        ("Subject", encoded(one_line(rendered.subject))),
+        ("Subject", text_header(one_line(rendered.subject))),
         ("Date", format_datetime(now)),
         ("Message-ID", message_id),
         ("Content-Language", ", ".join(rendered.languages)),
@@ -121,7 +161,7 @@ def build_message(rendered: Rendered, *, sender: str, to_email: str, to_name: st
                             "Content-Transfer-Encoding: quoted-printable", "", _quoted_printable(body)])
     if calendar is None:
         headers.append(("Content-Type", f'multipart/alternative; boundary="{boundary}"'))
-        lines = [f"{name}: {value}" for name, value in headers] + _multipart(boundary, alternative)
+        lines = [folded(name, value) for name, value in headers] + _multipart(boundary, alternative)
     else:
         method, ics = calendar
         encoded_ics = base64.encodebytes(ics).decode("ascii").replace("\n", CRLF).rstrip(CRLF)
@@ -132,10 +172,11 @@ def build_message(rendered: Rendered, *, sender: str, to_email: str, to_name: st
                       'Content-Disposition: attachment; filename="invite.ics"',
                       "Content-Transfer-Encoding: base64", "", encoded_ics]
         headers.append(("Content-Type", f'multipart/mixed; boundary="{boundary}"'))
-        lines = [f"{name}: {value}" for name, value in headers] + _multipart(
+        lines = [folded(name, value) for name, value in headers] + _multipart(
             boundary, [[f'Content-Type: multipart/alternative; boundary="{inner}"', ""]
                        + _multipart(inner, alternative)[1:], attachment])
-    return Outgoing(sender_email, to_email, message_id, CRLF.join(lines).encode("utf-8"))  # UTF-8 only in an SMTPUTF8 address
+    # UTF-8 in the headers only in an address that needs SMTPUTF8; everything else is ASCII by construction
+    return Outgoing(sender_email, to_email, message_id, CRLF.join(lines).encode("utf-8"), smtputf8)
 
 
 def _multipart(boundary: str, parts: list[list[str]]) -> list[str]:

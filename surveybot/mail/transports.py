@@ -69,8 +69,19 @@ class SmtpTransport:
             if client is None or not client.is_connected:
                 client = self._client()
                 await client.connect()
-            await client.sendmail(message.sender, [message.recipient], message.data)
+            options = ["SMTPUTF8"] if message.smtputf8 else []
+            await client.sendmail(message.sender, [message.recipient], message.data, mail_options=options)
             keep = client
+        except aiosmtplib.SMTPNotSupported as exc:
+            if not (message.smtputf8 and "SMTPUTF8" in str(exc)):  # e.g. no STARTTLS: a setting to fix
+                raise TemporaryFailure(f"SMTP {self.target.host}:{self.target.port}: {exc}; check "
+                                       f"SURVEYBOT_MAIL_URL") from exc
+            keep = client  # the relay is fine; only this address cannot go through it
+            raise PermanentFailure(f"the relay {self.target.host} does not offer SMTPUTF8, which the address "
+                                   f"{message.recipient} needs (a non-ASCII part before the @)") from exc
+        except (UnicodeError, ValueError) as exc:  # an address the protocol cannot carry: this message only
+            keep = client
+            raise PermanentFailure(f"cannot send to {message.recipient!r}: {exc}") from exc
         except aiosmtplib.SMTPRecipientsRefused as exc:
             keep = client
             refused = exc.recipients[0]
