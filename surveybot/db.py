@@ -7,10 +7,13 @@ busy timeout instead of failing with "database is locked" half-way through.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from sqlite_utils import Database
 
@@ -18,12 +21,22 @@ from surveybot.errors import DatabaseError
 from surveybot import schema
 
 BUSY_TIMEOUT_S = 30.0
+T = TypeVar("T")
+log = logging.getLogger("surveybot.db")
 
 
-def open_db(path: str | Path, *, migrate: bool = True) -> Database:
-    """Open (creating if needed) the database at ``path`` and bring its schema up to date."""
+# In ``serve`` the event loop never waits longer than this for another process's write lock; a write that
+# does not get it is retried after an asynchronous pause (``retry_busy``), so the loop stays free.
+SERVICE_BUSY_TIMEOUT_S = 0.02
+
+
+def open_db(path: str | Path, *, migrate: bool = True, busy_timeout: float = BUSY_TIMEOUT_S) -> Database:
+    """Open (creating if needed) the database at ``path`` and bring its schema up to date.
+
+    ``busy_timeout`` bounds how long a statement waits for another process's write lock; the service uses a
+    short one and retries asynchronously (:func:`retry_busy`), so a long lock elsewhere never freezes it."""
     try:
-        conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+        conn = sqlite3.connect(str(path), timeout=busy_timeout, check_same_thread=False)
         db = Database(conn, execute_plugins=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
@@ -33,6 +46,44 @@ def open_db(path: str | Path, *, migrate: bool = True) -> Database:
     if migrate:
         migrate_db(db, path)
     return db
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Whether ``exc`` says another connection holds the lock (try again later), not that something is broken."""
+    return isinstance(exc, sqlite3.OperationalError) and any(
+        word in str(exc).lower() for word in ("locked", "busy"))
+
+
+async def retry_busy(write: Callable[[], T], *, what: str, stopping: Callable[[], bool] = lambda: False,
+                     on_wait: Callable[[bool], None] = lambda waiting: None, first: float = 0.05,
+                     longest: float = 2.0, patience: float | None = None) -> T:
+    """Run ``write`` until the database lets it through, waiting with growing pauses (without blocking the
+    event loop) while another process holds the write lock. ``on_wait(True)`` is called when it starts
+    waiting and ``on_wait(False)`` once through, so health checks can say so. Gives up only when
+    ``stopping()``, or after waiting ``patience`` seconds (raising the last error)."""
+    delay, waited, waited_for = first, False, 0.0
+    while True:
+        try:
+            result = write()
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc) or stopping():
+                raise
+            if patience is not None and waited_for >= patience:
+                raise
+            if not waited:
+                if patience is None:
+                    log.warning("database busy (another process holds the write lock); %s waits", what)
+                waited = True
+                on_wait(True)
+            await asyncio.sleep(delay)
+            waited_for += delay
+            delay = min(longest, delay * 2)
+            continue
+        if waited:
+            if patience is None:
+                log.info("database free again; %s goes on", what)
+            on_wait(False)
+        return result
 
 
 def schema_version(db: Database) -> int:
@@ -83,3 +134,21 @@ def rolled_back(db: Database) -> Iterator[Database]:
     finally:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
+
+
+def unwritable(db: Database) -> str | None:
+    """Why the write lock cannot be taken right now (another process holds it, the file is read-only …), or
+    None when it can. Waits at most 50 ms; the lock is let go at once."""
+    conn = db.conn
+    if conn.in_transaction:  # this connection is writing: it holds the lock
+        return None
+    normal = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+    conn.execute("PRAGMA busy_timeout = 50")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+    except sqlite3.OperationalError as exc:
+        return str(exc)
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {int(normal)}")
+    return None

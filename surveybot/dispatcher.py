@@ -9,12 +9,19 @@ Work goes in batches: one claim, one query each for the checks, one transaction 
 can therefore leave at most one batch sent but not marked; those rows are still ``sending`` at the next
 start, are sent again and counted as recovered (the in-flight window bounds the duplicates). On stopping,
 messages already handed to a connection are finished; the others go back to the queue untouched.
+
+Nothing one message does can stop the others: an unexpected error while building or sending it fails (or
+retries) that message, with its traceback in the log. While another process holds the database's write
+lock, the dispatcher waits without blocking the event loop, and outcomes of messages already sent are kept
+until they can be written. A ``wave pause`` or ``close`` from another process reaches messages already
+claimed: the wave's state is read again (when the plan version changes) just before each message goes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -24,13 +31,14 @@ from sqlite_utils import Database
 from surveybot import outbox, recipients
 from surveybot.contacts import store
 from surveybot.clock import utcnow
+from surveybot.db import is_busy, retry_busy
 from surveybot.errors import SurveybotError
 from surveybot.interviews.messages import InterviewMessages
 from surveybot.mail.compose import Composer
 from surveybot.mail.render import INTERVIEW_KINDS
 from surveybot.mail.transports import PermanentFailure, TemporaryFailure
 from surveybot.suppressions import suppress, suppressed_among
-from surveybot.waves import waves_by_id
+from surveybot.waves import plan_version, waves_by_id
 
 log = logging.getLogger("surveybot.dispatcher")
 BATCH_PER_CONNECTION = 32  # messages claimed per connection at once: the most a crash can resend
@@ -55,15 +63,25 @@ class Batch:
     """What one claimed batch needs to decide each message: fetched once, not per message."""
 
     def __init__(self, db: Database, rows: list[dict]) -> None:
-        self.rows = rows
+        self.db, self.rows = db, rows
         self.outcomes: list[tuple] = []
         self.bounces: list[tuple[str, str]] = []
-        self.suppressed = set(suppressed_among(db, list({r["to_email"] for r in rows})))
-        contact_ids = list({r["contact_id"] for r in rows if r["contact_id"]})
-        wave_ids = list({r["wave_id"] for r in rows if r["wave_id"]})
-        self.contacts = store.contacts_by_id(db, contact_ids)
-        self.waves = waves_by_id(db, wave_ids)
-        self.completed = recipients.completed_pairs(db, wave_ids, contact_ids)
+        self.contact_ids = list({r["contact_id"] for r in rows if r["contact_id"]})
+        self.wave_ids = list({r["wave_id"] for r in rows if r["wave_id"]})
+        self.contacts = store.contacts_by_id(db, self.contact_ids)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Read again what another process may change while the batch is sent: waves paused or closed,
+        addresses suppressed, respondents who finished."""
+        self.plan_version = plan_version(self.db)
+        self.suppressed = set(suppressed_among(self.db, list({r["to_email"] for r in self.rows})))
+        self.waves = waves_by_id(self.db, self.wave_ids)
+        self.completed = recipients.completed_pairs(self.db, self.wave_ids, self.contact_ids)
+
+    def refresh_if_changed(self) -> None:
+        if plan_version(self.db) != self.plan_version:
+            self.refresh()
 
 
 class Dispatcher:
@@ -77,7 +95,9 @@ class Dispatcher:
         self.poll, self.clock = poll, clock
         self._wake = asyncio.Event()
         self._stopping = False
+        self._recovered = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.waiting_for_db = False
 
     def wake(self) -> None:
         """Something was queued: look now rather than at the next poll. Safe from the scheduler's threads."""
@@ -86,17 +106,41 @@ class Dispatcher:
         else:
             self._loop.call_soon_threadsafe(self._wake.set)
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
     def stop(self) -> None:
         self._stopping = True
         self._wake.set()
 
+    def _waiting(self, waiting: bool) -> None:
+        self.waiting_for_db = waiting
+
     async def run(self) -> None:
+        """The sending loop (run under a supervisor: an error that escapes it restarts it)."""
         self._loop = asyncio.get_running_loop()
-        recovered = outbox.recover(self.db)
-        if recovered:
-            log.warning("requeued %d messages interrupted by a stop while being sent", recovered)
+        if not self._recovered:  # once per service: only the lease holder gets here (see lease.py)
+            recovered = await retry_busy(lambda: outbox.recover(self.db), what="the dispatcher",
+                                         stopping=lambda: self._stopping, on_wait=self._waiting)
+            self._recovered = True
+            if recovered:
+                log.warning("requeued %d messages interrupted by a stop while being sent", recovered)
         while not self._stopping:
-            if not await self.send_due():
+            try:
+                taken = await self.send_due()
+            except sqlite3.OperationalError as exc:
+                if not is_busy(exc):
+                    raise
+                if not self.waiting_for_db:
+                    log.warning("database busy (another process holds the write lock); the dispatcher waits")
+                self.waiting_for_db = True
+                await asyncio.sleep(min(1.0, self.poll * 4))
+                continue
+            if self.waiting_for_db:
+                log.info("database free again; the dispatcher goes on")
+                self.waiting_for_db = False
+            if not taken:
                 self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), self.poll)
@@ -108,17 +152,29 @@ class Dispatcher:
         rows = outbox.claim(self.db, self.clock(), self.concurrency * BATCH_PER_CONNECTION)
         if not rows:
             return 0
-        batch = Batch(self.db, rows)
+        try:
+            batch = Batch(self.db, rows)
+        except Exception:
+            outbox.record(self.db, [("release", row["id"]) for row in rows])
+            raise
         queue: asyncio.Queue[dict] = asyncio.Queue()
         for row in rows:
             queue.put_nowait(row)
         try:
             await asyncio.gather(*(self._worker(queue, batch) for _ in range(min(self.concurrency, len(rows)))))
         finally:
-            outbox.record(self.db, batch.outcomes)
-            for address, reason in batch.bounces:
-                suppress(self.db, address, "bounce", reason)
+            # What was sent must be written down, however long the database stays locked: a message recorded
+            # as still sending would go out again after a restart.
+            await retry_busy(lambda: self._record(batch), what="recording sent messages",
+                             stopping=lambda: self._stopping, on_wait=self._waiting)
         return len(rows)
+
+    def _record(self, batch: Batch) -> None:
+        outbox.record(self.db, batch.outcomes)
+        while batch.bounces:
+            address, reason = batch.bounces[-1]
+            suppress(self.db, address, "bounce", reason)
+            batch.bounces.pop()
 
     async def _worker(self, queue: asyncio.Queue, batch: Batch) -> None:
         while not queue.empty():
@@ -130,29 +186,58 @@ class Dispatcher:
 
     async def _deliver(self, row: dict, batch: Batch) -> None:
         try:
+            batch.refresh_if_changed()  # a pause or close from another process stops what is claimed
             message = self._prepare(row, batch)
         except SurveybotError as exc:  # a broken template fails this message, loudly, not the service
             batch.outcomes.append(("failed", row["id"], str(exc)))
             log.error("message %s not sent: %s", row["id"], exc)
             return
+        except Exception as exc:  # a bug met by one message fails that message, never the others
+            batch.outcomes.append(("failed", row["id"], f"internal error while building it: "
+                                                        f"{type(exc).__name__}: {exc}"))
+            log.exception("message %s not sent: unexpected error while building it", row["id"])
+            return
         if message is None:
             return
         await self.limiter.wait()
+        batch.refresh_if_changed()  # the wait may have been long enough for a pause or close
+        if (held := self._held(row, batch)) is not None:
+            batch.outcomes.append(held)
+            return
         try:
             await self.transport.send(message)
         except TemporaryFailure as exc:
-            if row["attempts"] >= self.max_attempts:
-                batch.outcomes.append(("failed", row["id"], f"gave up after {row['attempts']} attempts: {exc}"))
-            else:
-                delay = self.retry_delay * 2 ** (row["attempts"] - 1)
-                batch.outcomes.append(("retry", row["id"], str(exc), self.clock() + timedelta(seconds=delay)))
+            self._retry_or_fail(row, batch, str(exc))
             return
         except PermanentFailure as exc:
             batch.outcomes.append(("failed", row["id"], str(exc)))
             if exc.bounce:
                 batch.bounces.append((row["to_email"], str(exc)[:200]))
             return
+        except Exception as exc:  # not a known failure: try again later, a bounded number of times
+            log.exception("message %s: unexpected error while sending it", row["id"])
+            self._retry_or_fail(row, batch, f"internal error while sending: {type(exc).__name__}: {exc}")
+            return
         batch.outcomes.append(("sent", row["id"], message.message_id, self.clock()))
+
+    def _retry_or_fail(self, row: dict, batch: Batch, error: str) -> None:
+        if row["attempts"] >= self.max_attempts:
+            batch.outcomes.append(("failed", row["id"], f"gave up after {row['attempts']} attempts: {error}"))
+        else:
+            delay = self.retry_delay * 2 ** (row["attempts"] - 1)
+            batch.outcomes.append(("retry", row["id"], error, self.clock() + timedelta(seconds=delay)))
+
+    @staticmethod
+    def _held(row: dict, batch: Batch) -> tuple | None:
+        """The outcome for a survey message whose wave was closed (cancelled) or paused (back to the queue)."""
+        if row["kind"] not in outbox.SURVEY_KINDS:
+            return None
+        wave = batch.waves.get(row["wave_id"])
+        if wave is None or wave["state"] == "closed":
+            return ("cancelled", row["id"], "wave closed")
+        if wave["paused"]:
+            return ("release", row["id"])
+        return None
 
     def _prepare(self, row: dict, batch: Batch):
         """The message to send, or None when it must not go (cancelled, or put back for a paused wave)."""
@@ -162,11 +247,8 @@ class Dispatcher:
         wave = batch.waves.get(row["wave_id"])
         contact = batch.contacts.get(row["contact_id"])
         if row["kind"] in outbox.SURVEY_KINDS:
-            if wave is None or wave["state"] == "closed":
-                batch.outcomes.append(("cancelled", row["id"], "wave closed"))
-                return None
-            if wave["paused"]:
-                batch.outcomes.append(("release", row["id"]))
+            if (held := self._held(row, batch)) is not None:
+                batch.outcomes.append(held)
                 return None
             if (row["wave_id"], row["contact_id"]) in batch.completed:
                 batch.outcomes.append(("cancelled", row["id"], "completed the survey"))

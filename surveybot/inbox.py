@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -18,7 +19,7 @@ from sqlite_utils import Database
 
 from surveybot import responses
 from surveybot.clock import iso, utcnow
-from surveybot.db import transaction
+from surveybot.db import is_busy, retry_busy, transaction
 from surveybot.platforms import ApiError, FetchNeeded, ResponseEvent, qualtrics, surveymonkey
 from surveybot.waves import waves_by_id
 
@@ -118,6 +119,7 @@ class InboxWorker:
         self.poll, self.yield_factor, self.clock = poll, yield_factor, clock
         self._wake = asyncio.Event()
         self._stopping = False
+        self.waiting_for_db = False
         self._arrived = 0  # webhooks queued so far, to tell whether more came in during a batch
         self.on_recorded: Callable[[str], None] = lambda outcome: None
 
@@ -125,14 +127,32 @@ class InboxWorker:
         self._arrived += 1
         self._wake.set()
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
     def stop(self) -> None:
         self._stopping = True
         self._wake.set()
 
+    def _waiting(self, waiting: bool) -> None:
+        self.waiting_for_db = waiting
+
     async def run(self) -> None:
+        """The fetching loop (run under a supervisor: an error that escapes it restarts it)."""
         loop = asyncio.get_running_loop()
         while not self._stopping:
-            rows = claim(self.db, self.clock(), self.concurrency)
+            try:
+                rows = claim(self.db, self.clock(), self.concurrency)
+            except sqlite3.OperationalError as exc:
+                if not is_busy(exc):
+                    raise
+                if not self.waiting_for_db:
+                    log.warning("database busy (another process holds the write lock); the inbox waits")
+                self.waiting_for_db = True
+                await asyncio.sleep(min(1.0, self.poll * 2))
+                continue
+            self.waiting_for_db = False
             if rows:
                 started, arrived = loop.time(), self._arrived
                 await self._process(rows)
@@ -149,20 +169,33 @@ class InboxWorker:
         waves = waves_by_id(self.db, sorted({row["wave_id"] for row in rows}))
         fetched = await asyncio.gather(*(self._fetch(row, waves.get(row["wave_id"])) for row in rows),
                                        return_exceptions=True)
+        # What was fetched is recorded however long another process holds the write lock (the platform will
+        # not send it again).
+        outcomes = await retry_busy(lambda: self._record(rows, waves, fetched), what="recording responses",
+                                    stopping=lambda: self._stopping, on_wait=self._waiting)
+        for outcome in outcomes:
+            self.on_recorded(outcome)
+
+    def _record(self, rows: list[dict], waves: dict, fetched: list) -> list[str]:
         outcomes = []
         with transaction(self.db):
             for row, result in zip(rows, fetched):
                 try:
                     with transaction(self.db):  # a savepoint: one row's failure leaves the others recorded
                         outcome = self._settle(row, waves.get(row["wave_id"]), result)
+                except sqlite3.OperationalError as exc:
+                    if is_busy(exc):
+                        raise
+                    log.exception("response %s could not be processed", row["response_id"])
+                    finish(self.db, row["id"], "failed", "internal error while processing", self.clock())
+                    continue
                 except Exception:  # one bad row must never stop the worker: park it for the coordinator
                     log.exception("response %s could not be processed", row["response_id"])
                     finish(self.db, row["id"], "failed", "internal error while processing", self.clock())
                     continue
                 if outcome:
                     outcomes.append(outcome)
-        for outcome in outcomes:
-            self.on_recorded(outcome)
+        return outcomes
 
     async def _fetch(self, row: dict, wave: dict | None) -> ResponseEvent | None:
         fetch = FETCHERS.get(row["platform"])

@@ -89,6 +89,13 @@ def queued_count(db: Database) -> int:
     return db.execute("SELECT count(*) FROM outbox WHERE state = 'queued'").fetchone()[0]
 
 
+def counts_in_flight(db: Database) -> tuple[int, int]:
+    """(queued, sending): what waits to be sent and what is being sent now."""
+    row = db.execute("SELECT count(CASE WHEN state = 'queued' THEN 1 END), count(CASE WHEN state = 'sending' "
+                     "THEN 1 END) FROM outbox WHERE state IN ('queued', 'sending')").fetchone()
+    return row[0], row[1]
+
+
 def next_due(db: Database) -> str | None:
     row = db.execute("""SELECT MIN(o.due_at) FROM outbox o LEFT JOIN waves w ON w.id = o.wave_id
                         WHERE o.state = 'queued'

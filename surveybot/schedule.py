@@ -10,8 +10,10 @@ another process only writes the database and bumps that version, which a cheap c
 from __future__ import annotations
 
 import logging
+import sqlite3
+import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timezone
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
@@ -19,6 +21,7 @@ from sqlite_utils import Database
 
 from surveybot import plan
 from surveybot.clock import parse_stored, utcnow
+from surveybot.db import is_busy
 from surveybot.waves import plan_version
 
 log = logging.getLogger("surveybot.schedule")
@@ -26,12 +29,24 @@ log = logging.getLogger("surveybot.schedule")
 
 def _in_loop(job: Callable[[], object]) -> Callable[[], Awaitable[None]]:
     """Run a job on the event loop, not in APScheduler's thread pool: every job uses the service's one
-    database connection, whose transactions must not interleave with the handlers' or with each other."""
+    database connection, whose transactions must not interleave with the handlers' or with each other.
+
+    A job that fails is logged with its traceback and runs again at its next time; the database being locked
+    by another process is only a warning (what was due is still due at the next run)."""
+    name = getattr(job, "__name__", "job")
 
     async def run() -> None:
-        job()
+        try:
+            job()
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc):
+                log.exception("scheduled job %s failed; it runs again at its next time", name)
+            else:
+                log.warning("scheduled job %s: database busy (%s); it runs again at its next time", name, exc)
+        except Exception:
+            log.exception("scheduled job %s failed; it runs again at its next time", name)
 
-    run.__name__ = getattr(job, "__name__", "job")
+    run.__name__ = name
     return run
 
 
@@ -42,13 +57,20 @@ class Planner:
         self.check_every, self.clock = check_every, clock
         self.scheduler = AsyncIOScheduler(timezone="UTC")
         self._version = -1
+        self.last_tick = time.monotonic()
 
     def start(self) -> None:
-        """Start inside the running event loop: catch up, then schedule the next step."""
+        """Start inside the running event loop; the first check (at once) catches up and schedules the next
+        step."""
         self.scheduler.start()
         self.scheduler.add_job(_in_loop(self._check), "interval", seconds=self.check_every, id="plan-check",
-                               coalesce=True, max_instances=1, misfire_grace_time=None)
-        self.run_now()
+                               coalesce=True, max_instances=1, misfire_grace_time=None,
+                               next_run_time=datetime.now(timezone.utc))
+
+    def alive(self) -> bool:
+        """Whether the clock ticks: the scheduler runs and its plan check ran lately (even if the database was
+        busy then)."""
+        return self.scheduler.running and time.monotonic() - self.last_tick < max(10.0, 5 * self.check_every)
 
     def every(self, seconds: float, job: Callable[[], None], name: str) -> None:
         """Run ``job`` every ``seconds`` (one at a time, late runs merged)."""
@@ -61,8 +83,9 @@ class Planner:
 
     def run_now(self) -> list[dict]:
         """Carry out what is due, then set the wake-up for the next step."""
-        self._version = plan_version(self.db)
+        version = plan_version(self.db)
         done = plan.run_due(self.db, self.secret, self.clock())
+        self._version = version  # only once done: a run that failed (database busy) is tried again
         for step in done:
             log.info("wave %s: %s step done, %d messages queued", step["wave"], step["step"], step["queued"])
         if any(step["queued"] for step in done):
@@ -80,5 +103,11 @@ class Planner:
                                replace_existing=True, misfire_grace_time=None)
 
     def _check(self) -> None:
-        if plan_version(self.db) != self._version:
+        self.last_tick = time.monotonic()
+        if plan_version(self.db) != self._version or self._overdue():
             self.run_now()
+
+    def _overdue(self) -> bool:
+        """A step whose time has passed is still pending (its run failed, e.g. the database was busy)."""
+        due = plan.next_wakeup(self.db)
+        return due is not None and parse_stored(due) <= self.clock()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 
 import click
 
@@ -29,5 +30,11 @@ def serve(obj: Context, host: str, port: int) -> None:
     click.echo(f"surveybot on http://{host}:{port} (database {settings.db_path}, mail to {where})", err=True)
     from surveybot.web.app import AccessLogger
 
-    web.run_app(create_app(settings), host=host, port=port, print=None, access_log_class=AccessLogger,
-                shutdown_timeout=30)
+    try:
+        web.run_app(create_app(settings), host=host, port=port, print=None, access_log_class=AccessLogger,
+                    shutdown_timeout=30)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise click.ClickException(f"port {port} on {host} is already in use (another 'surveybot serve'?); "
+                                       f"stop it or choose another with --port") from None
+        raise

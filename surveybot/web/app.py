@@ -1,7 +1,9 @@
 """``create_app(settings)``: the aiohttp application with the scheduler, dispatcher and inbox inside it.
 
-Resources open in order and close in reverse (cleanup_ctx): database → mail transport and dispatcher →
-HTTP client session and webhook inbox → scheduler. On shutdown the scheduler stops first, the inbox
+Resources open in order and close in reverse (cleanup_ctx): database (and the lease: one serve per
+database, see ``lease.py``) → mail transport and dispatcher → HTTP client session and webhook inbox →
+scheduler. The dispatcher and the inbox run under supervisors (``supervise.py``) that restart them after an
+unexpected error; ``/healthz`` says 503 when one of them, the scheduler or the database is not working. On shutdown the scheduler stops first, the inbox
 finishes the fetches it started, then the dispatcher finishes the messages it has handed to a connection
 and puts the rest back in the queue.
 """
@@ -12,16 +14,17 @@ import asyncio
 import json
 import logging
 import re
+import sqlite3
 
 import aiohttp
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from surveybot import outbox
+from surveybot import lease, outbox
 from surveybot.clock import utcnow
 from surveybot.config import Settings
 from surveybot.interviews import queue as interview_queue
-from surveybot.db import open_db
+from surveybot.db import SERVICE_BUSY_TIMEOUT_S, is_busy, open_db, unwritable
 from surveybot.dispatcher import Dispatcher
 from surveybot.errors import InvalidInput, NotFound, SurveybotError
 from surveybot.mail.compose import Composer
@@ -29,11 +32,14 @@ from surveybot.mail.transports import open_transport
 from surveybot.schedule import Planner
 from surveybot.signing import service_secret
 from surveybot.inbox import InboxWorker, Intake
+from surveybot.supervise import Health, supervise
 from surveybot.web import interviews, pages, unsubscribe, uploads, webhooks
-from surveybot.web.keys import DB, DISPATCHER, HTTP, INBOX, INTAKE, PAGES, PLANNER, WAVES, SECRET, SETTINGS
+from surveybot.web.keys import (DB, DISPATCHER, HEALTH, HTTP, INBOX, INTAKE, LEASE_LOST, PAGES, PLANNER, SECRET,
+                                SETTINGS, WAVES)
 
 log = logging.getLogger("surveybot.web")
 access_log = logging.getLogger("surveybot.access")
+RETRY_AFTER_BUSY = 5  # seconds a client is asked to wait while another process holds the database
 # Path parts that are secrets (a wave's webhook secret, an unsubscribe token) never reach a log.
 _SECRET_PATHS = re.compile(r"^(/webhooks/[^/]+/[^/]+/|/unsubscribe/|/interview/)[^/?]+")
 
@@ -56,7 +62,8 @@ class AccessLogger(AbstractAccessLogger):
 
 @web.middleware
 async def json_errors(request: web.Request, handler):
-    """Every error is ``{"error": ...}`` JSON with a 4xx status (pages answer their own HTML errors)."""
+    """Every error is ``{"error": ...}`` JSON with a 4xx status (pages answer their own HTML errors); a
+    database locked by another process is a 503 with ``Retry-After``, never a 500."""
     try:
         return await handler(request)
     except web.HTTPException as exc:
@@ -69,6 +76,15 @@ async def json_errors(request: web.Request, handler):
         return web.json_response({"error": str(exc)}, status=400)
     except SurveybotError as exc:
         return web.json_response({"error": str(exc)}, status=422)
+    except sqlite3.OperationalError as exc:
+        if not is_busy(exc):
+            raise
+        return busy_response()
+
+
+def busy_response() -> web.Response:
+    return web.json_response({"error": "the database is busy (another process is writing); try again shortly"},
+                             status=503, headers={"Retry-After": str(RETRY_AFTER_BUSY)})
 
 
 def _kept_headers(exc: web.HTTPException) -> dict:
@@ -76,26 +92,59 @@ def _kept_headers(exc: web.HTTPException) -> dict:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    db = request.app[DB]
-    queued = outbox.queued_count(db)
-    return web.json_response({"status": "ok", "queued": queued})
+    """200 only when the dispatcher, the inbox worker and the scheduler run and the database takes writes;
+    otherwise 503 naming what is wrong."""
+    app = request.app
+    db = app[DB]
+    checks = {"dispatcher": "ok", "inbox": "ok", "scheduler": "ok", "database": "ok"}
+    checks.update(app[HEALTH].problems())
+    if PLANNER not in app or not app[PLANNER].alive():
+        checks["scheduler"] = "not running"
+    if app[LEASE_LOST]:
+        checks["dispatcher"] = "stopped: another serve took over this database's lease"
+    problem = unwritable(db)
+    if problem is not None:
+        checks["database"] = f"not writable: {problem}"
+    queued, sending = outbox.counts_in_flight(db)
+    healthy = all(value == "ok" for value in checks.values())
+    return web.json_response({"status": "ok" if healthy else "unavailable", "checks": checks, "queued": queued,
+                              "sending": sending}, status=200 if healthy else 503)
 
 
 def create_app(settings: Settings, *, check_every: float = 1.0, poll: float = 0.5) -> web.Application:
     app = web.Application(middlewares=[json_errors], client_max_size=2 * 1024 * 1024)
     app[SETTINGS] = settings
     app[PAGES] = pages.environment()
+    app[HEALTH] = Health()
+    app[LEASE_LOST] = False
     app.router.add_get("/healthz", healthz)
     for area in (webhooks, unsubscribe, uploads, interviews):
         area.setup(app)
+    me = lease.new_holder()
 
     async def database(app: web.Application):
-        app[DB] = open_db(settings.db_path)
-        app[SECRET] = service_secret(app[DB], settings.secret)
-        app[INTAKE] = Intake(app[DB])
+        # Opened with the patient busy timeout for migrating and taking the lease, then a short one: the event
+        # loop must never wait long for another process's write lock (writes retry asynchronously instead).
+        db = open_db(settings.db_path)
+        try:
+            previous = lease.acquire(db, me, utcnow())
+        except lease.LeaseHeld:
+            db.close()
+            raise
+        if previous is not None:
+            log.warning("took over the lease of a serve that stopped without giving it back (pid %s on %s, last "
+                        "seen %s)", previous["pid"], previous["host"], previous["heartbeat_at"])
+        db.execute(f"PRAGMA busy_timeout = {int(SERVICE_BUSY_TIMEOUT_S * 1000)}")
+        app[DB] = db
+        app[SECRET] = service_secret(db, settings.secret)
+        app[INTAKE] = Intake(db)
         app[WAVES] = {}
         yield
-        app[DB].close()
+        try:
+            lease.release(db, me)
+        except sqlite3.OperationalError as exc:  # it lapses by itself a minute later
+            log.warning("could not give the lease back (%s); it lapses in a minute", exc)
+        db.close()
 
     async def delivery(app: web.Application):
         transport = open_transport(settings.mail, settings.send_concurrency)
@@ -103,12 +152,13 @@ def create_app(settings: Settings, *, check_every: float = 1.0, poll: float = 0.
                                 rate=settings.send_rate, concurrency=settings.send_concurrency,
                                 retry_delay=settings.retry_delay, max_attempts=settings.max_attempts, poll=poll)
         app[DISPATCHER] = dispatcher
-        task = asyncio.create_task(dispatcher.run(), name="dispatcher")
+        task = asyncio.create_task(supervise("dispatcher", dispatcher.run, app[HEALTH], lambda: dispatcher.stopping),
+                                   name="dispatcher")
         yield
         dispatcher.stop()
         await task
         await transport.close()
-        queued = outbox.queued_count(app[DB])
+        queued, _ = outbox.counts_in_flight(app[DB])
         log.info("dispatcher stopped; %d messages stay queued for the next start", queued)
 
     async def responses_inbox(app: web.Application):
@@ -117,7 +167,8 @@ def create_app(settings: Settings, *, check_every: float = 1.0, poll: float = 0.
             worker = InboxWorker(app[DB], settings, session, poll=poll * 2)
             worker.on_recorded = lambda outcome: app[DISPATCHER].wake()
             app[INBOX] = worker
-            task = asyncio.create_task(worker.run(), name="inbox")
+            task = asyncio.create_task(supervise("inbox", worker.run, app[HEALTH], lambda: worker.stopping),
+                                       name="inbox")
             yield
             worker.stop()
             await task
@@ -136,7 +187,17 @@ def create_app(settings: Settings, *, check_every: float = 1.0, poll: float = 0.
             if expired:
                 log.info("%d interview booking links expired", expired)
 
+        def heartbeat() -> None:
+            if app[LEASE_LOST] or lease.beat(app[DB], me, utcnow()):
+                return
+            # Another serve took the lease (this one stalled for over a minute): stop sending at once.
+            app[LEASE_LOST] = True
+            app[DISPATCHER].stop()
+            log.critical("another serve took over this database's lease; this one no longer sends e-mail — "
+                         "stop it")
+
         planner.every(max(check_every, 1.0), interviews_tick, "interviews")
+        planner.every(min(lease.BEAT_EVERY, max(check_every, 1.0) * 5), heartbeat, "lease")
         yield
         planner.stop()
 

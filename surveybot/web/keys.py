@@ -11,6 +11,7 @@ from surveybot.config import Settings
 from surveybot.dispatcher import Dispatcher
 from surveybot.inbox import InboxWorker, Intake
 from surveybot.schedule import Planner
+from surveybot.supervise import Health
 
 SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", Database)
@@ -22,3 +23,5 @@ INBOX = web.AppKey("inbox", InboxWorker)
 INTAKE = web.AppKey("intake", Intake)
 WAVES = web.AppKey("waves", dict)  # slug -> (expires, wave row or None)
 PAGES = web.AppKey("pages", Environment)
+HEALTH = web.AppKey("health", Health)
+LEASE_LOST = web.AppKey("lease_lost", bool)

@@ -8,7 +8,10 @@ at once; signed ones that carry the response are recorded on the spot. Every ref
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import logging
+import sqlite3
 import time
 from dataclasses import dataclass
 
@@ -16,7 +19,7 @@ from aiohttp import web
 
 from surveybot import inbox, responses
 from surveybot.clock import utcnow
-from surveybot.db import transaction
+from surveybot.db import is_busy, retry_busy, transaction
 from surveybot.errors import NotFound
 from surveybot.platforms import FetchNeeded, WebhookContext, WebhookRejected, qualtrics, signed, surveymonkey, typeform
 from surveybot.reports import webhook_secret, webhook_signing_secret
@@ -25,6 +28,8 @@ from surveybot.web.keys import DB, DISPATCHER, INBOX, INTAKE, SECRET, SETTINGS, 
 
 ADAPTERS = {m.NAME: m for m in (qualtrics, typeform, surveymonkey, signed)}
 MAX_BODY = 1024 * 1024
+log = logging.getLogger("surveybot.webhooks")
+STORE_PATIENCE = 3.0  # seconds a webhook waits for a busy database before the platform is asked to retry
 WAVE_TTL = 1.0  # seconds
 # The answers to a notification, encoded once: most requests to a busy endpoint get one of these.
 _QUEUED, _ALREADY_QUEUED = b'{"status": "queued"}', b'{"status": "already queued"}'
@@ -90,17 +95,49 @@ async def receive(request: web.Request) -> web.Response:
         result = adapter.receive(body, request.headers, request.content_type or "", context)
     except WebhookRejected as exc:
         return _error(exc.status, str(exc))
-    if isinstance(result, FetchNeeded):
-        added = await app[INTAKE].add(wave["id"], result)
-        if added:
-            app[INBOX].wake()
-        return web.Response(body=_QUEUED if added else _ALREADY_QUEUED, content_type="application/json")
-    with transaction(db):  # the message id counts as seen only once its response is recorded
-        if adapter is signed and not inbox.first_delivery(db, "signed", request.headers["webhook-id"], utcnow()):
-            return web.json_response({"status": "repeat"})
-        outcome = responses.record(db, wave, result, utcnow())
+    except Exception:  # whatever a parser meets in a stranger's body is a bad request, not a server error
+        log.exception("%s webhook for wave %s could not be read", adapter.NAME, wave["slug"])
+        return _error(400, f"the body could not be read as a {adapter.NAME} notification")
+    # Stored or refused, never lost: while another process holds the database the handler waits a little
+    # (without blocking the others), then asks the platform to send it again.
+    try:
+        if isinstance(result, FetchNeeded):
+            need = result
+            added = await retry_busy_async(lambda: app[INTAKE].add(wave["id"], need))
+            if added:
+                app[INBOX].wake()
+            return web.Response(body=_QUEUED if added else _ALREADY_QUEUED, content_type="application/json")
+        event = result
+        outcome = await retry_busy(lambda: _record_signed(db, adapter, wave, event, request.headers),
+                                   what="a webhook", patience=STORE_PATIENCE)
+    except sqlite3.OperationalError as exc:
+        if not is_busy(exc):
+            raise
+        return web.json_response({"error": "the database is busy; the notification was not stored, send it "
+                                           "again shortly"}, status=503, headers={"Retry-After": "5"})
     app[DISPATCHER].wake()  # a thank-you may be queued
     return web.json_response({"status": outcome})
+
+
+def _record_signed(db, adapter, wave: dict, event, headers) -> str:
+    with transaction(db):  # the message id counts as seen only once its response is recorded
+        if adapter is signed and not inbox.first_delivery(db, "signed", headers["webhook-id"], utcnow()):
+            return "repeat"
+        return responses.record(db, wave, event, utcnow())
+
+
+async def retry_busy_async(add) -> bool:
+    """``await add()`` again while the database is busy, for at most ``STORE_PATIENCE`` seconds."""
+    delay, waited = 0.05, 0.0
+    while True:
+        try:
+            return await add()
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc) or waited >= STORE_PATIENCE:
+                raise
+        await asyncio.sleep(delay)
+        waited += delay
+        delay = min(0.5, delay * 2)
 
 
 async def verify(request: web.Request) -> web.Response:

@@ -1,0 +1,65 @@
+"""Background loops that cannot die silently: each runs under a supervisor that logs what stopped it,
+restarts it with growing pauses, and keeps the state ``/healthz`` reports.
+
+    Health ── one LoopState per loop (dispatcher, inbox, scheduler)
+    supervise(name, run, health, stopping) ── runs ``run()`` again after an unexpected error
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+log = logging.getLogger("surveybot.supervise")
+BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)  # seconds before each restart; the last one repeats
+
+
+@dataclass
+class LoopState:
+    alive: bool = False
+    restarts: int = 0
+    last_error: str = ""
+    since: float = field(default_factory=time.monotonic)
+
+
+class Health:
+    """What the service's background work is doing, as ``/healthz`` reports it."""
+
+    def __init__(self) -> None:
+        self.loops: dict[str, LoopState] = {}
+
+    def loop(self, name: str) -> LoopState:
+        return self.loops.setdefault(name, LoopState())
+
+    def problems(self) -> dict[str, str]:
+        return {name: f"not running (restarted {state.restarts} times; last error: {state.last_error})"
+                for name, state in self.loops.items() if not state.alive}
+
+
+async def supervise(name: str, run: Callable[[], Awaitable[None]], health: Health,
+                    stopping: Callable[[], bool], backoff: tuple[float, ...] = BACKOFF) -> None:
+    """Run ``run()`` until it returns (it returns when asked to stop); restart it after any error."""
+    state = health.loop(name)
+    while True:
+        state.alive, state.since = True, time.monotonic()
+        try:
+            await run()
+            state.alive = False
+            return
+        except asyncio.CancelledError:
+            state.alive = False
+            raise
+        except Exception as exc:
+            state.alive = False
+            state.last_error = f"{type(exc).__name__}: {exc}"[:300]
+            if stopping():
+                log.exception("%s stopped by an error while the service was stopping", name)
+                return
+            delay = backoff[min(state.restarts, len(backoff) - 1)]
+            state.restarts += 1
+            log.exception("%s stopped by an unexpected error; restarting it in %.0f s (restart %d)", name, delay,
+                          state.restarts)
+            await asyncio.sleep(delay)

@@ -1,0 +1,102 @@
+"""One ``serve`` per database: a second one is refused, a crashed one's lease is taken over, nothing twice."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+
+from surveybot import lease, plan, waves
+from surveybot.clock import iso, utcnow
+from surveybot.db import open_db
+from surveybot.signing import service_secret
+from tests.mailsink import free_port
+from tests.service import import_rows, running, settings_for, wait_until
+
+
+def wave_with_queued_mail(settings, count: int = 30):
+    import_rows(settings, [f"Officer {n},officer{n}@city{n}.example.org,City {n},Chile,Latin America,es"
+                           for n in range(count)])
+    db = open_db(settings.db_path)
+    waves.create_wave(db, waves.WaveSpec(slug="w", title="City diplomacy 2026", platform="signed", survey_id="S1",
+                                         survey_url="https://survey.example.org/s1", reminders=()), utcnow())
+    waves.launch(db, "w", utcnow())
+    plan.run_due(db, service_secret(db, None), utcnow())
+    return db
+
+
+def old_holder(db, *, host: str, pid: int, seen_ago: timedelta, sending: int) -> None:
+    """What a serve that died mid-batch leaves: its lease, and messages claimed but never recorded."""
+    seen = iso(utcnow() - seen_ago)
+    db.execute("INSERT INTO service_lease (name, holder, pid, host, started_at, heartbeat_at) "
+               "VALUES ('serve', 'old', ?, ?, ?, ?)", [pid, host, seen, seen])
+    db.execute("UPDATE outbox SET state = 'sending', attempts = 1 WHERE id IN (SELECT id FROM outbox ORDER BY id "
+               "LIMIT ?)", [sending])
+    db.conn.commit()
+
+
+def per_address(sink) -> Counter:
+    return Counter(address for received in sink.received for address in received.rcpt_tos)
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+async def test_a_second_serve_on_the_same_database_is_refused_naming_the_holder(tmp_path, mail_sink, run_cli):
+    settings = settings_for(tmp_path, mail_sink.url)
+    wave_with_queued_mail(settings, 5)
+    async with running(settings):
+        await wait_until(lambda: len(mail_sink.received) == 5, what="the invitations")
+        import asyncio
+
+        second = await asyncio.to_thread(run_cli, "serve", "--port", str(free_port()),
+                                         extra_env={"SURVEYBOT_DB": str(settings.db_path),
+                                                    "SURVEYBOT_MAIL_URL": mail_sink.url})
+        assert second.returncode == 1
+        assert f"pid {os.getpid()}" in second.stderr and "already" not in second.stderr
+        assert "Traceback" not in second.stderr and len(second.stderr.strip().splitlines()) <= 2
+        assert "running on this database" in second.stderr
+    assert len(mail_sink.received) == 5
+    # a graceful stop gives the lease back: the next start needs no waiting
+    db = open_db(settings.db_path)
+    assert lease.current(db) is None
+
+
+@pytest.mark.parametrize("host, seen_ago, why", [
+    ("another-machine", timedelta(minutes=2), "stopped beating over a minute ago"),
+    ("this-machine", timedelta(seconds=5), "its process is gone from this host"),
+])
+async def test_a_crashed_holders_lease_is_taken_over_and_its_batch_recovered_once(tmp_path, mail_sink, host,
+                                                                                  seen_ago, why):
+    settings = settings_for(tmp_path, mail_sink.url)
+    db = wave_with_queued_mail(settings)
+    import socket
+
+    old_holder(db, host=socket.gethostname() if host == "this-machine" else host, pid=dead_pid(),
+               seen_ago=seen_ago, sending=8)
+    async with running(settings):
+        await wait_until(lambda: len(mail_sink.received) == 30, what=f"every invitation ({why})")
+        holder = lease.current(db)
+        assert holder["pid"] == os.getpid() and holder["holder"] != "old"
+    assert max(per_address(mail_sink).values()) == 1 and len(per_address(mail_sink)) == 30
+    assert db.execute("SELECT count(*) FROM outbox WHERE recovered = 1").fetchone()[0] == 8
+
+
+async def test_a_live_holder_elsewhere_keeps_the_lease_and_its_batch(tmp_path, mail_sink):
+    """A serve on another machine that beat 5 s ago is alive as far as anyone here can tell: this one does not
+    start, and does not touch the messages that one is sending."""
+    settings = settings_for(tmp_path, mail_sink.url)
+    db = wave_with_queued_mail(settings)
+    old_holder(db, host="another-machine", pid=4242, seen_ago=timedelta(seconds=5), sending=8)
+    with pytest.raises(lease.LeaseHeld, match="pid 4242 on another-machine"):
+        async with running(settings):
+            pass
+    assert db.execute("SELECT count(*) FROM outbox WHERE state = 'sending'").fetchone()[0] == 8
+    assert mail_sink.received == [] and lease.current(db)["holder"] == "old"

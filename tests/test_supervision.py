@@ -1,0 +1,171 @@
+"""Background work that cannot die silently: a locked database, a message that breaks, pause and close from
+another process, and a /healthz that tells the truth."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import timedelta
+
+import aiohttp
+
+from surveybot import waves
+from surveybot.clock import utcnow
+from surveybot.db import open_db
+from surveybot.platforms import signed
+from surveybot.recipients import survey_token
+from surveybot.reports import webhook_signing_secret, webhook_url
+from surveybot.signing import service_secret
+from tests.service import import_rows, running, settings_for, wait_until
+
+LOCKER = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+conn.execute("ROLLBACK")
+"""
+
+
+def officers(count: int) -> list[str]:
+    return [f"Officer {n},officer{n}@city{n}.example.org,City {n},Country {n % 9},Region {n % 3},en"
+            for n in range(count)]
+
+
+def make_wave(settings, count: int, slug: str = "w"):
+    import_rows(settings, officers(count))
+    db = open_db(settings.db_path)
+    waves.create_wave(db, waves.WaveSpec(slug=slug, title="City diplomacy 2026", platform="signed", survey_id="S1",
+                                         survey_url="https://survey.example.org/s1", reminders=(),
+                                         close_after=timedelta(hours=2)), utcnow())
+    return db
+
+
+def invitations_per_address(sink) -> Counter:
+    return Counter(address for received in sink.received for address in received.rcpt_tos)
+
+
+async def health(session, base) -> tuple[int, dict]:
+    async with session.get(f"{base}/healthz") as answer:
+        return answer.status, await answer.json()
+
+
+async def test_a_write_lock_held_by_another_process_for_32_s_loses_nothing(tmp_path, mail_sink):
+    """Longer than the old 30 s busy timeout: sending and webhooks wait, /healthz says 503 meanwhile, and once
+    the lock is gone every message and every response arrives, none twice."""
+    settings = settings_for(tmp_path, mail_sink.url, SURVEYBOT_SEND_RATE="40")
+    db = make_wave(settings, 240)
+    waves.launch(db, "w", utcnow())
+    secret = service_secret(db, None)
+    async with running(settings) as (_, base), aiohttp.ClientSession() as session:
+        await wait_until(lambda: len(mail_sink.received) >= 20, what="the first invitations")
+        locker = subprocess.Popen([sys.executable, "-c", LOCKER, str(settings.db_path), "32"],
+                                  stdout=subprocess.PIPE, text=True)
+        try:
+            assert locker.stdout.readline().strip() == "locked"
+            # what was claimed before the lock may still go out; nothing more can be claimed until it is gone
+            claimed = db.execute("SELECT count(*) FROM outbox WHERE state IN ('sent', 'sending')").fetchone()[0]
+            wave = waves.get_wave(db, "w")
+            whsec = signed.whsec(webhook_signing_secret(secret, wave))
+            ids = dict(db.execute("SELECT email, id FROM contacts").fetchall())
+            answers: list[int] = []
+
+            invited = [r.rcpt_tos[0] for r in mail_sink.received[:10]]  # respondents who have their link
+
+            async def deliver(number: int) -> None:
+                """A platform's delivery: sent again after every 503 until it is taken."""
+                email = invited[number]
+                body = json.dumps({"type": "response.completed", "data": {
+                    "response_id": f"resp-{number}", "token": survey_token(secret, wave["id"], ids[email]),
+                    "progress": 100, "answers": {"q1": "Twinning"}, "embedded": {}}}).encode()
+                while True:
+                    stamp = int(time.time())
+                    headers = {"Content-Type": "application/json", "webhook-id": f"msg_{number}_{stamp}",
+                               "webhook-timestamp": str(stamp),
+                               "webhook-signature": signed.sign(whsec, f"msg_{number}_{stamp}", stamp, body)}
+                    async with session.post(webhook_url(base, secret, wave), data=body, headers=headers) as answer:
+                        answers.append(answer.status)
+                        if answer.status == 200:
+                            return
+                        assert answer.status == 503 and answer.headers["Retry-After"]
+                    await asyncio.sleep(1)
+
+            deliveries = [asyncio.create_task(deliver(n)) for n in range(10)]
+            # meanwhile /healthz says what is wrong, and the service still answers quickly
+            started = time.monotonic()
+            status, report = await health(session, base)
+            assert time.monotonic() - started < 2
+            assert status == 503 and report["checks"]["database"].startswith("not writable"), report
+            await asyncio.sleep(3)
+            assert len(mail_sink.received) <= claimed < 240
+            assert await asyncio.to_thread(locker.wait, 60) == 0  # the service shares this event loop
+            await asyncio.wait_for(asyncio.gather(*deliveries), timeout=30)
+        finally:
+            locker.kill()
+            locker.wait()
+            locker.stdout.close()
+        await wait_until(lambda: len(mail_sink.received) >= 240 + 10, timeout=40, what="every invitation and thanks")
+        await wait_until(lambda: db.execute("SELECT count(*) FROM outbox WHERE state != 'sent'").fetchone()[0] == 0,
+                         what="every message recorded as sent")
+        assert (await health(session, base))[0] == 200
+    assert 503 in answers  # some deliveries really met the lock
+    per_address = invitations_per_address(mail_sink)
+    assert len(per_address) == 240 and max(per_address.values()) <= 2  # an invitation, and a thank-you for 10
+    assert sum(per_address.values()) == 250
+    assert db.execute("SELECT count(*) FROM responses").fetchone()[0] == 10
+    assert db.execute("SELECT count(*) FROM recipients WHERE completed_at IS NOT NULL").fetchone()[0] == 10
+
+
+async def test_a_message_that_breaks_fails_alone_and_the_dispatcher_lives_on(tmp_path, mail_sink):
+    """A coordinator's template that divides by zero for one contact: that message fails with the reason and
+    a traceback in the log; everyone else is mailed and /healthz stays 200."""
+    overrides = tmp_path / "templates"
+    overrides.mkdir()
+    builtin = (settings_for(tmp_path, mail_sink.url).db_path.parent)  # noqa: F841 - the folder exists
+    from surveybot.mail.render import BUILTIN
+
+    text = (BUILTIN / "invitation.en.txt.j2").read_text(encoding="utf-8")
+    (overrides / "invitation.en.txt.j2").write_text(
+        text + '{{ (1 / 0) if name == "Officer 3" else "" }}\n', encoding="utf-8")
+    settings = settings_for(tmp_path, mail_sink.url, SURVEYBOT_TEMPLATES=str(overrides))
+    db = make_wave(settings, 8)
+    waves.launch(db, "w", utcnow())
+    async with running(settings) as (_, base), aiohttp.ClientSession() as session:
+        await wait_until(lambda: len(mail_sink.received) == 7, what="seven invitations")
+        await wait_until(lambda: db.execute("SELECT count(*) FROM outbox WHERE state = 'failed'").fetchone()[0] == 1,
+                         what="the broken message failed")
+        assert (await health(session, base))[0] == 200
+    state, error = db.execute("SELECT state, last_error FROM outbox WHERE to_email = 'officer3@city3.example.org'"
+                              ).fetchone()
+    assert state == "failed" and "ZeroDivisionError" in error
+    assert "officer3@city3.example.org" not in invitations_per_address(mail_sink)
+
+
+async def test_pause_and_close_from_another_process_stop_messages_already_claimed(tmp_path, mail_sink, run_cli):
+    settings = settings_for(tmp_path, mail_sink.url, SURVEYBOT_SEND_RATE="20")
+    db = make_wave(settings, 200)
+    waves.launch(db, "w", utcnow())
+    env = {"SURVEYBOT_DB": str(settings.db_path)}
+    async with running(settings):
+        await wait_until(lambda: len(mail_sink.received) >= 10, what="the first invitations")
+        # the first batch claimed 128 messages; pausing must hold the rest of them
+        assert (await asyncio.to_thread(run_cli, "wave", "pause", "w", extra_env=env)).returncode == 0
+        at_pause = len(mail_sink.received)
+        await asyncio.sleep(2)  # at 20 a second, 40 more would go out if the pause were not seen
+        assert len(mail_sink.received) <= at_pause + 4  # at most one in flight per connection
+        held = len(mail_sink.received)
+        assert (await asyncio.to_thread(run_cli, "wave", "resume", "w", extra_env=env)).returncode == 0
+        await wait_until(lambda: len(mail_sink.received) >= held + 10, what="sending resumed")
+        assert (await asyncio.to_thread(run_cli, "wave", "close", "w", extra_env=env)).returncode == 0
+        at_close = len(mail_sink.received)
+        await asyncio.sleep(2)
+        assert len(mail_sink.received) <= at_close + 4
+    closed = len(mail_sink.received)
+    assert closed < 200 and max(invitations_per_address(mail_sink).values()) == 1
+    cancelled = db.execute("SELECT count(*) FROM outbox WHERE state = 'cancelled'").fetchone()[0]
+    assert cancelled == 200 - closed, db.execute("SELECT state, last_error, count(*) FROM outbox GROUP BY 1, 2").fetchall()
