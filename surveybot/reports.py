@@ -27,8 +27,13 @@ def webhook_url(base_url: str, secret: str, wave: dict) -> str:
 def wave_status(db: Database, wave: dict, secret: str, base_url: str) -> dict:
     counts = outbox.wave_counts(db, wave["id"])
     answered = responses.counts(db, wave["id"])
+    # people who finished: marked done, or holding a complete response (a wave recorded before a city
+    # duplicate was marked done still counts them); one person however many responses they sent
     invited, completed, bounced, opted_out = db.execute(
-        """SELECT count(*), count(r.completed_at),
+        """SELECT count(*),
+                  count(CASE WHEN r.completed_at IS NOT NULL OR EXISTS (SELECT 1 FROM responses x
+                        WHERE x.wave_id = r.wave_id AND x.contact_id = r.contact_id AND x.status = 'complete')
+                        THEN 1 END),
                   count(CASE WHEN s.kind = 'bounce' THEN 1 END), count(CASE WHEN s.kind = 'opt_out' THEN 1 END)
            FROM recipients r JOIN contacts c ON c.id = r.contact_id
            LEFT JOIN suppressions s ON s.email = c.email WHERE r.wave_id = ?""", [wave["id"]]).fetchone()

@@ -79,13 +79,21 @@ def _duplicate_of(db: Database, wave_id: int, contact_id: int) -> str:
     if db.execute("SELECT 1 FROM responses WHERE wave_id = ? AND contact_id = ? AND status = 'complete'",
                   [wave_id, contact_id]).fetchone():
         return "contact"
-    same_city = db.execute(
-        """SELECT 1 FROM responses r JOIN contacts other ON other.id = r.contact_id
-           JOIN contacts c ON c.id = ? AND trim(c.city) != '' AND lower(trim(c.city)) = lower(trim(other.city))
-                AND lower(trim(c.country)) = lower(trim(other.country))
-           WHERE r.wave_id = ? AND r.status = 'complete' AND r.contact_id != ?""",
-        [contact_id, wave_id, contact_id]).fetchone()
-    return "city" if same_city else ""
+    city, country = db.execute("SELECT city, country FROM contacts WHERE id = ?", [contact_id]).fetchone()
+    place = _place(city, country)
+    if place is None:
+        return ""
+    others = db.execute(
+        """SELECT DISTINCT c.city, c.country FROM responses r JOIN contacts c ON c.id = r.contact_id
+           WHERE r.wave_id = ? AND r.status = 'complete' AND r.contact_id != ?""", [wave_id, contact_id])
+    return "city" if any(_place(*other) == place for other in others) else ""
+
+
+def _place(city: str | None, country: str | None) -> tuple[str, str] | None:
+    """The form in which two cities are the same: trimmed, case-folded (in Python, since SQLite's lower()
+    folds ASCII only and would count "Zürich" and "ZÜRICH" twice); None for a blank city."""
+    city_key = " ".join((city or "").casefold().split())
+    return (city_key, " ".join((country or "").casefold().split())) if city_key else None
 
 
 def _insert(db, wave, event: ResponseEvent, contact_id, status, duplicate, stamp) -> None:
@@ -99,26 +107,35 @@ def _insert(db, wave, event: ResponseEvent, contact_id, status, duplicate, stamp
 
 def counts(db: Database, wave_id: int) -> dict:
     """The wave's response counts. ``responses`` are kept complete responses matched to a recipient;
-    ``completed`` the people among them (``responses - duplicate_contact``); ``duplicate_city`` the completed
-    people whose city had already answered; ``cities_responded`` the distinct non-blank (city, country)."""
+    ``duplicate_contact`` the second and later ones of one person; ``completed`` the people who finished
+    (``responses - duplicate_contact``); ``cities_responded`` the distinct non-blank (city, country) among
+    them; ``duplicate_city`` the completed people whose city had already answered."""
     row = db.execute(
         """SELECT (SELECT count(*) FROM responses WHERE wave_id = :w AND status = 'complete'),
                   (SELECT count(*) FROM responses WHERE wave_id = :w AND status = 'complete' AND duplicate = 'contact'),
                   (SELECT count(*) FROM responses WHERE wave_id = :w AND status = 'complete' AND duplicate = 'city'),
-                  (SELECT count(DISTINCT lower(trim(c.city)) || char(31) || lower(trim(c.country)))
-                     FROM responses r JOIN contacts c ON c.id = r.contact_id
-                     WHERE r.wave_id = :w AND r.status = 'complete' AND trim(c.city) != ''),
                   (SELECT count(*) FROM responses WHERE wave_id = :w AND status = 'unmatched'),
                   (SELECT count(*) FROM partial_audit p WHERE p.wave_id = :w AND NOT EXISTS
                       (SELECT 1 FROM responses r WHERE r.platform = p.platform AND r.response_id = p.response_id)),
                   (SELECT count(*) FROM interview_queue WHERE wave_id = :w AND state IN ('queued', 'invited', 'booked'))""",
         {"w": wave_id}).fetchone()
-    keys = ("responses", "duplicate_contact", "duplicate_city", "cities_responded", "unmatched", "partial_discarded",
-            "interview_queue")
+    keys = ("responses", "duplicate_contact", "duplicate_city", "unmatched", "partial_discarded", "interview_queue")
     found = dict(zip(keys, row))
     found["completed"] = found["responses"] - found["duplicate_contact"]
     found["duplicate_responses"] = found["duplicate_city"] + found["duplicate_contact"]
+    places = db.execute(
+        """SELECT DISTINCT c.city, c.country FROM responses r JOIN contacts c ON c.id = r.contact_id
+           WHERE r.wave_id = ? AND r.status = 'complete'""", [wave_id])
+    found["cities_responded"] = len({_place(*place) for place in places} - {None})
     return found
+
+
+def partials_by_contact(db: Database, wave_id: int) -> dict[int, int]:
+    """How many partial responses each recipient of the wave left (discarded ones; no answers are kept)."""
+    return dict(db.execute(
+        """SELECT contact_id, count(*) FROM partial_audit p WHERE wave_id = ? AND contact_id IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM responses r WHERE r.platform = p.platform AND r.response_id = p.response_id)
+           GROUP BY contact_id""", [wave_id]).fetchall())
 
 
 # Cells a spreadsheet would run as a formula start with one of these (OWASP's list), or with their full-width

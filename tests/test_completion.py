@@ -72,11 +72,16 @@ async def test_two_officers_of_one_city_both_finish_and_both_are_done(tmp_path, 
 
 def _wave_of_100(tmp_path):
     """100 officers in 97 cities: Bogotá has three, Lima two (the rest one each)."""
-    settings = settings_for(tmp_path, "maildir://" + str(tmp_path / "mail"))
     rows = [f"Officer {n},officer{n}@city{n}.example.org,City {n},Country {n % 20},Region {n % 4},en"
             for n in range(95)]
     rows += [f"Bogota {n},bogota{n}@bogota.example.org,Bogotá,Colombia,Latin America,es" for n in range(3)]
     rows += [f"Lima {n},lima{n}@lima.example.org,Lima,Peru,Latin America,es" for n in range(2)]
+    return _launched_wave(tmp_path, rows)
+
+
+def _launched_wave(tmp_path, rows: list[str]):
+    """A launched wave of these contacts, invitations queued; returns (db, wave, token by e-mail)."""
+    settings = settings_for(tmp_path, "maildir://" + str(tmp_path / "mail"))
     import_rows(settings, rows)
     db = open_db(settings.db_path)
     waves.create_wave(db, waves.WaveSpec(slug="city", title="City diplomacy 2026", platform="signed",
@@ -107,6 +112,10 @@ def test_49_complete_from_47_cities_counts_as_the_study_reports_them(tmp_path):
     done = db.execute("SELECT count(*) FROM recipients WHERE completed_at IS NOT NULL").fetchone()[0]
     thanks = db.execute("SELECT count(*) FROM outbox WHERE kind = 'thank_you'").fetchone()[0]
     assert (done, thanks) == (49, 49)
+    # a city duplicate recorded before it was marked done still counts as a person who finished
+    db.execute("UPDATE recipients SET completed_at = NULL WHERE contact_id = "
+               "(SELECT id FROM contacts WHERE email = 'bogota1@bogota.example.org')")
+    assert counts(db) == (49, 0, 49, 47, 2, 2)
 
     # a second complete response of the same person is kept and flagged, never counted as a second person
     assert _complete(db, wave, "R-again", tokens["lima1@lima.example.org"]) == "duplicate"
@@ -119,6 +128,39 @@ def test_49_complete_from_47_cities_counts_as_the_study_reports_them(tmp_path):
     assert (status["responses"], status["completed"], status["unmatched_responses"]) == (50, 49, 1)
 
 
+def test_wave_status_shows_the_counts_to_a_person_too(tmp_path, run_cli):
+    """`wave status` without --json prints every count the coordinator reports from."""
+    db, wave, tokens = _wave_of_100(tmp_path)
+    finishers = [f"officer{n}@city{n}.example.org" for n in range(45)]
+    finishers += ["bogota0@bogota.example.org", "bogota1@bogota.example.org", "lima0@lima.example.org",
+                  "lima1@lima.example.org", "lima1@lima.example.org"]
+    for n, email in enumerate(finishers):
+        _complete(db, wave, f"R{n}", tokens[email])
+    db.close()
+    output = run_cli("wave", "status", "city", check=True).stdout
+    shown = {line.rsplit(None, 1)[0].strip(): line.rsplit(None, 1)[1] for line in output.splitlines()
+             if line.startswith("  ")}
+    assert {label: shown.get(label) for label in ("responses", "duplicate contact", "completed", "cities responded",
+                                                   "duplicate city", "duplicate responses")} == {
+        "responses": "50", "duplicate contact": "1", "completed": "49", "cities responded": "47",
+        "duplicate city": "2", "duplicate responses": "3"}
+
+
+def test_one_city_in_any_case_or_script_is_one_city(tmp_path):
+    """Zürich and ZÜRICH, São Paulo and SÃO PAULO: case and surrounding spaces never make a second city."""
+    db, wave, tokens = _launched_wave(tmp_path, [
+        "Anna,anna@zurich.example.org,Zürich,Switzerland,Europe,en",
+        "Beat,beat@zurich.example.org,ZÜRICH,SWITZERLAND,Europe,en",
+        "Carla,carla@sp.example.org,São Paulo,Brasil,Latin America,es",
+        "Davi,davi@sp.example.org,SÃO PAULO,brasil,Latin America,es",
+        "Eve,eve@nowhere.example.org,,Brasil,Latin America,es",
+        "Finn,finn@nowhere.example.org,,Brasil,Latin America,es"])
+    outcomes = [_complete(db, wave, f"R{n}", token) for n, token in enumerate(tokens.values())]
+    assert outcomes == ["complete", "duplicate", "complete", "duplicate", "complete", "complete"]
+    # a blank city is no city: neither counted as one nor a duplicate of another blank one
+    assert counts(db) == (6, 0, 6, 2, 2, 2)
+
+
 def test_a_partial_audit_line_names_its_recipient_and_keeps_no_answer(tmp_path):
     db, wave, tokens = _wave_of_100(tmp_path)
     event = ResponseEvent(platform="signed", response_id="P1", finished=False, token=tokens["lima0@lima.example.org"],
@@ -129,6 +171,15 @@ def test_a_partial_audit_line_names_its_recipient_and_keeps_no_answer(tmp_path):
     lima0 = db.execute("SELECT id FROM contacts WHERE email = 'lima0@lima.example.org'").fetchone()[0]
     lines = db.execute("SELECT response_id, contact_id, progress FROM partial_audit ORDER BY response_id").fetchall()
     assert [tuple(line) for line in lines] == [("P1", lima0, 60), ("P2", None, 10)]
+    # partials per person: a second abandoned attempt counts, one later finished under the same id does not
+    again = ResponseEvent(platform="signed", response_id="P3", finished=False, token=tokens["lima0@lima.example.org"],
+                          progress=20)
+    assert responses.record(db, wave, again, utcnow()) == "partial"
+    officer = ResponseEvent(platform="signed", response_id="P4", finished=False,
+                            token=tokens["officer1@city1.example.org"], progress=90)
+    assert responses.record(db, wave, officer, utcnow()) == "partial"
+    assert _complete(db, wave, "P4", tokens["officer1@city1.example.org"]) == "complete"
+    assert responses.partials_by_contact(db, wave["id"]) == {lima0: 2}
     db.close()
     assert b"Secret-answer-text" not in (tmp_path / "surveybot.db").read_bytes()
     wal = tmp_path / "surveybot.db-wal"

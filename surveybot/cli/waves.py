@@ -250,9 +250,10 @@ def status(obj: Context, slug, as_json) -> None:
         print_json(report)
         return
     click.echo(f"{report['title']} ({slug}): {report['state']}")
-    for key in ("invited", "sent", "queued", "failed", "bounced", "opted_out", "completed", "cities_responded",
-                "partial_discarded", "duplicate_contact", "duplicate_city", "unmatched_responses", "interview_queue"):
-        click.echo(f"  {key.replace('_', ' '):<18}{report[key]:>8}")
+    for key in ("invited", "sent", "queued", "failed", "bounced", "opted_out", "responses", "duplicate_contact",
+                "completed", "cities_responded", "duplicate_city", "duplicate_responses", "partial_discarded",
+                "unmatched_responses", "interview_queue"):
+        click.echo(f"  {key.replace('_', ' '):<20}{report[key]:>8}")
     step = report["next_step"]
     click.echo(f"Next: {step['kind']} at {step['at']}{' (held: paused)' if step['held'] else ''}" if step
                else "Next: nothing (closed or not launched)")
