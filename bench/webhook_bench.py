@@ -59,7 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from surveybot import waves  # noqa: E402
 from surveybot.clock import utcnow  # noqa: E402
 from surveybot.db import open_db  # noqa: E402
-from surveybot.reports import webhook_url  # noqa: E402
+from surveybot.platforms.urls import webhook_url  # noqa: E402
 from surveybot.signing import service_secret  # noqa: E402
 
 SURVEY_ID = "SV_bench"

@@ -18,7 +18,7 @@ from surveybot.clock import utcnow
 from surveybot.db import open_db
 from surveybot.platforms import signed
 from surveybot.recipients import survey_token
-from surveybot.reports import webhook_signing_secret, webhook_url
+from surveybot.platforms.urls import webhook_signing_secret, webhook_url
 from surveybot.signing import service_secret
 from tests.service import import_rows, running, settings_for, wait_until
 

@@ -31,7 +31,7 @@ from surveybot.platforms import signed as signed_platform
 from surveybot.platforms import surveymonkey as surveymonkey_platform
 from surveybot.platforms import typeform as typeform_platform
 from surveybot.recipients import survey_token
-from surveybot.reports import webhook_secret, webhook_signing_secret, webhook_url
+from surveybot.platforms.urls import webhook_secret, webhook_signing_secret, webhook_url
 from surveybot.signing import service_secret
 from tests import fake_platforms
 from tests.service import import_rows, running, settings_for, wait_until

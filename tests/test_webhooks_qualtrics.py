@@ -16,7 +16,8 @@ from surveybot import waves
 from surveybot.clock import utcnow
 from surveybot.db import open_db
 from surveybot.recipients import survey_token
-from surveybot.reports import wave_status, webhook_url
+from surveybot.platforms.urls import webhook_url
+from surveybot.reports import wave_status
 from surveybot.signing import service_secret
 from tests import fake_platforms
 from tests.service import import_rows, running, settings_for, wait_until

@@ -219,7 +219,7 @@ def subscribe(obj: Context, slug) -> None:
     import aiohttp
 
     from surveybot.platforms import ApiError, qualtrics
-    from surveybot.reports import webhook_url
+    from surveybot.platforms.urls import webhook_url
 
     wave_row = waves.get_wave(obj.db, slug)
     if wave_row["platform"] != "qualtrics":

@@ -22,7 +22,7 @@ from surveybot.clock import utcnow
 from surveybot.db import is_busy, retry_busy, transaction
 from surveybot.errors import NotFound
 from surveybot.platforms import FetchNeeded, WebhookContext, WebhookRejected, qualtrics, signed, surveymonkey, typeform
-from surveybot.reports import webhook_secret, webhook_signing_secret
+from surveybot.platforms.urls import webhook_secret, webhook_signing_secret
 from surveybot.waves import get_wave
 from surveybot.web.keys import DB, DISPATCHER, INBOX, INTAKE, SECRET, SETTINGS, WAVES
 

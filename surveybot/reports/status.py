@@ -1,4 +1,4 @@
-"""Reports read everything and write nothing: a wave's status now; rates and exports as they come."""
+"""A wave's status now: what was sent, what came back, what happens next (``wave status``)."""
 
 from __future__ import annotations
 
@@ -6,22 +6,8 @@ from sqlite_utils import Database
 
 from surveybot import outbox, responses
 from surveybot.platforms.signed import whsec
-from surveybot.signing import derive
+from surveybot.platforms.urls import webhook_signing_secret, webhook_url
 from surveybot.waves import next_step
-
-
-def webhook_secret(secret: str, wave: dict) -> str:
-    return derive(secret, "webhook", wave["id"], length=32)
-
-
-def webhook_signing_secret(secret: str, wave: dict) -> str:
-    """The key a signing platform (Typeform, Standard Webhooks) signs the wave's webhooks with."""
-    return derive(secret, "webhook-signing", wave["id"], length=32)
-
-
-def webhook_url(base_url: str, secret: str, wave: dict) -> str:
-    """The URL to register with the survey platform; its last part is the wave's unguessable secret."""
-    return f"{base_url}/webhooks/{wave['platform']}/{wave['slug']}/{webhook_secret(secret, wave)}"
 
 
 def wave_status(db: Database, wave: dict, secret: str, base_url: str) -> dict:

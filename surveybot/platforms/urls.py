@@ -1,0 +1,23 @@
+"""Where a platform sends a wave's webhooks, and the wave's secrets that authenticate them.
+
+Both secrets are derived from the service secret and the wave, so nothing secret is stored per wave: the
+URL's last part (checked on every webhook) and the key signing platforms sign with.
+"""
+
+from __future__ import annotations
+
+from surveybot.signing import derive
+
+
+def webhook_secret(secret: str, wave: dict) -> str:
+    return derive(secret, "webhook", wave["id"], length=32)
+
+
+def webhook_signing_secret(secret: str, wave: dict) -> str:
+    """The key a signing platform (Typeform, Standard Webhooks) signs the wave's webhooks with."""
+    return derive(secret, "webhook-signing", wave["id"], length=32)
+
+
+def webhook_url(base_url: str, secret: str, wave: dict) -> str:
+    """The URL to register with the survey platform; its last part is the wave's unguessable secret."""
+    return f"{base_url}/webhooks/{wave['platform']}/{wave['slug']}/{webhook_secret(secret, wave)}"
