@@ -268,4 +268,29 @@ MIGRATIONS: list[str] = [
     -- listing a coordinator chose.
     ALTER TABLE contacts ADD COLUMN values_from TEXT NOT NULL DEFAULT '';
     """,
+    # 6: signing in to the web pages (server-side sessions, single-use sign-in codes), researchers' tokens tied
+    #    to a researcher, and whether a wave shows partner networks who answered
+    """
+    CREATE TABLE web_sessions (
+        id_hash TEXT PRIMARY KEY,
+        token_id INTEGER NOT NULL REFERENCES api_tokens(id),
+        csrf TEXT NOT NULL,
+        language TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL,
+        last_seen_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL
+    );
+    CREATE INDEX web_sessions_token ON web_sessions(token_id);
+    CREATE TABLE login_codes (
+        code_hash TEXT PRIMARY KEY,
+        token_id INTEGER NOT NULL REFERENCES api_tokens(id),
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        used_at TEXT
+    );
+    ALTER TABLE api_tokens ADD COLUMN email TEXT COLLATE NOCASE;
+    ALTER TABLE waves ADD COLUMN share_status_with_networks INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX responses_day ON responses(wave_id, status, received_at);
+    CREATE INDEX recipients_contact ON recipients(contact_id);
+    """,
 ]
