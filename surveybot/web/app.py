@@ -33,7 +33,7 @@ from surveybot.schedule import Planner
 from surveybot.signing import service_secret
 from surveybot.inbox import InboxWorker, Intake
 from surveybot.supervise import Health, supervise
-from surveybot.web import interviews, pages, unsubscribe, uploads, webhooks
+from surveybot.web import interviews, pages, report_api, unsubscribe, uploads, webhooks
 from surveybot.web.keys import (DB, DISPATCHER, HEALTH, HTTP, INBOX, INTAKE, LEASE_LOST, PAGES, PLANNER, SECRET,
                                 SETTINGS, WAVES)
 
@@ -118,7 +118,7 @@ def create_app(settings: Settings, *, check_every: float = 1.0, poll: float = 0.
     app[HEALTH] = Health()
     app[LEASE_LOST] = False
     app.router.add_get("/healthz", healthz)
-    for area in (webhooks, unsubscribe, uploads, interviews):
+    for area in (webhooks, unsubscribe, uploads, interviews, report_api):
         area.setup(app)
     me = lease.new_holder()
 
