@@ -98,7 +98,10 @@ def _check(db: Database, spec: WaveSpec) -> None:
 def get_wave(db: Database, slug: str) -> dict:
     row = next(db.query("SELECT * FROM waves WHERE slug = ?", [slug]), None)
     if row is None:
-        raise NotFound(f"no wave named {slug!r}")
+        names = [name for (name,) in db.execute("SELECT slug FROM waves ORDER BY id")]
+        path = next((file for _, name, file in db.execute("PRAGMA database_list") if name == "main"), "")
+        held = f"its waves: {', '.join(names)}" if names else "it holds no wave yet"
+        raise NotFound(f"no wave named {slug!r} in the database {path} ({held})")
     for key in ("reminders", "networks", "required"):
         row[key] = json.loads(row[key])
     return row

@@ -150,4 +150,6 @@ def test_wave_create_refuses_bad_input_with_one_line(tmp_path, run_cli):
     again = run_cli(*CREATE)
     assert again.returncode == 1 and "exists already" in again.stderr
     missing = run_cli("wave", "status", "nope", "--json")
-    assert missing.returncode == 1 and json.loads(missing.stdout) == {"error": "no wave named 'nope'"}
+    error = json.loads(missing.stdout)["error"]
+    assert missing.returncode == 1 and error.startswith("no wave named 'nope' in the database /")
+    assert error.endswith("surveybot.db (its waves: w1)")

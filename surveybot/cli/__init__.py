@@ -16,11 +16,22 @@ from surveybot.errors import SurveybotError
 class SurveybotGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
         except SurveybotError as exc:
+            _finish(ctx, False)
             if _wants_json(ctx):
                 print_json({"error": str(exc)})
             raise click.ClickException(str(exc)) from None
+        except BaseException:
+            _finish(ctx, False)
+            raise
+        _finish(ctx, True)
+        return result
+
+
+def _finish(ctx: click.Context, succeeded: bool) -> None:
+    if isinstance(ctx.obj, Context):
+        ctx.obj.finish(succeeded)
 
 
 def _wants_json(ctx: click.Context) -> bool:

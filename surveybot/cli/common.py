@@ -13,6 +13,7 @@ from sqlite_utils import Database
 
 from surveybot.config import Settings, load_settings
 from surveybot.db import open_db
+from surveybot.errors import DatabaseError
 
 
 class Context:
@@ -29,7 +30,36 @@ class Context:
 
     @cached_property
     def db(self) -> Database:
-        return open_db(self.settings.db_path)
+        """The database of a command that reads or changes what exists: it must be there already (a command
+        run from the wrong folder must not silently start an empty one)."""
+        path = self.settings.db_path
+        if not path.exists():
+            raise DatabaseError(f"no database at {str(path.resolve())!r} (SURVEYBOT_DB); run this where the "
+                                f"database is, or set SURVEYBOT_DB to its path — 'surveybot contacts import', "
+                                f"'wave create', 'token create' and 'serve' create a new one")
+        return open_db(path)
+
+    created_db = False
+
+    @cached_property
+    def new_db(self) -> Database:
+        """The database of a command that creates things: made if it does not exist yet (the command says so
+        when it succeeds, and removes it again when it fails)."""
+        path = self.settings.db_path
+        self.created_db = not path.exists()
+        return open_db(path)
+
+    def finish(self, succeeded: bool) -> None:
+        """After the command: name a database it created, or take it away if the command failed."""
+        if not self.created_db:
+            return
+        path = self.settings.db_path
+        if succeeded:
+            click.echo(f"Created a new database at {path.resolve()} (SURVEYBOT_DB).", err=True)
+            return
+        self.new_db.close()
+        for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            leftover.unlink(missing_ok=True)
 
 
 pass_context = click.make_pass_decorator(Context)

@@ -35,7 +35,7 @@ def import_(obj: Context, file: Path, network: str, dry_run: bool, as_json: bool
     with their row number (as a spreadsheet shows it), field and reason; the other rows are imported.
     """
     with progress_bar(f"Importing {file.name}", file.stat().st_size) as progress:
-        report = import_contacts(obj.db, file, network, dry_run=dry_run, progress=progress)
+        report = import_contacts(obj.new_db, file, network, dry_run=dry_run, progress=progress)
     if as_json:
         print_json(report.as_json())
     else:
@@ -106,5 +106,5 @@ def _cell(row: dict, column: str) -> str:
 @pass_context
 def suppress(obj: Context, email: str, reason: str) -> None:
     """Never e-mail EMAIL again, in any wave (whether or not it is a contact yet)."""
-    address, new = suppress_address(obj.db, email, "manual", reason)
+    address, new = suppress_address(obj.new_db, email, "manual", reason)
     click.echo(f"Suppressed {address}: it will get no more e-mail." if new else f"{address} was already suppressed.")

@@ -52,7 +52,7 @@ def slots_add(obj: Context, researcher: str, start: str, end: str, length: str, 
         researcher = normalise_email(researcher)
     except InvalidAddress as exc:
         raise InvalidInput(f"--researcher {researcher!r}: {exc}", field="researcher") from None
-    result = slots.add(obj.db, researcher, windows, zone.key, meeting_url, utcnow())
+    result = slots.add(obj.new_db, researcher, windows, zone.key, meeting_url, utcnow())
     if as_json:
         print_json(result)
         return

@@ -27,6 +27,8 @@ def serve(obj: Context, host: str, port: int) -> None:
     settings = obj.settings
     logs.setup()
     where = settings.mail.path if settings.mail.kind == "maildir" else f"{settings.mail.host}:{settings.mail.port}"
+    if not settings.db_path.exists():
+        click.echo(f"Creating a new database at {settings.db_path.resolve()} (SURVEYBOT_DB).", err=True)
     click.echo(f"surveybot on http://{host}:{port} (database {settings.db_path}, mail to {where})", err=True)
     from surveybot.web.app import AccessLogger
 

@@ -22,7 +22,7 @@ def token() -> None:
 @pass_context
 def create(obj: Context, role: str, network: str | None, label: str, as_json: bool) -> None:
     """Create a token. It is shown once: pass it on now (it is stored only as a hash)."""
-    token_id, value = tokens.create(obj.db, role, network, utcnow(), label)
+    token_id, value = tokens.create(obj.new_db, role, network, utcnow(), label)
     if as_json:
         print_json({"id": token_id, "role": role, "network": network, "token": value})
         return

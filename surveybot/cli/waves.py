@@ -80,7 +80,7 @@ def create(obj: Context, slug, title, platform, survey_id, survey_url, survey_ur
                           survey_url_es=survey_url_es, start=start_at, reminders=reminders, close_after=close_after,
                           networks=networks, interview_question=interview_question, interview_yes=interview_yes,
                           required=required)
-    created = waves.create_wave(obj.db, spec, now)
+    created = waves.create_wave(obj.new_db, spec, now)
     plan = ", ".join(format_duration(r) for r in reminders) or "none"
     click.echo(f"Created wave {created['slug']} (draft): starts {start_at.isoformat() if start_at else 'at launch'}, "
                f"reminders after {plan}, closes after {format_duration(close_after)}.")
