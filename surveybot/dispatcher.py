@@ -42,6 +42,9 @@ from surveybot.waves import plan_version, waves_by_id
 
 log = logging.getLogger("surveybot.dispatcher")
 BATCH_PER_CONNECTION = 32  # messages claimed per connection at once: the most a crash can resend
+# After a stop, how long outcomes of messages already sent may wait for a busy database before they are given
+# up (and those messages, still ``sending``, go out again at the next start).
+RECORD_GRACE_S = 60.0
 
 
 class RateLimiter:
@@ -95,6 +98,7 @@ class Dispatcher:
         self.poll, self.clock = poll, clock
         self._wake = asyncio.Event()
         self._stopping = False
+        self._stopped_at: float | None = None
         self._recovered = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self.waiting_for_db = False
@@ -112,7 +116,11 @@ class Dispatcher:
 
     def stop(self) -> None:
         self._stopping = True
+        self._stopped_at = self._stopped_at or time.monotonic()
         self._wake.set()
+
+    def _give_up_recording(self) -> bool:
+        return self._stopped_at is not None and time.monotonic() - self._stopped_at > RECORD_GRACE_S
 
     def _waiting(self, waiting: bool) -> None:
         self.waiting_for_db = waiting
@@ -154,8 +162,9 @@ class Dispatcher:
             return 0
         try:
             batch = Batch(self.db, rows)
-        except Exception:
-            outbox.record(self.db, [("release", row["id"]) for row in rows])
+        except Exception:  # nothing was sent: put the batch back (the supervisor logs and restarts the loop)
+            await retry_busy(lambda: outbox.record(self.db, [("release", row["id"]) for row in rows]),
+                             what="the dispatcher", stopping=self._give_up_recording, on_wait=self._waiting)
             raise
         queue: asyncio.Queue[dict] = asyncio.Queue()
         for row in rows:
@@ -163,10 +172,16 @@ class Dispatcher:
         try:
             await asyncio.gather(*(self._worker(queue, batch) for _ in range(min(self.concurrency, len(rows)))))
         finally:
-            # What was sent must be written down, however long the database stays locked: a message recorded
-            # as still sending would go out again after a restart.
-            await retry_busy(lambda: self._record(batch), what="recording sent messages",
-                             stopping=lambda: self._stopping, on_wait=self._waiting)
+            # What was sent must be written down, however long the database stays locked (and for a while
+            # after a stop): a message recorded as still sending would go out again after a restart.
+            try:
+                await retry_busy(lambda: self._record(batch), what="recording sent messages",
+                                 stopping=self._give_up_recording, on_wait=self._waiting)
+            except sqlite3.OperationalError:
+                sent = [outcome[1] for outcome in batch.outcomes if outcome[0] == "sent"]
+                log.critical("stopping with the database still locked: outbox rows %s were sent but could not be "
+                             "recorded; they will be sent again at the next start", sent)
+                raise
         return len(rows)
 
     def _record(self, batch: Batch) -> None:

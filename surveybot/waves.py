@@ -119,7 +119,16 @@ def waves_by_id(db: Database, ids: list[int]) -> dict[int, dict]:
 
 
 def list_waves(db: Database) -> list[dict]:
-    return list(db.query("SELECT slug, title, state, paused, launched_at, closes_at FROM waves ORDER BY id"))
+    """Every wave with its headline counts: invited, sent, completed (people who finished)."""
+    return list(db.query(
+        """SELECT w.slug, w.title, w.platform, CASE WHEN w.paused AND w.state != 'closed' THEN 'paused'
+                  ELSE w.state END AS state, w.start_at, w.launched_at, w.closes_at, w.closed_at,
+                  (SELECT count(*) FROM recipients r WHERE r.wave_id = w.id) AS invited,
+                  (SELECT count(*) FROM outbox o WHERE o.wave_id = w.id AND o.state = 'sent'
+                     AND o.kind IN ('invitation', 'reminder', 'final_reminder')) AS sent,
+                  (SELECT count(*) FROM recipients r WHERE r.wave_id = w.id AND r.completed_at IS NOT NULL)
+                     AS completed
+           FROM waves w ORDER BY w.id"""))
 
 
 def plan_version(db: Database) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timezone
 from email import message_from_bytes
 from email import policy as email_policy
 
@@ -12,7 +13,7 @@ from surveybot import waves
 from surveybot.addresses import InvalidAddress, normalise_email
 from surveybot.cli.common import Context, json_option, pass_context, print_json, shown
 from surveybot.contacts.store import contact_by_email
-from surveybot.clock import format_duration, parse_duration, parse_moment, utcnow
+from surveybot.clock import format_duration, parse_duration, parse_moment, parse_stored, utcnow
 from surveybot.errors import InvalidInput, NotFound
 from surveybot.mail.render import KINDS, LANGUAGES
 from surveybot.reports import wave_status
@@ -238,6 +239,25 @@ def subscribe(obj: Context, slug) -> None:
     click.echo(f"Subscribed {slug} to completed responses of {wave_row['survey_id']} (subscription {subscription}).")
 
 
+@wave.command("list")
+@json_option
+@pass_context
+def list_(obj: Context, as_json: bool) -> None:
+    """List the waves of this database with their state, dates and headline counts."""
+    rows = waves.list_waves(obj.db)
+    if as_json:
+        print_json({"waves": rows})
+        return
+    if not rows:
+        click.echo(f"No waves yet in {obj.settings.db_path}: create one with 'surveybot wave create'.")
+        return
+    click.echo(f"{'WAVE':<20}{'STATE':<11}{'INVITED':>8}{'SENT':>7}{'DONE':>6}  CLOSES (UTC)      TITLE")
+    for row in rows:
+        closes = (row["closed_at"] or row["closes_at"] or "")[:16].replace("T", " ")
+        click.echo(f"{row['slug']:<20}{row['state']:<11}{row['invited']:>8}{row['sent']:>7}{row['completed']:>6}  "
+                   f"{closes:<17} {shown(row['title'])}")
+
+
 @wave.command()
 @click.argument("slug")
 @json_option
@@ -257,6 +277,14 @@ def status(obj: Context, slug, as_json) -> None:
     step = report["next_step"]
     click.echo(f"Next: {step['kind']} at {step['at']}{' (held: paused)' if step['held'] else ''}" if step
                else "Next: nothing (closed or not launched)")
+    plan = waves.steps(obj.db, wave_row["id"])
+    if plan:
+        click.echo("Plan (local time of this machine, then UTC):")
+        for row in plan:
+            when = parse_stored(row["done_at"] if row["state"] != "pending" and row["done_at"] else row["due_at"])
+            label = {"pending": "due", "done": "done", "skipped": "skipped", "cancelled": "cancelled"}[row["state"]]
+            click.echo(f"  {row['kind']:<15}{label:<10}{when.astimezone():%Y-%m-%d %H:%M %Z}   "
+                       f"{when.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC")
     click.echo(f"Webhook URL: {report['webhook_url']}")
     if "webhook_signing_secret" in report:
         click.echo(f"Webhook signing secret: {report['webhook_signing_secret']}")
