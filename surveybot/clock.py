@@ -15,14 +15,14 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
 
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def parse_duration(text: str) -> timedelta:
-    """``'30s'``, ``'15m'``, ``'2h'``, ``'14d'`` (also ``'1.5d'``) → timedelta. Raises ValueError."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text or "", re.IGNORECASE)
+    """``'30s'``, ``'15m'``, ``'2h'``, ``'14d'``, ``'2w'`` (also ``'1.5d'``) → timedelta. Raises ValueError."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text or "", re.IGNORECASE)
     if not match:
-        raise ValueError(f"{text!r} is not a duration such as 30s, 15m, 2h or 14d")
+        raise ValueError(f"{text!r} is not a duration such as 30s, 15m, 2h, 14d or 2w")
     return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2).lower()])
 
 

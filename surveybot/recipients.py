@@ -36,17 +36,53 @@ def survey_links(wave: dict, token: str) -> dict[str, str]:
     return links
 
 
-def add_audience(db: Database, wave: dict, secret: str, now: datetime) -> int:
-    """Inside a transaction: make every eligible contact a recipient of the wave (not suppressed; listed by
-    one of the wave's networks, if it names any). Returns how many were added."""
+# Contacts who are (or are about to be) recipients of another wave that is not closed.
+_IN_OTHER_OPEN_WAVE = """c.id IN (SELECT r.contact_id FROM recipients r JOIN waves o ON o.id = r.wave_id
+                                  WHERE o.id != ? AND o.state IN ('scheduled', 'open'))"""
+
+
+def _audience_sql(wave: dict, *, suppressed: bool = False) -> tuple[str, list]:
+    """The contacts a wave is for (listed by one of its networks, if it names any), leaving out the
+    suppressed ones (or only those, with ``suppressed``) and, for a wave launched with ``--skip-overlap``,
+    those already in another open wave."""
     networks = wave["networks"] if isinstance(wave["networks"], list) else json.loads(wave["networks"])
-    sql = "SELECT c.id FROM contacts c WHERE c.email NOT IN (SELECT email FROM suppressions)"
+    sql = f"FROM contacts c WHERE c.email {'' if suppressed else 'NOT '}IN (SELECT email FROM suppressions)"
     params: list = []
     if networks:
         sql += (" AND c.id IN (SELECT contact_id FROM contact_sources WHERE network IN "
                 f"({','.join('?' * len(networks))}))")
         params = list(networks)
-    ids = [row[0] for row in db.conn.execute(sql, params)]
+    if wave.get("skip_overlap") and not suppressed:
+        sql += f" AND NOT {_IN_OTHER_OPEN_WAVE}"
+        params.append(wave["id"])
+    return sql, params
+
+
+def audience(db: Database, wave: dict) -> dict:
+    """Who a launch would invite now: how many, by language and network, how many are left out as
+    suppressed, and how many are already in another open wave (by wave)."""
+    sql, params = _audience_sql(wave)
+    by_language = {lang or "en+es": n for lang, n in db.execute(
+        f"SELECT c.language, count(*) {sql} GROUP BY c.language ORDER BY c.language", params)}
+    by_network = {net: n for net, n in db.execute(
+        f"""SELECT s.network, count(DISTINCT s.contact_id) FROM contact_sources s
+            WHERE s.contact_id IN (SELECT c.id {sql}) GROUP BY lower(s.network) ORDER BY lower(s.network)""", params)}
+    suppressed_sql, suppressed_params = _audience_sql(wave, suppressed=True)
+    suppressed = db.execute(f"SELECT count(*) {suppressed_sql}", suppressed_params).fetchone()[0]
+    everyone_sql, everyone_params = _audience_sql({**wave, "skip_overlap": 0})
+    overlap = {slug: n for slug, n in db.execute(
+        f"""SELECT o.slug, count(*) FROM recipients r JOIN waves o ON o.id = r.wave_id
+            WHERE o.id != ? AND o.state IN ('scheduled', 'open') AND r.contact_id IN (SELECT c.id {everyone_sql})
+            GROUP BY o.slug ORDER BY o.slug""", [wave["id"], *everyone_params])}
+    return {"recipients": sum(by_language.values()), "by_language": by_language, "by_network": by_network,
+            "suppressed": suppressed, "in_other_open_waves": overlap, "skip_overlap": bool(wave.get("skip_overlap"))}
+
+
+def add_audience(db: Database, wave: dict, secret: str, now: datetime) -> int:
+    """Inside a transaction: make every eligible contact a recipient of the wave (see ``_audience_sql``).
+    Returns how many were added."""
+    sql, params = _audience_sql(wave)
+    ids = [row[0] for row in db.conn.execute(f"SELECT c.id {sql}", params)]
     stamp = iso(now)
     before = db.conn.total_changes
     db.conn.executemany(

@@ -293,4 +293,11 @@ MIGRATIONS: list[str] = [
     CREATE INDEX responses_day ON responses(wave_id, status, received_at);
     CREATE INDEX recipients_contact ON recipients(contact_id);
     """,
+    # 7: launch guard-rails and the Spanish side: leave out contacts already in another open wave, a Spanish
+    #    title, closing at the end of the last day
+    """
+    ALTER TABLE waves ADD COLUMN skip_overlap INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE waves ADD COLUMN title_es TEXT NOT NULL DEFAULT '';
+    ALTER TABLE waves ADD COLUMN close_at_end_of_day INTEGER NOT NULL DEFAULT 0;
+    """,
 ]

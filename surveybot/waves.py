@@ -141,20 +141,17 @@ def bump_plan(db: Database) -> None:
                   ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1""")
 
 
-def launch(db: Database, slug: str, now: datetime) -> dict:
-    """Write the wave's plan and schedule it. The invitation goes at the start (now if it has passed)."""
+def launch(db: Database, slug: str, now: datetime, *, skip_overlap: bool = False) -> dict:
+    """Write the wave's plan and schedule it. The invitation goes at the start (now if it has passed).
+    ``skip_overlap`` leaves out contacts who are in another open wave when the invitations go."""
     with transaction(db):
         wave = get_wave(db, slug)
         if wave["state"] != "draft":
             raise InvalidInput(f"wave {slug!r} was launched already (it is {wave['state']})", field="slug")
-        start = max(parse_stored(wave["start_at"]), now) if wave["start_at"] else now
-        reminders = [timedelta(seconds=s) for s in wave["reminders"]]
-        steps = [("invitation", start)]
-        for number, offset in enumerate(sorted(reminders), start=1):
-            final = number == len(reminders) and len(reminders) > 1
-            steps.append(("final_reminder" if final else "reminder", start + offset))
-        closes = start + timedelta(seconds=wave["close_after"])
-        steps.append(("close", closes))
+        if skip_overlap:
+            db.execute("UPDATE waves SET skip_overlap = 1 WHERE id = ?", [wave["id"]])
+        steps = planned_steps(wave, now)
+        closes = steps[-1][1]
         db.conn.executemany("INSERT INTO wave_steps (wave_id, kind, due_at) VALUES (?, ?, ?)",
                             [(wave["id"], kind, iso(at)) for kind, at in steps])
         db.execute("UPDATE waves SET state = 'scheduled', launched_at = ?, closes_at = ? WHERE id = ?",
@@ -169,6 +166,8 @@ def set_paused(db: Database, slug: str, paused: bool) -> dict:
         if wave["state"] in ("draft", "closed"):
             raise InvalidInput(f"wave {slug!r} is {wave['state']}: only a launched wave can be "
                                f"{'paused' if paused else 'resumed'}", field="slug")
+        if bool(wave["paused"]) == paused:
+            raise InvalidInput(f"wave {slug!r} is {'already paused' if paused else 'not paused'}", field="slug")
         db.execute("UPDATE waves SET paused = ? WHERE id = ?", [int(paused), wave["id"]])
         bump_plan(db)
     return get_wave(db, slug)
@@ -194,6 +193,18 @@ def close_wave(db: Database, wave_id: int, now: datetime) -> None:
                   WHERE wave_id = ? AND state = 'queued' AND kind IN ('invitation', 'reminder', 'final_reminder')""",
                [wave_id])
     bump_plan(db)
+
+
+def planned_steps(wave: dict, now: datetime) -> list[tuple[str, datetime]]:
+    """The steps a launch now would write: (kind, when)."""
+    start = max(parse_stored(wave["start_at"]), now) if wave["start_at"] else now
+    reminders = sorted(timedelta(seconds=s) for s in wave["reminders"])
+    steps = [("invitation", start)]
+    for number, offset in enumerate(reminders, start=1):
+        final = number == len(reminders) and len(reminders) > 1
+        steps.append(("final_reminder" if final else "reminder", start + offset))
+    steps.append(("close", start + timedelta(seconds=wave["close_after"])))
+    return steps
 
 
 def next_step(db: Database, wave: dict) -> dict | None:

@@ -117,7 +117,7 @@ def invite(obj: Context, wave_slug: str, limit: int | None, auto: bool | None, a
 
 @interviews.command("list")
 @click.option("--wave", "wave_slug", help="Only this wave's interviews.")
-@click.option("--state", type=click.Choice(STATES), help="Only interviews in this state.")
+@click.option("--state", type=click.Choice(STATES, case_sensitive=False), help="Only interviews in this state.")
 @json_option
 @pass_context
 def list_(obj: Context, wave_slug: str | None, state: str | None, as_json: bool) -> None:
@@ -136,7 +136,7 @@ def list_(obj: Context, wave_slug: str | None, state: str | None, as_json: bool)
 
 @interviews.command()
 @click.argument("interview_id", type=int)
-@click.argument("state", type=click.Choice(tuple(MARKABLE)))
+@click.argument("state", type=click.Choice(tuple(MARKABLE), case_sensitive=False))
 @click.option("--notes", help="The researcher's notes (replace the current ones).")
 @pass_context
 def mark(obj: Context, interview_id: int, state: str, notes: str | None) -> None:

@@ -15,7 +15,7 @@ def token() -> None:
 
 
 @token.command()
-@click.option("--role", required=True, type=click.Choice(tokens.ROLES), help="What the token may do.")
+@click.option("--role", required=True, type=click.Choice(tokens.ROLES, case_sensitive=False), help="What the token may do.")
 @click.option("--network", help="For a network token: the one network whose contacts it may upload and read.")
 @click.option("--label", default="", help="A note for yourself (who has it).")
 @json_option

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timezone
+import sys
+from datetime import timedelta, timezone
 from email import message_from_bytes
 from email import policy as email_policy
 
@@ -13,7 +14,7 @@ from surveybot import waves
 from surveybot.addresses import InvalidAddress, normalise_email
 from surveybot.cli.common import Context, json_option, pass_context, print_json, shown
 from surveybot.contacts.store import contact_by_email
-from surveybot.clock import format_duration, parse_duration, parse_moment, parse_stored, utcnow
+from surveybot.clock import format_duration, iso, parse_duration, parse_moment, parse_stored, utcnow
 from surveybot.errors import InvalidInput, NotFound
 from surveybot.mail.render import KINDS, LANGUAGES
 from surveybot.reports import wave_status
@@ -49,7 +50,7 @@ def wave() -> None:
 @wave.command()
 @click.argument("slug")
 @click.option("--title", required=True, help="The survey's title, as shown in every e-mail's subject.")
-@click.option("--platform", required=True, type=click.Choice(waves.PLATFORMS), help="The survey platform.")
+@click.option("--platform", required=True, type=click.Choice(waves.PLATFORMS, case_sensitive=False), help="The survey platform.")
 @click.option("--survey-id", required=True, help="The survey's id on the platform (e.g. SV_…).")
 @click.option("--survey-url", required=True, help="The survey's public link.")
 @click.option("--survey-url-es", default="", help="A separate link for the Spanish version, if any.")
@@ -77,6 +78,8 @@ def create(obj: Context, slug, title, platform, survey_id, survey_url, survey_ur
         start_at = None if start.strip().lower() == "now" else parse_moment(start, now)
     except ValueError as exc:
         raise InvalidInput(str(exc), field="start") from None
+    if start_at is not None and start_at < now - timedelta(minutes=1):
+        raise InvalidInput(f"--start {start} is in the past; give 'now' or a later time", field="start")
     spec = waves.WaveSpec(slug=slug, title=title, platform=platform, survey_id=survey_id, survey_url=survey_url,
                           survey_url_es=survey_url_es, start=start_at, reminders=reminders, close_after=close_after,
                           networks=networks, interview_question=interview_question, interview_yes=interview_yes,
@@ -90,8 +93,8 @@ def create(obj: Context, slug, title, platform, survey_id, survey_url, survey_ur
 
 @wave.command()
 @click.argument("slug")
-@click.option("--kind", type=click.Choice(KINDS), help="Which e-mail (default: all of them).")
-@click.option("--language", type=click.Choice(LANGUAGES), help="Which language (default: the contact's; both "
+@click.option("--kind", type=click.Choice(KINDS, case_sensitive=False), help="Which e-mail (default: all of them).")
+@click.option("--language", type=click.Choice(LANGUAGES, case_sensitive=False), help="Which language (default: the contact's; both "
               "if the contact has no preference or none is named).")
 @click.option("--contact", "email", help="Render for this contact (default: a sample contact).")
 @click.option("--html", is_flag=True, help="Print the HTML part instead of the text part.")
@@ -177,11 +180,62 @@ def test_send(obj: Context, slug, to) -> None:
 
 @wave.command()
 @click.argument("slug")
+@click.option("--yes", "-y", is_flag=True, help="Launch without asking (for scripts).")
+@click.option("--skip-overlap", is_flag=True, help="Leave out contacts who are already in another open wave.")
+@json_option
 @pass_context
-def launch(obj: Context, slug) -> None:
-    """Launch wave SLUG: invitations at its start, then reminders, then close (run by 'surveybot serve')."""
-    launched = waves.launch(obj.db, slug, utcnow())
-    step = waves.next_step(obj.db, launched)
+def launch(obj: Context, slug, yes: bool, skip_overlap: bool, as_json: bool) -> None:
+    """Launch wave SLUG: invitations at its start, then reminders, then close (run by 'surveybot serve').
+
+    Shows who will be invited (by language and network), who is left out as suppressed or already in
+    another open wave, and the plan with its dates, then asks before launching. Refuses a wave that would
+    invite nobody.
+    """
+    from surveybot import lease, recipients
+
+    db, now = obj.db, utcnow()
+    wave_row = waves.get_wave(db, slug)
+    if wave_row["state"] != "draft":
+        raise InvalidInput(f"wave {slug!r} was launched already (it is {wave_row['state']})", field="slug")
+    who = recipients.audience(db, {**wave_row, "skip_overlap": int(skip_overlap)})
+    plan = waves.planned_steps(wave_row, now)
+    warnings = []
+    if who["recipients"] == 0:
+        overlap = sum(who["in_other_open_waves"].values()) if skip_overlap else 0
+        raise InvalidInput(f"wave {slug!r} would invite nobody: no contact that is not suppressed"
+                           + (f" is listed by {', '.join(wave_row['networks'])}" if wave_row["networks"] else "")
+                           + (" and not in another open wave" if skip_overlap else "")
+                           + f" ({who['suppressed']} suppressed"
+                           + (f", {overlap} in another open wave" if skip_overlap else "")
+                           + "); import contacts first", field="slug")
+    if who["in_other_open_waves"] and not skip_overlap:
+        named = ", ".join(f"{n} in {other}" for other, n in who["in_other_open_waves"].items())
+        warnings.append(f"contacts already in another open wave would get a second invitation ({named}); "
+                        f"--skip-overlap leaves them out")
+    if wave_row["start_at"] and parse_stored(wave_row["start_at"]) < now:
+        warnings.append(f"the planned start ({wave_row['start_at'][:16]} UTC) has passed: invitations go out now")
+    if not lease.seen_since(db, now - timedelta(minutes=1)):
+        warnings.append(f"no 'surveybot serve' has been seen on this database ({obj.settings.db_path}) in the last "
+                        f"minute: nothing is sent until it runs")
+    if not as_json:
+        click.echo(f"Wave {slug}: {who['recipients']} recipients "
+                   f"({', '.join(f'{n} {lang}' for lang, n in who['by_language'].items())})")
+        for network, n in who["by_network"].items():
+            click.echo(f"  {shown(network):<24}{n:>6}")
+        click.echo(f"  left out as suppressed: {who['suppressed']}")
+        for kind, at in plan:
+            click.echo(f"  {kind:<15}{at.astimezone():%Y-%m-%d %H:%M %Z}   {at:%Y-%m-%d %H:%M} UTC")
+        for warning in warnings:
+            click.echo(f"Warning: {warning}", err=True)
+        if not yes and sys.stdin.isatty() and not click.confirm(f"Launch {slug}?", default=False):
+            raise click.ClickException("not launched")
+    launched = waves.launch(db, slug, now, skip_overlap=skip_overlap)
+    step = waves.next_step(db, launched)
+    if as_json:
+        print_json({"wave": slug, "state": launched["state"], "audience": who, "warnings": warnings,
+                    "plan": [{"kind": kind, "at": iso(at)} for kind, at in plan],
+                    "closes_at": launched["closes_at"]})
+        return
     click.echo(f"Launched {slug}: {step['kind']} at {step['at']}; closes at {launched['closes_at']}.")
 
 
