@@ -38,6 +38,7 @@ DOCUMENTED: dict[str, str] = {
     "SURVEYBOT_DB": "SQLite file",
     "SURVEYBOT_MAIL_URL": "smtp://user:pass@host:port (smtps:// for TLS; ?starttls=1; ?cafile=PATH) or a Maildir folder",
     "SURVEYBOT_FROM": "sender of every e-mail",
+    "SURVEYBOT_FROM_ES": "sender of e-mail in Spanish, e.g. 'Equipo de la encuesta <survey@example.org>' (default: SURVEYBOT_FROM)",
     "SURVEYBOT_BASE_URL": "public URL used in links (unsubscribe, booking)",
     "SURVEYBOT_SECRET": "key for signed links; generated into the database on first run if unset",
     "SURVEYBOT_SEND_RATE": "messages per second at most",
@@ -79,6 +80,7 @@ class Settings:
     mail_url: str = field(repr=False)
     sender: str
     sender_email: str
+    sender_es: str | None
     base_url: str
     secret: str | None = field(repr=False)
     send_rate: float
@@ -113,6 +115,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | os.P
         mail=parse_mail_url(get("SURVEYBOT_MAIL_URL") or DEFAULTS["SURVEYBOT_MAIL_URL"]),
         mail_url=get("SURVEYBOT_MAIL_URL") or DEFAULTS["SURVEYBOT_MAIL_URL"],
         **_sender(get("SURVEYBOT_FROM") or DEFAULTS["SURVEYBOT_FROM"]),
+        sender_es=_sender(raw, key="SURVEYBOT_FROM_ES")["sender"] if (raw := get("SURVEYBOT_FROM_ES")) else None,
         base_url=_http_url("SURVEYBOT_BASE_URL", get("SURVEYBOT_BASE_URL") or DEFAULTS["SURVEYBOT_BASE_URL"]),
         secret=_secret(get("SURVEYBOT_SECRET")),
         send_rate=_positive_number("SURVEYBOT_SEND_RATE", get("SURVEYBOT_SEND_RATE") or DEFAULTS["SURVEYBOT_SEND_RATE"]),

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone, tzinfo
+from zoneinfo import ZoneInfo
 from urllib.parse import urlsplit
 
 from sqlite_utils import Database
@@ -39,6 +40,8 @@ class WaveSpec:
     interview_question: str = ""
     interview_yes: str = ""
     required: tuple[str, ...] = field(default_factory=tuple)
+    title_es: str = ""
+    close_at_end_of_day: bool = False
 
 
 def create_wave(db: Database, spec: WaveSpec, now: datetime) -> dict:
@@ -48,13 +51,14 @@ def create_wave(db: Database, spec: WaveSpec, now: datetime) -> dict:
             raise InvalidInput(f"a wave named {spec.slug!r} exists already", field="slug")
         db.execute(
             """INSERT INTO waves (slug, title, platform, survey_id, survey_url, survey_url_es, start_at, reminders,
-               close_after, networks, interview_question, interview_yes, required, created_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+               close_after, networks, interview_question, interview_yes, required, created_at, title_es,
+               close_at_end_of_day)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             [spec.slug, spec.title, spec.platform, spec.survey_id, spec.survey_url, spec.survey_url_es,
              iso(spec.start) if spec.start else None,
              json.dumps([int(r.total_seconds()) for r in spec.reminders]), int(spec.close_after.total_seconds()),
              json.dumps(list(spec.networks)), spec.interview_question, spec.interview_yes,
-             json.dumps(list(spec.required)), iso(now)],
+             json.dumps(list(spec.required)), iso(now), spec.title_es, int(spec.close_at_end_of_day)],
         )
     return get_wave(db, spec.slug)
 
@@ -64,9 +68,12 @@ def _check(db: Database, spec: WaveSpec) -> None:
         raise InvalidInput("a wave's name must be lower-case letters, digits, '-' or '_' (at most 63)", field="slug")
     if not spec.title.strip() or not spec.title.isprintable():
         raise InvalidInput("the title must be one line of text", field="title")
-    if len(spec.title) > MAX_TITLE:
-        raise InvalidInput(f"the title is {len(spec.title):,} characters long; at most {MAX_TITLE} fit in an "
-                           f"e-mail's subject line", field="title")
+    for name, title in (("title", spec.title), ("title_es", spec.title_es)):
+        if title and not title.isprintable():
+            raise InvalidInput(f"the {name.replace('_', ' ')} must be one line of text", field=name)
+        if len(title) > MAX_TITLE:
+            raise InvalidInput(f"the {name.replace('_', ' ')} is {len(title):,} characters long; at most {MAX_TITLE} "
+                               f"fit in an e-mail's subject line", field=name)
     if spec.platform not in PLATFORMS:
         raise InvalidInput(f"platform must be one of {', '.join(PLATFORMS)}", field="platform")
     if not spec.survey_id.strip():
@@ -203,8 +210,18 @@ def planned_steps(wave: dict, now: datetime) -> list[tuple[str, datetime]]:
     for number, offset in enumerate(reminders, start=1):
         final = number == len(reminders) and len(reminders) > 1
         steps.append(("final_reminder" if final else "reminder", start + offset))
-    steps.append(("close", start + timedelta(seconds=wave["close_after"])))
+    closes = start + timedelta(seconds=wave["close_after"])
+    if wave.get("close_at_end_of_day"):  # 23:59 of the last day, as the wave's clock shows it
+        local = closes.astimezone(_zone(wave))
+        closes = local.replace(hour=23, minute=59, second=0, microsecond=0).astimezone(timezone.utc)
+    steps.append(("close", closes))
     return steps
+
+
+def _zone(wave: dict) -> tzinfo | None:
+    """The wave's time zone (``None``: this machine's)."""
+    name = wave.get("timezone") or ""
+    return ZoneInfo(name) if name else None
 
 
 def next_step(db: Database, wave: dict) -> dict | None:

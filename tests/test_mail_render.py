@@ -40,7 +40,8 @@ def test_every_builtin_template_renders_in_both_languages_and_bilingually():
     renderer = Renderer()
     variables = {"name": "Ana", "city": "Bogotá", "country": "Colombia", "email": "a@x.org", "wave_title": "T",
                  "survey_link": "https://s.example.org/?token=abc&x=<b>", "survey_links": {},
-                 "closes_on": "17 June", "time_left": "5 days", "unsubscribe_url": "https://u.example.org/u/1",
+                 "closes_on": "17 June", "closes_time": "10:04 (UTC)", "time_left": "5 days",
+                 "unsubscribe_url": "https://u.example.org/u/1",
                  "team": "Lab", "language": "en"}
     context = {"en": variables, "es": {**variables, "language": "es"}}
     for kind in KINDS:

@@ -54,6 +54,9 @@ def wave() -> None:
 @click.option("--survey-id", required=True, help="The survey's id on the platform (e.g. SV_…).")
 @click.option("--survey-url", required=True, help="The survey's public link.")
 @click.option("--survey-url-es", default="", help="A separate link for the Spanish version, if any.")
+@click.option("--title-es", default="", help="The survey's title in Spanish, for Spanish e-mail (default: --title).")
+@click.option("--close-at-end-of-day", is_flag=True, help="Close at 23:59 of the last day (this machine's time "
+              "zone) instead of at the launch's time of day.")
 @click.option("--start", default="now", show_default=True, help="When to send the invitations: 'now' (at launch) "
               "or an ISO 8601 time; without an offset it is this machine's local time.")
 @click.option("--reminders", type=DurationList(), default="7d,12d", show_default=True,
@@ -67,8 +70,8 @@ def wave() -> None:
 @click.option("--require", "required", multiple=True, help="A question id a complete response must answer "
               "(repeatable).")
 @pass_context
-def create(obj: Context, slug, title, platform, survey_id, survey_url, survey_url_es, start, reminders,
-           close_after, networks, interview_question, interview_yes, required) -> None:
+def create(obj: Context, slug, title, platform, survey_id, survey_url, survey_url_es, title_es, close_at_end_of_day,
+           start, reminders, close_after, networks, interview_question, interview_yes, required) -> None:
     """Create the wave SLUG (a draft until launched).
 
     Durations are a number and a unit: 30s, 15m, 2h, 14d.
@@ -83,7 +86,7 @@ def create(obj: Context, slug, title, platform, survey_id, survey_url, survey_ur
     spec = waves.WaveSpec(slug=slug, title=title, platform=platform, survey_id=survey_id, survey_url=survey_url,
                           survey_url_es=survey_url_es, start=start_at, reminders=reminders, close_after=close_after,
                           networks=networks, interview_question=interview_question, interview_yes=interview_yes,
-                          required=required)
+                          required=required, title_es=title_es, close_at_end_of_day=close_at_end_of_day)
     created = waves.create_wave(obj.new_db, spec, now)
     plan = ", ".join(format_duration(r) for r in reminders) or "none"
     click.echo(f"Created wave {created['slug']} (draft): starts {start_at.isoformat() if start_at else 'at launch'}, "

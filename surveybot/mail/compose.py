@@ -12,7 +12,7 @@ from functools import lru_cache
 from email.utils import parseaddr
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_date
+from babel.dates import format_date, format_time, get_timezone_name
 from babel.units import format_unit
 from sqlite_utils import Database
 
@@ -23,6 +23,7 @@ from surveybot.mail.message import Outgoing, build_message, one_line
 from surveybot.mail.render import Renderer, Rendered
 from surveybot.recipients import survey_links, survey_token
 from surveybot.suppressions import unsubscribe_token
+from surveybot.waves import planned_steps
 
 LOCALES = {"en": "en_GB", "es": "es"}
 DATE_FORMATS = {"en": "d MMMM", "es": "d 'de' MMMM"}
@@ -45,6 +46,16 @@ def _unit(number: int, unit: str, language: str) -> str:
 
 
 @lru_cache(maxsize=4096)
+def closing_time(closes_at: datetime, zone: str, language: str) -> str:
+    """The closing time of day with its zone, as the reader's clock shows it: ``'10:04 (Colombia Time)'``,
+    ``'10:04 (hora de Colombia)'``; UTC for a contact whose zone is unknown."""
+    tz = ZoneInfo(zone) if zone else timezone.utc
+    local = closes_at.astimezone(tz)
+    name = get_timezone_name(tz, width="long", locale=LOCALES[language]) if zone else "UTC"
+    return f"{format_time(local, 'HH:mm', locale=LOCALES[language])} ({name})"
+
+
+@lru_cache(maxsize=4096)
 def closing_date(closes_at: datetime, zone: str, language: str) -> str:
     local = closes_at.astimezone(ZoneInfo(zone)) if zone else closes_at.astimezone(timezone.utc)
     return format_date(local.date(), DATE_FORMATS[language], locale=LOCALES[language])
@@ -54,21 +65,26 @@ class Composer:
     def __init__(self, db: Database, settings: Settings, secret: str, renderer: Renderer | None = None) -> None:
         self.db, self.settings, self.secret = db, settings, secret
         self.renderer = renderer or Renderer(settings.templates_dir)
-        self.team = parseaddr(settings.sender)[0] or "The survey team"
+        self.senders = {"en": settings.sender, "es": settings.sender_es or settings.sender}
+        self.teams = {"en": parseaddr(settings.sender)[0] or "The survey team",
+                      "es": parseaddr(settings.sender_es or "")[0] or parseaddr(settings.sender)[0]
+                      or "El equipo de la encuesta"}
 
     def context(self, wave: dict, contact: dict, now: datetime) -> dict:
         links = survey_links(wave, survey_token(self.secret, wave["id"], contact["id"]))
-        closes_at = parse_stored(wave["closes_at"]) if wave["closes_at"] else now + timedelta(
-            seconds=wave["close_after"])
+        # a wave not launched yet closes where its plan would put it if launched now
+        closes_at = parse_stored(wave["closes_at"]) if wave["closes_at"] else planned_steps(wave, now)[-1][1]
         unsubscribe = f"{self.settings.base_url}/unsubscribe/{unsubscribe_token(self.secret, contact['id'], wave['id'])}"
         return {
             language: {
                 "name": one_line(contact["name"]), "city": one_line(contact["city"]),
                 "country": one_line(contact["country"]),
-                "email": contact["email"], "wave_title": wave["title"], "survey_link": links[language],
+                "email": contact["email"], "survey_link": links[language],
+                "wave_title": (wave.get("title_es") or wave["title"]) if language == "es" else wave["title"],
                 "survey_links": links, "closes_on": closing_date(closes_at, contact["timezone"], language),
+                "closes_time": closing_time(closes_at, contact["timezone"], language),
                 "time_left": time_left(closes_at - now, language), "unsubscribe_url": unsubscribe,
-                "team": self.team, "language": language,
+                "team": self.teams[language], "language": language,
             }
             for language in ("en", "es")
         }
@@ -84,7 +100,9 @@ class Composer:
         if subject_prefix:
             rendered = replace(rendered, subject=subject_prefix + rendered.subject)
         unsubscribe = context["en"]["unsubscribe_url"] if contact["id"] else None
-        return build_message(rendered, sender=self.settings.sender, to_email=to_email or contact["email"],
+        # a Spanish message comes from the Spanish sender name (SURVEYBOT_FROM_ES); a bilingual one from both
+        sender = self.senders["es"] if rendered.languages == ("es",) else self.senders["en"]
+        return build_message(rendered, sender=sender, to_email=to_email or contact["email"],
                              to_name=contact["name"], now=now, unsubscribe_url=unsubscribe,
                              reply_to=self.settings.reply_to)
 
