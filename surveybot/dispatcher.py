@@ -5,9 +5,11 @@ have finished the survey, the wave may have been closed or paused since it was q
 failure is retried after ``retry_delay``, doubling each time, up to ``max_attempts``; a permanent one marks
 the message failed, and a "no such mailbox" (5.1.x) suppresses the address as bounced.
 
-Work goes in batches: one claim, one query each for the checks, one transaction for the outcomes. A crash
-can therefore leave at most one batch sent but not marked; those rows are still ``sending`` at the next
-start, are sent again and counted as recovered (the in-flight window bounds the duplicates). On stopping,
+Work goes in batches: one claim and one query each for the checks per batch; each message's outcome is
+written as soon as it is known, before its connection sends the next one (outcomes that arrive together
+share a transaction). A crash can therefore leave at most one message per connection sent but not marked;
+such rows are still ``sending`` at the next start, are sent again with the same ``Message-ID`` and counted
+as recovered (the in-flight window bounds the duplicates). On stopping,
 messages already handed to a connection are finished; the others go back to the queue untouched.
 
 Nothing one message does can stop the others: an unexpected error while building or sending it fails (or
@@ -41,7 +43,7 @@ from surveybot.suppressions import suppress, suppressed_among
 from surveybot.waves import plan_version, waves_by_id
 
 log = logging.getLogger("surveybot.dispatcher")
-BATCH_PER_CONNECTION = 32  # messages claimed per connection at once: the most a crash can resend
+BATCH_PER_CONNECTION = 32  # messages claimed per connection at once (a crash resends at most one per connection)
 # After a stop, how long outcomes of messages already sent may wait for a busy database before they are given
 # up (and those messages, still ``sending``, go out again at the next start).
 RECORD_GRACE_S = 60.0
@@ -185,7 +187,11 @@ class Dispatcher:
         return len(rows)
 
     def _record(self, batch: Batch) -> None:
-        outbox.record(self.db, batch.outcomes)
+        """Write the outcomes gathered so far (all or none: a busy database leaves them to the next try)."""
+        outcomes = batch.outcomes[:]
+        if outcomes:
+            outbox.record(self.db, outcomes)
+            del batch.outcomes[:len(outcomes)]
         while batch.bounces:
             address, reason = batch.bounces[-1]
             suppress(self.db, address, "bounce", reason)
@@ -198,6 +204,11 @@ class Dispatcher:
                 batch.outcomes.append(("release", row["id"]))
                 continue
             await self._deliver(row, batch)
+            # Written before this connection sends again: a crash can leave at most one message per
+            # connection sent but not marked (the in-flight window), and that one goes again with the same
+            # Message-ID. Outcomes of the other connections that finished meanwhile share the transaction.
+            await retry_busy(lambda: self._record(batch), what="recording sent messages",
+                             stopping=self._give_up_recording, on_wait=self._waiting)
 
     async def _deliver(self, row: dict, batch: Batch) -> None:
         try:
@@ -276,4 +287,5 @@ class Dispatcher:
             if message is None:
                 batch.outcomes.append(("cancelled", row["id"], reason))
             return message
-        return self.composer.message(row["kind"], wave, contact, self.clock(), to_email=row["to_email"])
+        return self.composer.message(row["kind"], wave, contact, self.clock(), to_email=row["to_email"],
+                                     key=row["key"])

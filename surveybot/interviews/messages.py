@@ -75,7 +75,8 @@ class InterviewMessages:
         unsubscribe = None if for_researcher else context["en"]["unsubscribe_url"]
         return build_message(rendered, sender=self.settings.sender, to_email=row["to_email"],
                              to_name="" if for_researcher else contact["name"], now=now,
-                             unsubscribe_url=unsubscribe, reply_to=self.settings.reply_to, calendar=ics), ""
+                             unsubscribe_url=unsubscribe, reply_to=self.settings.reply_to, calendar=ics,
+                             message_id=self.composer.message_id(row["key"])), ""
 
     def context(self, wave: dict, contact: dict, interview: dict, slot: dict | None, payload: dict,
                 now: datetime, for_researcher: bool) -> dict:

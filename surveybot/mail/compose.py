@@ -19,7 +19,7 @@ from sqlite_utils import Database
 from surveybot.clock import parse_stored
 from surveybot.config import Settings
 from surveybot.contacts import store
-from surveybot.mail.message import Outgoing, build_message, one_line
+from surveybot.mail.message import Outgoing, build_message, message_id_for, one_line
 from surveybot.mail.render import Renderer, Rendered
 from surveybot.recipients import survey_links, survey_token
 from surveybot.suppressions import unsubscribe_token
@@ -94,7 +94,8 @@ class Composer:
         return self.renderer.render(kind, lang, self.context(wave, contact, now))
 
     def message(self, kind: str, wave: dict, contact: dict, now: datetime, *, to_email: str | None = None,
-                language: str | None = None, subject_prefix: str = "") -> Outgoing:
+                language: str | None = None, subject_prefix: str = "", key: str | None = None) -> Outgoing:
+        """``key``: the outbox row's key, from which the message's one identity (``Message-ID``) derives."""
         context = self.context(wave, contact, now)
         rendered = self.renderer.render(kind, contact["language"] if language is None else language, context)
         if subject_prefix:
@@ -104,7 +105,10 @@ class Composer:
         sender = self.senders["es"] if rendered.languages == ("es",) else self.senders["en"]
         return build_message(rendered, sender=sender, to_email=to_email or contact["email"],
                              to_name=contact["name"], now=now, unsubscribe_url=unsubscribe,
-                             reply_to=self.settings.reply_to)
+                             reply_to=self.settings.reply_to, message_id=self.message_id(key))
+
+    def message_id(self, key: str | None) -> str | None:
+        return message_id_for(self.secret, key, self.settings.sender_email) if key else None
 
     def contact(self, contact_id: int) -> dict | None:
         return store.contacts_by_id(self.db, [contact_id]).get(contact_id)

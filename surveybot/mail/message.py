@@ -24,6 +24,7 @@ from email.quoprimime import body_encode
 from email.utils import format_datetime, make_msgid, parseaddr
 
 from surveybot.addresses import envelope
+from surveybot.signing import derive
 from surveybot.mail.render import Rendered
 
 CRLF = "\r\n"
@@ -125,16 +126,25 @@ def _quoted_printable(text: str) -> str:
     return body_encode(text.encode("utf-8").decode("latin-1"), eol=CRLF)
 
 
+def message_id_for(secret: str, key: str, sender_email: str) -> str:
+    """The ``Message-ID`` of the outbox row ``key``: an HMAC of the key under the service secret, at the
+    sender's domain. The same row always gives the same id (a message sent again after a crash is the same
+    message to every mail client), and nobody without the secret can make one up (so cannot forge a bounce
+    for it)."""
+    domain = envelope(sender_email)[0].rpartition("@")[2] or "localhost"
+    return f"<{derive(secret, 'message-id', key, length=32)}@{domain}>"
+
+
 def build_message(rendered: Rendered, *, sender: str, to_email: str, to_name: str, now: datetime,
                   unsubscribe_url: str | None = None, reply_to: str | None = None,
-                  calendar: tuple[str, bytes] | None = None) -> Outgoing:
+                  calendar: tuple[str, bytes] | None = None, message_id: str | None = None) -> Outgoing:
     """``calendar`` = (method, .ics bytes) adds a calendar invitation: as a ``text/calendar`` alternative
     (what mail clients show as an invitation with buttons) and as an ``invite.ics`` attachment."""
     sender_name, sender_email = _parsed(sender)
     sender_email = envelope(sender_email)[0]
     to_email, smtputf8 = envelope(one_line(to_email))
     domain = sender_email.rpartition("@")[2] or "localhost"
-    message_id = make_msgid(domain=domain)
+    message_id = message_id or make_msgid(domain=domain)  # a one-off (a test send) gets a random one
     boundary = f"=_{secrets.token_hex(12)}"
     headers = [
         ("From", address(sender_name, sender_email)),
