@@ -79,6 +79,20 @@ def record(db: Database, outcomes: list[tuple]) -> None:
             db.conn.execute(sql[outcome], [*values, message_id])
 
 
+def flag_restored(db: Database) -> tuple[str, int] | None:
+    """At the first start on a database restored from a backup (``surveybot backup``): messages queued or
+    being sent when the backup was taken may have gone out after it; they go again (with the same
+    Message-ID) and are flagged as recovered, so status counts them. Returns (backup time, how many)."""
+    with transaction(db):
+        row = db.execute("SELECT value FROM meta WHERE key = 'backup_taken_at'").fetchone()
+        if row is None:
+            return None
+        flagged = db.execute("UPDATE outbox SET recovered = 1 WHERE state IN ('queued', 'sending') "
+                             "AND created_at <= ?", [row[0]]).rowcount
+        db.execute("DELETE FROM meta WHERE key = 'backup_taken_at'")
+    return row[0], flagged
+
+
 def recover(db: Database) -> int:
     """At start-up: messages left in ``sending`` by a crash are queued again, flagged as recovered."""
     with transaction(db):

@@ -134,6 +134,10 @@ def create_app(settings: Settings, *, check_every: float = 1.0, poll: float = 0.
         if previous is not None:
             log.warning("took over the lease of a serve that stopped without giving it back (pid %s on %s, last "
                         "seen %s)", previous["pid"], previous["host"], previous["heartbeat_at"])
+        restored = outbox.flag_restored(db)
+        if restored is not None and restored[1]:
+            log.warning("this database was restored from a backup taken at %s: %d messages queued then may have "
+                        "gone out after it; they go again with the same Message-ID", *restored)
         db.execute(f"PRAGMA busy_timeout = {int(SERVICE_BUSY_TIMEOUT_S * 1000)}")
         app[DB] = db
         app[SECRET] = service_secret(db, settings.secret)
