@@ -66,7 +66,8 @@ async def test_spanish_mail_has_the_spanish_title_sender_and_the_closing_moment_
     html = pat.get_body(("html",)).get_content()
     html = html[html.index("<body"):]
     assert html.index("sigue más abajo") < html.index("Estimado/a") < html.index("Dear ")
-    assert f"{closes:%H:%M} (UTC)" in pat.get_body(("plain",)).get_content()  # no zone known: UTC, said so
+    lima = closes.astimezone(ZoneInfo("America/Lima"))  # no zone in the list: the city's
+    assert f"{lima:%H:%M} (" in pat.get_body(("plain",)).get_content()
 
 
 def test_close_at_end_of_day_closes_at_23_59_local(tmp_path, run_cli):

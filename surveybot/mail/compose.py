@@ -19,6 +19,7 @@ from sqlite_utils import Database
 from surveybot.clock import parse_stored
 from surveybot.config import Settings
 from surveybot.contacts import store
+from surveybot.contacts.zones import zone_of
 from surveybot.mail.message import Outgoing, build_message, message_id_for, one_line
 from surveybot.mail.render import Renderer, Rendered
 from surveybot.recipients import survey_links, survey_token
@@ -75,14 +76,15 @@ class Composer:
         # a wave not launched yet closes where its plan would put it if launched now
         closes_at = parse_stored(wave["closes_at"]) if wave["closes_at"] else planned_steps(wave, now)[-1][1]
         unsubscribe = f"{self.settings.base_url}/unsubscribe/{unsubscribe_token(self.secret, contact['id'], wave['id'])}"
+        zone = zone_of(contact)[0]  # the list's zone, else one derived from the city or country
         return {
             language: {
                 "name": one_line(contact["name"]), "city": one_line(contact["city"]),
                 "country": one_line(contact["country"]),
                 "email": contact["email"], "survey_link": links[language],
                 "wave_title": (wave.get("title_es") or wave["title"]) if language == "es" else wave["title"],
-                "survey_links": links, "closes_on": closing_date(closes_at, contact["timezone"], language),
-                "closes_time": closing_time(closes_at, contact["timezone"], language),
+                "survey_links": links, "closes_on": closing_date(closes_at, zone, language),
+                "closes_time": closing_time(closes_at, zone, language),
                 "time_left": time_left(closes_at - now, language), "unsubscribe_url": unsubscribe,
                 "team": self.teams[language], "language": language,
             }
