@@ -32,6 +32,6 @@ def test_the_closing_time_is_told_in_the_readers_zone_or_in_utc_said_so():
     from surveybot.mail.compose import closing_time
 
     closes = datetime(2026, 12, 12, 16, 0, tzinfo=timezone.utc)
-    assert closing_time(closes, "Asia/Kolkata", "en") == "21:30 (India Standard Time)"
+    assert closing_time(closes, "Asia/Kolkata", "en") == "21:30 (India Time)"  # a half-hour offset
     assert closing_time(closes, "America/Bogota", "es") == "11:00 (hora de Colombia)"
     assert closing_time(closes, "", "en") == "16:00 (UTC)"
