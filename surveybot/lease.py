@@ -49,19 +49,27 @@ def _gone(row: dict, me: dict) -> bool:
     return False
 
 
+def check(db: Database, me: dict, now: datetime) -> dict | None:
+    """Raise :class:`LeaseHeld` naming the holder if a live ``serve`` other than ``me`` holds the lease;
+    otherwise return the row of a holder that may be taken over (or None)."""
+    row = current(db)
+    if row is not None and row["holder"] != me["holder"]:
+        fresh = now - parse_stored(row["heartbeat_at"]) < STALE_AFTER
+        if fresh and not _gone(row, me):
+            raise LeaseHeld(
+                f"another 'surveybot serve' is running on this database (pid {row['pid']} on {row['host']}, "
+                f"since {row['started_at'][:19]} UTC, last seen {row['heartbeat_at'][:19]} UTC); stop it "
+                f"first — if it has crashed, its lease lapses {int(STALE_AFTER.total_seconds())} s after it "
+                f"was last seen")
+        return row
+    return None
+
+
 def acquire(db: Database, me: dict, now: datetime) -> dict | None:
     """Take the lease for ``me`` or raise :class:`LeaseHeld` naming the holder. Returns the previous
     holder's row when one was taken over (it stopped without giving the lease back), else None."""
     with transaction(db):
-        row = current(db)
-        if row is not None and row["holder"] != me["holder"]:
-            fresh = now - parse_stored(row["heartbeat_at"]) < STALE_AFTER
-            if fresh and not _gone(row, me):
-                raise LeaseHeld(
-                    f"another 'surveybot serve' is running on this database (pid {row['pid']} on {row['host']}, "
-                    f"since {row['started_at'][:19]} UTC, last seen {row['heartbeat_at'][:19]} UTC); stop it "
-                    f"first — if it has crashed, its lease lapses {int(STALE_AFTER.total_seconds())} s after it "
-                    f"was last seen")
+        row = check(db, me, now)
         db.execute("""INSERT INTO service_lease (name, holder, pid, host, started_at, heartbeat_at)
                       VALUES (?, ?, ?, ?, ?, ?)
                       ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, pid = excluded.pid,

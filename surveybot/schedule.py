@@ -34,17 +34,25 @@ def _in_loop(job: Callable[[], object]) -> Callable[[], Awaitable[None]]:
     A job that fails is logged with its traceback and runs again at its next time; the database being locked
     by another process is only a warning (what was due is still due at the next run)."""
     name = getattr(job, "__name__", "job")
+    busy = False  # said once per spell of a locked database, not every second it lasts
 
     async def run() -> None:
+        nonlocal busy
         try:
             job()
         except sqlite3.OperationalError as exc:
             if not is_busy(exc):
                 log.exception("scheduled job %s failed; it runs again at its next time", name)
-            else:
-                log.warning("scheduled job %s: database busy (%s); it runs again at its next time", name, exc)
+            elif not busy:
+                busy = True
+                log.warning("scheduled job %s: database busy (%s); it runs again at its next times", name, exc)
+            return
         except Exception:
             log.exception("scheduled job %s failed; it runs again at its next time", name)
+            return
+        if busy:
+            busy = False
+            log.info("scheduled job %s ran again: the database is free", name)
 
     run.__name__ = name
     return run

@@ -15,6 +15,10 @@ from dataclasses import dataclass, field
 
 log = logging.getLogger("surveybot.supervise")
 BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)  # seconds before each restart; the last one repeats
+STEADY_S = 300.0  # a loop that ran this long before failing starts the backoff again from its first step
+# A restarted loop counts as working only once it has run this long without failing again: one that fails
+# at once after each restart is reported all the time, not only during the pauses between restarts.
+PROBATION_S = 5.0
 
 
 @dataclass
@@ -35,14 +39,20 @@ class Health:
         return self.loops.setdefault(name, LoopState())
 
     def problems(self) -> dict[str, str]:
-        return {name: f"not running (restarted {state.restarts} times; last error: {state.last_error})"
-                for name, state in self.loops.items() if not state.alive}
+        now, found = time.monotonic(), {}
+        for name, state in self.loops.items():
+            if not state.alive:
+                found[name] = f"not running (restarted {state.restarts} times; last error: {state.last_error})"
+            elif state.restarts and now - state.since < PROBATION_S:
+                found[name] = f"restarting (restarted {state.restarts} times; last error: {state.last_error})"
+        return found
 
 
 async def supervise(name: str, run: Callable[[], Awaitable[None]], health: Health,
                     stopping: Callable[[], bool], backoff: tuple[float, ...] = BACKOFF) -> None:
     """Run ``run()`` until it returns (it returns when asked to stop); restart it after any error."""
     state = health.loop(name)
+    failures = 0  # in a row: sets the pause before the next restart
     while True:
         state.alive, state.since = True, time.monotonic()
         try:
@@ -58,8 +68,15 @@ async def supervise(name: str, run: Callable[[], Awaitable[None]], health: Healt
             if stopping():
                 log.exception("%s stopped by an error while the service was stopping", name)
                 return
-            delay = backoff[min(state.restarts, len(backoff) - 1)]
+            if time.monotonic() - state.since > STEADY_S:
+                failures = 0
+            delay = backoff[min(failures, len(backoff) - 1)]
+            failures += 1
             state.restarts += 1
             log.exception("%s stopped by an unexpected error; restarting it in %.0f s (restart %d)", name, delay,
                           state.restarts)
-            await asyncio.sleep(delay)
+            deadline = time.monotonic() + delay
+            while time.monotonic() < deadline:  # a stop during the pause ends it at once
+                if stopping():
+                    return
+                await asyncio.sleep(min(0.2, deadline - time.monotonic()))

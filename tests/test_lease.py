@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
 import subprocess
 import sys
 from collections import Counter
@@ -10,7 +12,7 @@ from datetime import timedelta
 
 import pytest
 
-from surveybot import lease, plan, waves
+from surveybot import plan, waves
 from surveybot.clock import iso, utcnow
 from surveybot.db import open_db
 from surveybot.signing import service_secret
@@ -39,6 +41,10 @@ def old_holder(db, *, host: str, pid: int, seen_ago: timedelta, sending: int) ->
     db.conn.commit()
 
 
+def holder(db) -> dict | None:
+    return next(db.query("SELECT * FROM service_lease"), None)
+
+
 def per_address(sink) -> Counter:
     return Counter(address for received in sink.received for address in received.rcpt_tos)
 
@@ -49,24 +55,38 @@ def dead_pid() -> int:
     return process.pid
 
 
-async def test_a_second_serve_on_the_same_database_is_refused_naming_the_holder(tmp_path, mail_sink, run_cli):
-    settings = settings_for(tmp_path, mail_sink.url)
-    wave_with_queued_mail(settings, 5)
-    async with running(settings):
-        await wait_until(lambda: len(mail_sink.received) == 5, what="the invitations")
-        import asyncio
+def second_serve(settings, mail_url: str, tmp_path) -> subprocess.CompletedProcess:
+    """``surveybot serve`` as an operator (or a supervisor restarting it) would start it. A serve that starts
+    instead of being refused is stopped after 20 s and the test fails."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SURVEYBOT_", "QUALTRICS_"))}
+    env.update(SURVEYBOT_DB=str(settings.db_path), SURVEYBOT_MAIL_URL=mail_url)
+    try:
+        return subprocess.run([sys.executable, "-m", "surveybot", "serve", "--port", str(free_port())],
+                              cwd=tmp_path, env=env, text=True, capture_output=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        pytest.fail("a second serve started on a database another serve is using")
 
-        second = await asyncio.to_thread(run_cli, "serve", "--port", str(free_port()),
-                                         extra_env={"SURVEYBOT_DB": str(settings.db_path),
-                                                    "SURVEYBOT_MAIL_URL": mail_sink.url})
-        assert second.returncode == 1
-        assert f"pid {os.getpid()}" in second.stderr and "already" not in second.stderr
-        assert "Traceback" not in second.stderr and len(second.stderr.strip().splitlines()) <= 2
-        assert "running on this database" in second.stderr
-    assert len(mail_sink.received) == 5
+
+async def test_a_second_serve_on_the_same_database_is_refused_naming_the_holder(tmp_path, mail_sink):
+    """Started while the first one is half-way through a wave: refused in one line naming the first one, and
+    not one message of the batch the first one is sending goes out twice."""
+    settings = settings_for(tmp_path, mail_sink.url, SURVEYBOT_SEND_RATE="40")
+    db = wave_with_queued_mail(settings, 150)
+    async with running(settings):
+        await wait_until(lambda: len(mail_sink.received) >= 10, what="the first invitations")
+        assert db.execute("SELECT count(*) FROM outbox WHERE state = 'sending'").fetchone()[0] > 0
+        second = await asyncio.to_thread(second_serve, settings, mail_sink.url, tmp_path)
+        assert second.returncode == 1, second.stderr
+        line = second.stderr.strip()
+        assert len(line.splitlines()) == 1 and "Traceback" not in line, line
+        assert "running on this database" in line and f"pid {os.getpid()} on {socket.gethostname()}" in line
+        assert "since" in line
+        await wait_until(lambda: len(mail_sink.received) >= 150, timeout=20, what="the whole wave")
+        assert holder(db)["pid"] == os.getpid()
+    assert len(per_address(mail_sink)) == 150 and max(per_address(mail_sink).values()) == 1
+    assert db.execute("SELECT count(*) FROM outbox WHERE recovered = 1").fetchone()[0] == 0
     # a graceful stop gives the lease back: the next start needs no waiting
-    db = open_db(settings.db_path)
-    assert lease.current(db) is None
+    assert holder(db) is None
 
 
 @pytest.mark.parametrize("host, seen_ago, why", [
@@ -77,14 +97,12 @@ async def test_a_crashed_holders_lease_is_taken_over_and_its_batch_recovered_onc
                                                                                   seen_ago, why):
     settings = settings_for(tmp_path, mail_sink.url)
     db = wave_with_queued_mail(settings)
-    import socket
-
     old_holder(db, host=socket.gethostname() if host == "this-machine" else host, pid=dead_pid(),
                seen_ago=seen_ago, sending=8)
     async with running(settings):
         await wait_until(lambda: len(mail_sink.received) == 30, what=f"every invitation ({why})")
-        holder = lease.current(db)
-        assert holder["pid"] == os.getpid() and holder["holder"] != "old"
+        taken = holder(db)
+        assert taken["pid"] == os.getpid() and taken["holder"] != "old"
     assert max(per_address(mail_sink).values()) == 1 and len(per_address(mail_sink)) == 30
     assert db.execute("SELECT count(*) FROM outbox WHERE recovered = 1").fetchone()[0] == 8
 
@@ -95,8 +113,7 @@ async def test_a_live_holder_elsewhere_keeps_the_lease_and_its_batch(tmp_path, m
     settings = settings_for(tmp_path, mail_sink.url)
     db = wave_with_queued_mail(settings)
     old_holder(db, host="another-machine", pid=4242, seen_ago=timedelta(seconds=5), sending=8)
-    with pytest.raises(lease.LeaseHeld, match="pid 4242 on another-machine"):
-        async with running(settings):
-            pass
+    refused = second_serve(settings, mail_sink.url, tmp_path)
+    assert refused.returncode == 1 and "pid 4242 on another-machine" in refused.stderr, refused.stderr
     assert db.execute("SELECT count(*) FROM outbox WHERE state = 'sending'").fetchone()[0] == 8
-    assert mail_sink.received == [] and lease.current(db)["holder"] == "old"
+    assert mail_sink.received == [] and holder(db)["holder"] == "old"

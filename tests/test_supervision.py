@@ -20,6 +20,7 @@ from surveybot.platforms import signed
 from surveybot.recipients import survey_token
 from surveybot.platforms.urls import webhook_signing_secret, webhook_url
 from surveybot.signing import service_secret
+from surveybot.suppressions import unsubscribe_token
 from tests.service import import_rows, running, settings_for, wait_until
 
 LOCKER = """
@@ -101,10 +102,20 @@ async def test_a_write_lock_held_by_another_process_for_32_s_loses_nothing(tmp_p
             status, report = await health(session, base)
             assert time.monotonic() - started < 2
             assert status == 503 and report["checks"]["database"].startswith("not writable"), report
+            # any other write meets the lock too: a clear 503 to try again, not a 500 after 30 s
+            leaver = mail_sink.received[15].rcpt_tos[0]
+            one_click = f"{base}/unsubscribe/{unsubscribe_token(secret, ids[leaver], wave['id'])}"
+            started = time.monotonic()
+            async with session.post(one_click, data=b"List-Unsubscribe=One-Click") as answer:
+                assert answer.status == 503 and answer.headers["Retry-After"], answer.status
+                assert "busy" in (await answer.json())["error"]
+            assert time.monotonic() - started < 2
             await asyncio.sleep(3)
             assert len(mail_sink.received) <= claimed < 240
             assert await asyncio.to_thread(locker.wait, 60) == 0  # the service shares this event loop
             await asyncio.wait_for(asyncio.gather(*deliveries), timeout=30)
+            async with session.post(one_click, data=b"List-Unsubscribe=One-Click") as answer:
+                assert answer.status == 200, await answer.text()
         finally:
             locker.kill()
             locker.wait()
@@ -119,6 +130,7 @@ async def test_a_write_lock_held_by_another_process_for_32_s_loses_nothing(tmp_p
     assert sum(per_address.values()) == 250
     assert db.execute("SELECT count(*) FROM responses").fetchone()[0] == 10
     assert db.execute("SELECT count(*) FROM recipients WHERE completed_at IS NOT NULL").fetchone()[0] == 10
+    assert db.execute("SELECT count(*) FROM suppressions WHERE email = ?", [leaver]).fetchone()[0] == 1
 
 
 async def test_a_message_that_breaks_fails_alone_and_the_dispatcher_lives_on(tmp_path, mail_sink):
@@ -169,3 +181,64 @@ async def test_pause_and_close_from_another_process_stop_messages_already_claime
     assert closed < 200 and max(invitations_per_address(mail_sink).values()) == 1
     cancelled = db.execute("SELECT count(*) FROM outbox WHERE state = 'cancelled'").fetchone()[0]
     assert cancelled == 200 - closed, db.execute("SELECT state, last_error, count(*) FROM outbox GROUP BY 1, 2").fetchall()
+
+
+async def test_a_loop_that_dies_is_restarted_with_backoff_and_reported(tmp_path, mail_sink, caplog):
+    """Another process leaves the outbox refusing every claim (a trigger, as a maintenance tool might): the
+    dispatcher's loop dies each time, is logged with the error, restarted, and /healthz says 503 naming it;
+    once the outbox takes writes again every invitation goes out, once, and /healthz is 200 again."""
+    settings = settings_for(tmp_path, mail_sink.url)
+    db = make_wave(settings, 20)
+    db.execute("CREATE TRIGGER frozen BEFORE UPDATE OF state ON outbox WHEN NEW.state = 'sending' "
+               "BEGIN SELECT RAISE(ABORT, 'outbox frozen for maintenance'); END")
+    db.conn.commit()
+    waves.launch(db, "w", utcnow())
+    async with running(settings) as (_, base), aiohttp.ClientSession() as session:
+        await wait_until(lambda: db.execute("SELECT count(*) FROM outbox").fetchone()[0] == 20,
+                         what="the invitations queued")
+        await wait_until(lambda: "restarting" in caplog.text, what="the dispatcher's failure logged")
+        for _ in range(5):  # not only between restarts: the whole time it cannot work
+            status, report = await health(session, base)
+            assert status == 503 and "outbox frozen for maintenance" in report["checks"]["dispatcher"], report
+            assert report["queued"] == 20 and report["sending"] == 0
+            await asyncio.sleep(0.3)
+        db.execute("DROP TRIGGER frozen")
+        db.conn.commit()
+        await wait_until(lambda: len(mail_sink.received) == 20, timeout=20, what="every invitation")
+        await wait_until(lambda: db.execute("SELECT count(*) FROM outbox WHERE state = 'sent'").fetchone()[0] == 20,
+                         what="every invitation recorded")
+        deadline = time.monotonic() + 15
+        while (await health(session, base))[0] != 200:
+            assert time.monotonic() < deadline, "healthz did not recover"
+            await asyncio.sleep(0.2)
+    failures = [r for r in caplog.records if r.name == "surveybot.supervise" and r.exc_info]
+    assert failures and "outbox frozen for maintenance" in str(failures[0].exc_info[1])
+    assert max(invitations_per_address(mail_sink).values()) == 1
+
+
+async def test_stopping_while_another_process_holds_the_lock_keeps_what_was_sent(tmp_path, mail_sink):
+    """The service is stopped while another process holds the write lock: the outcomes of messages already
+    sent wait for the lock and are written, so the next start sends none of them again."""
+    settings = settings_for(tmp_path, mail_sink.url, SURVEYBOT_SEND_RATE="20")
+    db = make_wave(settings, 60)
+    waves.launch(db, "w", utcnow())
+    locker = None
+    try:
+        async with running(settings):
+            await wait_until(lambda: len(mail_sink.received) >= 10, what="the first invitations")
+            locker = subprocess.Popen([sys.executable, "-c", LOCKER, str(settings.db_path), "4"],
+                                      stdout=subprocess.PIPE, text=True)
+            assert await asyncio.to_thread(locker.stdout.readline) == "locked\n"
+            await asyncio.sleep(0.5)  # a few more go out meanwhile; then the service is asked to stop
+        assert await asyncio.to_thread(locker.wait, 30) == 0
+    finally:
+        if locker is not None:
+            locker.kill()
+            locker.wait()
+            locker.stdout.close()
+    first_run = len(mail_sink.received)
+    assert db.execute("SELECT count(*) FROM outbox WHERE state = 'sending'").fetchone()[0] == 0
+    assert db.execute("SELECT count(*) FROM outbox WHERE state = 'sent'").fetchone()[0] == first_run
+    async with running(settings):
+        await wait_until(lambda: len(mail_sink.received) == 60, what="the rest of the wave")
+    assert len(invitations_per_address(mail_sink)) == 60 and max(invitations_per_address(mail_sink).values()) == 1

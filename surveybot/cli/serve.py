@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+from pathlib import Path
 
 import click
 
@@ -29,6 +30,7 @@ def serve(obj: Context, host: str, port: int) -> None:
     where = settings.mail.path if settings.mail.kind == "maildir" else f"{settings.mail.host}:{settings.mail.port}"
     if not settings.db_path.exists():
         click.echo(f"Creating a new database at {settings.db_path.resolve()} (SURVEYBOT_DB).", err=True)
+    _refuse_if_another_serve_runs(settings.db_path)
     click.echo(f"surveybot on http://{host}:{port} (database {settings.db_path}, mail to {where})", err=True)
     from surveybot.web.app import AccessLogger
 
@@ -40,3 +42,16 @@ def serve(obj: Context, host: str, port: int) -> None:
             raise click.ClickException(f"port {port} on {host} is already in use (another 'surveybot serve'?); "
                                        f"stop it or choose another with --port") from None
         raise
+
+
+def _refuse_if_another_serve_runs(path: Path) -> None:
+    """One line naming the running ``serve`` before anything is announced (the app takes the lease itself)."""
+    from surveybot import lease
+    from surveybot.clock import utcnow
+    from surveybot.db import open_db
+
+    db = open_db(path)
+    try:
+        lease.check(db, lease.new_holder(), utcnow())
+    finally:
+        db.close()
