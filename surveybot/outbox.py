@@ -13,14 +13,26 @@ from datetime import datetime
 from sqlite_utils import Database
 
 from surveybot.clock import iso
+from surveybot.contacts.zones import zone_of
 from surveybot.db import transaction
+from surveybot.windows import SendWindow
 
 SURVEY_KINDS = ("invitation", "reminder", "final_reminder")
 
 
-def enqueue_wave_step(db: Database, wave_id: int, kind: str, step_id: int, now: datetime) -> int:
+OUTSIDE_WINDOW = "the recipient's send window opens only after the close"
+
+
+def enqueue_wave_step(db: Database, wave_id: int, kind: str, step_id: int, now: datetime,
+                      window: SendWindow | None = None, closes_at: datetime | None = None,
+                      default_zone: str = "") -> int:
     """Inside a transaction: queue ``kind`` for the wave's recipients who have not finished and are not
-    suppressed. Returns how many were queued."""
+    suppressed — due now, or, with a send ``window``, when it next opens in each recipient's time zone (the
+    wave's ``default_zone`` for a recipient whose zone is unknown; a
+    message whose window opens only after ``closes_at`` is written as cancelled, and counted). Returns how
+    many were queued."""
+    if window is not None:
+        return _enqueue_in_windows(db, wave_id, kind, step_id, now, window, closes_at, default_zone)
     stamp = iso(now)
     cursor = db.execute(
         f"""INSERT OR IGNORE INTO outbox (key, wave_id, contact_id, kind, to_email, due_at, created_at)
@@ -33,6 +45,27 @@ def enqueue_wave_step(db: Database, wave_id: int, kind: str, step_id: int, now: 
         [step_id, kind, stamp, stamp, wave_id],
     )
     return cursor.rowcount
+
+
+def _enqueue_in_windows(db: Database, wave_id: int, kind: str, step_id: int, now: datetime, window: SendWindow,
+                        closes_at: datetime | None, default_zone: str) -> int:
+    rows = db.execute(
+        """SELECT r.contact_id, c.email, c.city, c.country, c.timezone
+           FROM recipients r JOIN contacts c ON c.id = r.contact_id
+           WHERE r.wave_id = ? AND r.completed_at IS NULL AND c.email NOT IN (SELECT email FROM suppressions)
+           ORDER BY r.id""", [wave_id]).fetchall()
+    stamp, queued, values = iso(now), 0, []
+    for contact_id, email, city, country, zone in rows:
+        known = zone_of({"timezone": zone, "city": city, "country": country})[0]
+        due = window.opens(now, known or default_zone)  # a contact of unknown zone: the wave's
+        late = closes_at is not None and due >= closes_at
+        queued += not late
+        values.append((f"wave:{wave_id}:contact:{contact_id}:{kind}:{step_id}", wave_id, contact_id, kind, email,
+                       "cancelled" if late else "queued", OUTSIDE_WINDOW if late else "", iso(due), stamp))
+    db.conn.executemany(
+        """INSERT OR IGNORE INTO outbox (key, wave_id, contact_id, kind, to_email, state, last_error, due_at,
+           created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""", values)
+    return queued
 
 
 def enqueue(db: Database, key: str, kind: str, to_email: str, now: datetime, *, wave_id: int | None = None,
@@ -115,6 +148,18 @@ def next_due(db: Database) -> str | None:
                         WHERE o.state = 'queued'
                           AND (COALESCE(w.paused, 0) = 0 OR o.kind LIKE 'interview%')""").fetchone()
     return row[0]
+
+
+def release_times(db: Database, wave_id: int) -> dict:
+    """When the wave's queued survey messages go out (with a send window, each recipient's zone gives its
+    own time), and how many were not sent because the window opened only after the close."""
+    times = [{"at": at, "messages": n} for at, n in db.execute(
+        f"""SELECT substr(due_at, 1, 16), count(*) FROM outbox WHERE wave_id = ? AND state = 'queued'
+            AND kind IN ({','.join('?' * len(SURVEY_KINDS))}) GROUP BY 1 ORDER BY 1 LIMIT 50""",
+        [wave_id, *SURVEY_KINDS])]
+    skipped = db.execute("SELECT count(*) FROM outbox WHERE wave_id = ? AND state = 'cancelled' AND last_error = ?",
+                         [wave_id, OUTSIDE_WINDOW]).fetchone()[0]
+    return {"release_times": times, "skipped_outside_window": skipped}
 
 
 def wave_counts(db: Database, wave_id: int) -> dict:

@@ -12,8 +12,8 @@ from datetime import datetime
 
 from sqlite_utils import Database
 
-from surveybot import outbox, recipients
-from surveybot.clock import iso
+from surveybot import outbox, recipients, windows
+from surveybot.clock import iso, parse_stored
 from surveybot.db import transaction
 from surveybot.waves import close_wave
 
@@ -47,7 +47,9 @@ def _run_steps(db: Database, wave: dict, due: list[dict], secret: str, now: date
         if step["kind"] == "invitation":
             recipients.add_audience(db, wave, secret, now)
             db.execute("UPDATE waves SET state = 'open' WHERE id = ?", [wave["id"]])
-        queued = outbox.enqueue_wave_step(db, wave["id"], step["kind"], step["id"], now)
+        closes = parse_stored(wave["closes_at"]) if wave["closes_at"] else None
+        queued = outbox.enqueue_wave_step(db, wave["id"], step["kind"], step["id"], now, windows.of_wave(wave),
+                                          closes, wave["timezone"])
         db.execute("UPDATE wave_steps SET state = 'done', done_at = ?, enqueued = ? WHERE id = ?",
                    [stamp, queued, step["id"]])
         done.append({"wave": wave["slug"], "step": step["kind"], "queued": queued})

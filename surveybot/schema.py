@@ -300,4 +300,10 @@ MIGRATIONS: list[str] = [
     ALTER TABLE waves ADD COLUMN title_es TEXT NOT NULL DEFAULT '';
     ALTER TABLE waves ADD COLUMN close_at_end_of_day INTEGER NOT NULL DEFAULT 0;
     """,
+    # 8: working hours: the wave's time zone and send window
+    """
+    ALTER TABLE waves ADD COLUMN timezone TEXT NOT NULL DEFAULT '';
+    ALTER TABLE waves ADD COLUMN send_window TEXT NOT NULL DEFAULT '';
+    ALTER TABLE waves ADD COLUMN send_days TEXT NOT NULL DEFAULT '';
+    """,
 ]

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from sqlite_utils import Database
 
+from surveybot import windows
 from surveybot.clock import iso, parse_stored
 from surveybot.db import transaction
 from surveybot.errors import InvalidInput, NotFound
@@ -42,6 +43,9 @@ class WaveSpec:
     required: tuple[str, ...] = field(default_factory=tuple)
     title_es: str = ""
     close_at_end_of_day: bool = False
+    timezone: str = ""  # the wave's own zone ('' = this machine's when created)
+    send_window: str = ""  # 'HH:MM-HH:MM' in each recipient's zone ('' = any time)
+    send_days: str = ""  # 'mon-fri' ('' = every day)
 
 
 def create_wave(db: Database, spec: WaveSpec, now: datetime) -> dict:
@@ -52,13 +56,14 @@ def create_wave(db: Database, spec: WaveSpec, now: datetime) -> dict:
         db.execute(
             """INSERT INTO waves (slug, title, platform, survey_id, survey_url, survey_url_es, start_at, reminders,
                close_after, networks, interview_question, interview_yes, required, created_at, title_es,
-               close_at_end_of_day)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+               close_at_end_of_day, timezone, send_window, send_days)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             [spec.slug, spec.title, spec.platform, spec.survey_id, spec.survey_url, spec.survey_url_es,
              iso(spec.start) if spec.start else None,
              json.dumps([int(r.total_seconds()) for r in spec.reminders]), int(spec.close_after.total_seconds()),
              json.dumps(list(spec.networks)), spec.interview_question, spec.interview_yes,
-             json.dumps(list(spec.required)), iso(now), spec.title_es, int(spec.close_at_end_of_day)],
+             json.dumps(list(spec.required)), iso(now), spec.title_es, int(spec.close_at_end_of_day),
+             spec.timezone or windows.machine_zone(), spec.send_window.strip(), spec.send_days.strip().lower()],
         )
     return get_wave(db, spec.slug)
 
@@ -92,6 +97,12 @@ def _check(db: Database, spec: WaveSpec) -> None:
                                f"(close after {spec.close_after})", field="reminders")
     if len(set(spec.reminders)) != len(spec.reminders):
         raise InvalidInput("two reminders at the same time", field="reminders")
+    if spec.timezone:
+        windows.check_zone(spec.timezone)
+    if spec.send_window:
+        windows.parse_window(spec.send_window)
+    if spec.send_days:
+        windows.parse_days(spec.send_days)
     if bool(spec.interview_question) != bool(spec.interview_yes):
         raise InvalidInput("--interview-question and --interview-yes go together", field="interview_question")
     known = {n.lower(): n for (n,) in db.execute("SELECT DISTINCT network FROM contact_sources")}

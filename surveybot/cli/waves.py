@@ -55,8 +55,13 @@ def wave() -> None:
 @click.option("--survey-url", required=True, help="The survey's public link.")
 @click.option("--survey-url-es", default="", help="A separate link for the Spanish version, if any.")
 @click.option("--title-es", default="", help="The survey's title in Spanish, for Spanish e-mail (default: --title).")
-@click.option("--close-at-end-of-day", is_flag=True, help="Close at 23:59 of the last day (this machine's time "
-              "zone) instead of at the launch's time of day.")
+@click.option("--close-at-end-of-day", is_flag=True, help="Close at 23:59 of the last day (the wave's time zone) "
+              "instead of at the launch's time of day.")
+@click.option("--timezone", "zone", default="", help="The wave's time zone, e.g. Europe/Madrid (default: this "
+              "machine's); contacts whose own zone is unknown are written to in it.")
+@click.option("--send-window", default="", help="Send invitations and reminders only between these hours of "
+              "each recipient's own day, e.g. 09:00-17:00.")
+@click.option("--send-days", default="", help="…and only on these days of their week, e.g. mon-fri.")
 @click.option("--start", default="now", show_default=True, help="When to send the invitations: 'now' (at launch) "
               "or an ISO 8601 time; without an offset it is this machine's local time.")
 @click.option("--reminders", type=DurationList(), default="7d,12d", show_default=True,
@@ -71,7 +76,8 @@ def wave() -> None:
               "(repeatable).")
 @pass_context
 def create(obj: Context, slug, title, platform, survey_id, survey_url, survey_url_es, title_es, close_at_end_of_day,
-           start, reminders, close_after, networks, interview_question, interview_yes, required) -> None:
+           zone, send_window, send_days, start, reminders, close_after, networks, interview_question, interview_yes,
+           required) -> None:
     """Create the wave SLUG (a draft until launched).
 
     Durations are a number and a unit: 30s, 15m, 2h, 14d.
@@ -86,11 +92,15 @@ def create(obj: Context, slug, title, platform, survey_id, survey_url, survey_ur
     spec = waves.WaveSpec(slug=slug, title=title, platform=platform, survey_id=survey_id, survey_url=survey_url,
                           survey_url_es=survey_url_es, start=start_at, reminders=reminders, close_after=close_after,
                           networks=networks, interview_question=interview_question, interview_yes=interview_yes,
-                          required=required, title_es=title_es, close_at_end_of_day=close_at_end_of_day)
+                          required=required, title_es=title_es, close_at_end_of_day=close_at_end_of_day,
+                          timezone=zone, send_window=send_window, send_days=send_days)
     created = waves.create_wave(obj.new_db, spec, now)
     plan = ", ".join(format_duration(r) for r in reminders) or "none"
     click.echo(f"Created wave {created['slug']} (draft): starts {start_at.isoformat() if start_at else 'at launch'}, "
                f"reminders after {plan}, closes after {format_duration(close_after)}.")
+    hours = (f"; sent {created['send_window'] or 'at any hour'} on {created['send_days'] or 'every day'} of each "
+             f"recipient's own time zone" if created["send_window"] or created["send_days"] else "")
+    click.echo(f"Time zone of the wave: {created['timezone']}{hours}.")
     click.echo(f"Preview it with 'surveybot wave preview {slug}', then 'surveybot wave launch {slug}'.")
 
 
@@ -342,6 +352,12 @@ def status(obj: Context, slug, as_json) -> None:
             label = {"pending": "due", "done": "done", "skipped": "skipped", "cancelled": "cancelled"}[row["state"]]
             click.echo(f"  {row['kind']:<15}{label:<10}{when.astimezone():%Y-%m-%d %H:%M %Z}   "
                        f"{when.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC")
+    if report["release_times"]:
+        click.echo("Queued messages go out (each recipient's send window, UTC):")
+        for slot in report["release_times"][:12]:
+            click.echo(f"  {slot['at'].replace('T', ' ')}  {slot['messages']:>6}")
+    if report["skipped_outside_window"]:
+        click.echo(f"Not sent, the recipient's window opening only after the close: {report['skipped_outside_window']}")
     click.echo(f"Webhook URL: {report['webhook_url']}")
     if "webhook_signing_secret" in report:
         click.echo(f"Webhook signing secret: {report['webhook_signing_secret']}")

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
-from email.utils import parseaddr
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_time, get_timezone_name
@@ -20,7 +19,7 @@ from surveybot.clock import parse_stored
 from surveybot.config import Settings
 from surveybot.contacts import store
 from surveybot.contacts.zones import zone_of
-from surveybot.mail.message import Outgoing, build_message, message_id_for, one_line
+from surveybot.mail.message import Outgoing, build_message, message_id_for, one_line, sender_parts
 from surveybot.mail.render import Renderer, Rendered
 from surveybot.recipients import survey_links, survey_token
 from surveybot.suppressions import unsubscribe_token
@@ -67,8 +66,9 @@ class Composer:
         self.db, self.settings, self.secret = db, settings, secret
         self.renderer = renderer or Renderer(settings.templates_dir)
         self.senders = {"en": settings.sender, "es": settings.sender_es or settings.sender}
-        self.teams = {"en": parseaddr(settings.sender)[0] or "The survey team",
-                      "es": parseaddr(settings.sender_es or "")[0] or parseaddr(settings.sender)[0]
+        # the sender's name signs the message: as people read it, not as the setting encodes it (=?utf-8?…)
+        self.teams = {"en": sender_parts(settings.sender)[0] or "The survey team",
+                      "es": sender_parts(settings.sender_es or "")[0] or sender_parts(settings.sender)[0]
                       or "El equipo de la encuesta"}
 
     def context(self, wave: dict, contact: dict, now: datetime) -> dict:
@@ -76,7 +76,8 @@ class Composer:
         # a wave not launched yet closes where its plan would put it if launched now
         closes_at = parse_stored(wave["closes_at"]) if wave["closes_at"] else planned_steps(wave, now)[-1][1]
         unsubscribe = f"{self.settings.base_url}/unsubscribe/{unsubscribe_token(self.secret, contact['id'], wave['id'])}"
-        zone = zone_of(contact)[0]  # the list's zone, else one derived from the city or country
+        # the list's zone, else one derived from the city or country, else the wave's
+        zone = zone_of(contact)[0] or wave.get("timezone") or ""
         return {
             language: {
                 "name": one_line(contact["name"]), "city": one_line(contact["city"]),

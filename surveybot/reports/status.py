@@ -49,6 +49,7 @@ def wave_status(db: Database, wave: dict, secret: str, base_url: str) -> dict:
         "unmatched_responses": answered["unmatched"],
         "launched_at": wave["launched_at"],
         "closes_at": wave["closes_at"],
+        **outbox.release_times(db, wave["id"]),
     }
 
 
