@@ -9,6 +9,7 @@ accepts for such local parts (the equivalence is tested). Anything unusual goes 
 from __future__ import annotations
 
 import re
+import unicodedata
 from email.utils import parseaddr
 from functools import lru_cache
 
@@ -36,6 +37,11 @@ def normalise_email(raw: str, *, allow_local_domain: bool = False) -> str:
         raise InvalidAddress("is blank")
     if "\r" in text or "\n" in text:
         raise InvalidAddress("contains a line break")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate: bytes that were not text (e.g. a command-line argument)
+        raise InvalidAddress(f"contains {text[exc.start]!r} at position {exc.start + 1}, which is not a "
+                             "character (bytes that were not UTF-8 text)") from None
     if "<" in text and text.endswith(">"):
         text = parseaddr(text)[1] or text
     if text[:7].lower() == "mailto:":
@@ -43,9 +49,12 @@ def normalise_email(raw: str, *, allow_local_domain: bool = False) -> str:
     if allow_local_domain and re.fullmatch(r"[^@\s]+@localhost", text, re.IGNORECASE):
         return text.lower()
     local, at, domain = text.rpartition("@")
-    if at and len(local.encode("utf-8")) > MAX_LOCAL:
-        raise InvalidAddress(f"the part before the @ is {len(local.encode('utf-8'))} characters long; at most "
-                             f"{MAX_LOCAL} are allowed (RFC 5321, section 4.5.3.1.1)")
+    # counted as sent: composed characters (NFC, as the validator stores them), in UTF-8 octets
+    octets = len(unicodedata.normalize("NFC", local).encode("utf-8")) if at else 0
+    if octets > MAX_LOCAL:
+        unit = "characters" if local.isascii() else "octets (in UTF-8)"
+        raise InvalidAddress(f"the part before the @ is {octets} {unit} long; at most {MAX_LOCAL} are allowed "
+                             f"(RFC 5321, section 4.5.3.1.1)")
     if at and _DOT_ATOM.match(local):
         try:
             unicode_domain, ascii_domain = _domain(domain.lower())

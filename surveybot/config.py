@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from dotenv import dotenv_values
 
-from surveybot.addresses import InvalidAddress, normalise_email
+from surveybot.addresses import InvalidAddress, envelope, normalise_email
 from surveybot.clock import parse_duration
 from surveybot.errors import SettingError
 
@@ -202,6 +202,10 @@ def _sender(raw: str, key: str = "SURVEYBOT_FROM") -> dict:
         email = normalise_email(address, allow_local_domain=True)
     except InvalidAddress as exc:
         raise SettingError(key, raw, f"needs an e-mail address, as in 'Survey team <survey@example.org>' ({exc})") from None
+    email, utf8 = envelope(email)  # an international domain as punycode: the form every message carries
+    if utf8:
+        raise SettingError(key, raw, "the part before the @ must be ASCII (otherwise only relays offering "
+                           "SMTPUTF8 could carry any message)")
     return {"sender": formataddr((name, email)) if name else email, "sender_email": email}
 
 

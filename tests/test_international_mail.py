@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 import mailbox
+import os
 from datetime import timedelta
 from email.header import decode_header, make_header
 
@@ -13,6 +15,9 @@ import pytest
 from surveybot import waves
 from surveybot.clock import utcnow
 from surveybot.db import open_db
+from surveybot.mail.message import build_message
+from surveybot.mail.render import Rendered
+from surveybot.mail.transports import PermanentFailure, open_transport
 from surveybot.reports import wave_status
 from surveybot.signing import service_secret
 from tests.mailsink import MailSink
@@ -131,11 +136,48 @@ def test_too_long_names_and_titles_are_refused_at_input_with_their_limit(tmp_pat
     (tmp_path / "list.csv").write_text("name,email\n" + "N" * 201 + ",n@example.org\nAna,ana@example.org\n")
     result = run_cli("contacts", "import", "list.csv", "--network", "Metropolis", "--json")
     assert result.returncode == 0, result.stderr
-    import json
-
     report = json.loads(result.stdout)
     assert report["imported"] == 1 and report["errors"][0]["row"] == 2
     assert report["errors"][0]["field"] == "name" and "at most 200" in report["errors"][0]["message"]
     created = run_cli("wave", "create", "w", "--title", "T" * 201, "--platform", "signed", "--survey-id", "S",
                       "--survey-url", "https://survey.example.org/s")
     assert created.returncode == 1 and "at most 200" in created.stderr
+
+
+async def test_an_address_the_wire_cannot_carry_fails_alone_and_the_next_message_goes_at_once(tmp_path, mail_sink):
+    """A stored address whose domain has no ASCII form (from an older version's import, say) fails with the
+    reason before any SMTP command, so the connection is clean for the next message: refused halfway
+    through the envelope, it would make the relay answer the next MAIL FROM with "503 nested MAIL"."""
+    settings = settings_for(tmp_path, mail_sink.url)
+    transport = open_transport(settings.mail, connections=1)
+    rendered = Rendered("Invitation", "text", "<p>html</p>", ("en",))
+    try:
+        with pytest.raises(PermanentFailure, match="ana@bad_домен"):
+            await transport.send(build_message(rendered, sender=settings.sender, to_email="ana@bad_домен.org",
+                                               to_name="Ana", now=utcnow()))
+        await transport.send(build_message(rendered, sender=settings.sender, to_email="joe@leeds.example.org",
+                                           to_name="Joe", now=utcnow()))
+    finally:
+        await transport.close()
+    assert [r.rcpt_tos for r in mail_sink.received] == [["joe@leeds.example.org"]]
+
+
+def test_local_parts_are_measured_as_sent_and_refused_over_64_octets_with_the_rule(tmp_path, run_cli):
+    """RFC 5321 4.5.3.1.1: at most 64 octets before the @. An accent typed as a combining mark is stored (and
+    sent) composed, so it is measured composed."""
+    decomposed = "e\u0301" * 30  # 90 octets as typed, 60 composed
+    (tmp_path / "list.csv").write_text(f"name,email\nLong,{'x' * 65}@example.org\nAccents,{decomposed}@example.org\n")
+    result = run_cli("contacts", "import", "list.csv", "--network", "Metropolis", "--json")
+    report = json.loads(result.stdout)
+    assert (report["imported"], report["rejected"]) == (1, 1)
+    [error] = report["errors"]
+    assert error["row"] == 2 and error["field"] == "email"
+    assert "65 characters long; at most 64" in error["message"] and "RFC 5321" in error["message"]
+    listed = json.loads(run_cli("contacts", "list", "--json").stdout)["contacts"]
+    assert [c["email"] for c in listed] == ["é" * 30 + "@example.org"]
+
+
+def test_an_address_argument_that_is_not_utf8_is_refused_with_the_reason(run_cli):
+    refused = run_cli("contacts", "suppress", os.fsdecode(b"\xff@example.org"))
+    assert refused.returncode == 1 and "not a valid e-mail address" in refused.stderr
+    assert "Traceback" not in refused.stderr

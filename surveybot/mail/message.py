@@ -5,7 +5,8 @@ Every message surveybot sends has the same shape, so it is written directly rath
 every header and searches the whole message for a boundary). What goes into it is controlled here:
 
 - every header value passes through :func:`one_line`, so a name holding CR/LF cannot add a header;
-- non-ASCII display names and subjects are RFC 2047 encoded words, ASCII ones kept as is;
+- non-ASCII display names and subjects are RFC 2047 encoded words, ASCII ones kept as is (folded at spaces)
+  unless they hold ``=?``, which a reader would take for an encoded word and show as something else;
 - bodies are quoted-printable UTF-8; the boundary starts with ``=_``, which quoted-printable output never
   contains, so it cannot clash with a part;
 - ``List-Unsubscribe`` with ``List-Unsubscribe-Post`` gives one-click unsubscribe (RFC 8058).
@@ -20,6 +21,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
 from email.quoprimime import body_encode
 from email.utils import format_datetime, make_msgid, parseaddr
 
@@ -75,12 +78,15 @@ LINE = 78  # RFC 5322 2.1.1: lines SHOULD be at most 78 characters (and MUST be 
 LONGEST_WORD = 900  # an unbroken run this long cannot be folded: it is sent as encoded words instead
 
 
+def _verbatim(text: str) -> bool:
+    """Can ``text`` go into a header as it is? ASCII, foldable, and nothing a reader would decode: a name
+    written ``=?utf-8?b?QWRtaW4=?=`` must not be shown as "Admin"."""
+    return text.isascii() and "=?" not in text and all(len(word) <= LONGEST_WORD for word in text.split(" "))
+
+
 def text_header(text: str) -> str:
-    """An unstructured header value (a subject): ASCII folded at spaces; non-ASCII, or a run of characters
-    too long to fold, as encoded words."""
-    if not text.isascii() or any(len(word) > LONGEST_WORD for word in text.split(" ")):
-        return encoded(text, force=True)
-    return text
+    """An unstructured header value (a subject): ASCII folded at spaces; anything else as encoded words."""
+    return text if _verbatim(text) else encoded(text, force=True)
 
 
 def folded(name: str, value: str) -> str:
@@ -109,7 +115,7 @@ def address(name: str, email: str) -> str:
     name, email = one_line(name), one_line(email)
     if not name:
         return email
-    if name.isascii() and len(name) <= LONGEST_WORD:
+    if _verbatim(name):
         if any(ch in _SPECIALS for ch in name):
             name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
         return f"{name} <{email}>"
@@ -117,8 +123,17 @@ def address(name: str, email: str) -> str:
 
 
 @lru_cache(maxsize=64)
-def _parsed(sender: str) -> tuple[str, str]:
-    return parseaddr(sender)
+def sender_parts(sender: str) -> tuple[str, str]:
+    """(display name, address) of a configured sender, the name as people read it: a setting written with
+    RFC 2047 encoded words (``=?utf-8?b?…?=``, as ``email.utils.formataddr`` writes a non-ASCII name) is
+    decoded, so that it is neither encoded twice in the header nor shown encoded where the team signs."""
+    name, email = parseaddr(sender)
+    if "=?" in name:
+        try:
+            name = str(make_header(decode_header(name)))
+        except (HeaderParseError, LookupError, UnicodeError, ValueError):  # not encoded words after all
+            pass
+    return name, email
 
 
 def _quoted_printable(text: str) -> str:
@@ -140,7 +155,7 @@ def build_message(rendered: Rendered, *, sender: str, to_email: str, to_name: st
                   calendar: tuple[str, bytes] | None = None, message_id: str | None = None) -> Outgoing:
     """``calendar`` = (method, .ics bytes) adds a calendar invitation: as a ``text/calendar`` alternative
     (what mail clients show as an invitation with buttons) and as an ``invite.ics`` attachment."""
-    sender_name, sender_email = _parsed(sender)
+    sender_name, sender_email = sender_parts(sender)
     sender_email = envelope(sender_email)[0]
     to_email, smtputf8 = envelope(one_line(to_email))
     domain = sender_email.rpartition("@")[2] or "localhost"
@@ -150,8 +165,10 @@ def build_message(rendered: Rendered, *, sender: str, to_email: str, to_name: st
         ("From", address(sender_name, sender_email)),
         ("To", address(to_name, to_email)),
     ]
+    reply_name, reply_email = sender_parts(reply_to) if reply_to else ("", "")
+    reply_email = envelope(reply_email)[0]
     if reply_to:
-        headers.append(("Reply-To", address(*_parsed(reply_to))))
+        headers.append(("Reply-To", address(reply_name, reply_email)))
     headers += [
         ("Subject", text_header(one_line(rendered.subject))),
         ("Date", format_datetime(now)),
@@ -161,7 +178,7 @@ def build_message(rendered: Rendered, *, sender: str, to_email: str, to_name: st
     if unsubscribe_url:
         targets = [f"<{one_line(unsubscribe_url)}>"]
         if reply_to:
-            targets.append(f"<mailto:{one_line(_parsed(reply_to)[1])}?subject=unsubscribe>")
+            targets.append(f"<mailto:{one_line(reply_email)}?subject=unsubscribe>")
         headers += [("List-Unsubscribe", f",{CRLF} ".join(targets)),
                     ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")]
     headers.append(("MIME-Version", "1.0"))

@@ -63,6 +63,11 @@ class SmtpTransport:
                                cert_bundle=str(t.cafile) if t.cafile else None, timeout=self.timeout)
 
     async def send(self, message: Outgoing) -> None:
+        if not message.smtputf8 and not (message.sender + message.recipient).isascii():
+            # refused before any command: halfway through an envelope it would spoil the connection's next message
+            odd = message.recipient if not message.recipient.isascii() else message.sender
+            raise PermanentFailure(f"cannot send to {message.recipient!r}: the domain of {odd!r} cannot be written "
+                                   "in ASCII (punycode); it is not a valid international domain name")
         client = await self._idle.get()
         keep = None
         try:
@@ -80,7 +85,7 @@ class SmtpTransport:
             raise PermanentFailure(f"the relay {self.target.host} does not offer SMTPUTF8, which the address "
                                    f"{message.recipient} needs (a non-ASCII part before the @)") from exc
         except (UnicodeError, ValueError) as exc:  # an address the protocol cannot carry: this message only
-            keep = client
+            # (the connection is dropped, not reused: the envelope may be half-open on it)
             raise PermanentFailure(f"cannot send to {message.recipient!r}: {exc}") from exc
         except aiosmtplib.SMTPRecipientsRefused as exc:
             keep = client
