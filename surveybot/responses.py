@@ -28,15 +28,37 @@ from surveybot.platforms import ResponseEvent, yes
 OPT_IN_FIELD = "interview_opt_in"
 
 
+def _answered(value) -> bool:
+    return value not in (None, "", [], {})
+
+
 def missing_required(wave: dict, event: ResponseEvent) -> list[str]:
+    """The required questions the response leaves unanswered. A question counts as answered by any of its
+    parts: Qualtrics writes a text entry as ``QID5_TEXT`` and a matrix row as ``QID5_2``, LimeSurvey a
+    subquestion as ``Q5[SQ001]``."""
     required = wave["required"] if isinstance(wave["required"], list) else json.loads(wave["required"])
-    return [q for q in required if event.answers.get(q) in (None, "", [], {})]
+    return [q for q in required
+            if not _answered(event.answers.get(q))
+            and not any(_answered(v) for k, v in event.answers.items() if k.startswith((f"{q}_", f"{q}[")))]
+
+
+def _folded(value) -> str:
+    return " ".join(str(value).casefold().split())
 
 
 def opted_in(wave: dict, event: ResponseEvent) -> bool:
+    """Whether the respondent said yes to the interview: the answer's stored value or its label (the choice
+    text, where the platform gives one) is what the coordinator typed; a yes/no answer matches a yes word."""
     question, wanted = wave["interview_question"], wave["interview_yes"]
-    if question and str(event.answers.get(question, "")).strip().lower() == wanted.strip().lower():
-        return True
+    if question:
+        for value in (event.answers.get(question), event.labels.get(question)):
+            values = value if isinstance(value, list) else [value]
+            for one in values:
+                if isinstance(one, bool):
+                    if one == yes(wanted):
+                        return True
+                elif one is not None and _folded(one) == _folded(wanted):
+                    return True
     return yes(event.embedded.get(OPT_IN_FIELD, ""))
 
 

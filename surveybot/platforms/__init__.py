@@ -26,6 +26,7 @@ class ResponseEvent:
     embedded: dict = field(default_factory=dict)
     progress: int | None = None
     recorded_at: str | None = None
+    labels: dict = field(default_factory=dict)  # the choice text of coded answers (Qualtrics), never stored
 
 
 @dataclass(frozen=True)

@@ -48,16 +48,27 @@ async def fetch(session: aiohttp.ClientSession, settings, survey_id: str, respon
     url = f"{settings.qualtrics_base_url}/API/v3/surveys/{survey_id}/responses/{response_id}"
     data = await _call(session, "GET", url, settings.qualtrics_api_token)
     result = data.get("result") if isinstance(data, dict) else None
-    values = result.get("values") if isinstance(result, dict) else None
-    if not isinstance(values, dict):
+    event = event_from(response_id, result)
+    if event is None:
         raise ApiError("the Qualtrics API answered without result.values", temporary=False)
+    return event
+
+
+def event_from(response_id: str, response: object) -> ResponseEvent | None:
+    """A response object as the API gives it (single response, or one of an export's ``responses``):
+    ``values`` hold the recodes and embedded data, ``labels`` the choice texts. None if it has no values."""
+    values = response.get("values") if isinstance(response, dict) else None
+    if not isinstance(values, dict):
+        return None
+    labels = response.get("labels") if isinstance(response.get("labels"), dict) else {}
     answers = {k: v for k, v in values.items() if k.startswith("QID")}
     embedded = {k: v for k, v in values.items() if not k.startswith("QID") and k not in _METADATA}
     return ResponseEvent(
         platform=NAME, response_id=response_id, finished=str(values.get("finished")) in ("1", "True", "true"),
         token=text_or_none(values.get("token")), answers=answers, embedded=embedded,
         progress=percent(values.get("progress")),
-        recorded_at=text_or_none(values.get("recordedDate") or values.get("endDate")))
+        recorded_at=text_or_none(values.get("recordedDate") or values.get("endDate")),
+        labels={k: v for k, v in labels.items() if k.startswith("QID")})
 
 
 async def subscribe(session: aiohttp.ClientSession, settings, survey_id: str, publication_url: str) -> str:

@@ -1,0 +1,59 @@
+"""Answers that mean what the coordinator typed: a required question answered by any of its parts, and an
+interview opt-in matched by its stored value or by its label."""
+
+from __future__ import annotations
+
+import pytest
+
+from surveybot.platforms import ResponseEvent
+from surveybot.platforms.qualtrics import event_from
+from surveybot.responses import missing_required, opted_in
+
+# A response as Qualtrics' "Retrieve a survey response" documents it: recodes in values, choice texts in labels.
+QUALTRICS = {
+    "responseId": "R_2Y62vxvBCVIJxEG",
+    "values": {"startDate": "2021-03-25T17:16:56Z", "endDate": "2021-03-25T17:21:25Z", "status": 0,
+               "ipAddress": "165.225.48.92", "progress": 100, "duration": 269, "finished": 1,
+               "recordedDate": "2021-03-25T17:21:25.942Z", "_recordId": "R_2Y62vxvBCVIJxEG",
+               "distributionChannel": "anonymous", "userLanguage": "EN", "QID1_TEXT": "wedw", "QID3": 5,
+               "QID2": ["2"], "QID4_1": 3, "QID4_2": 4, "token": "tok-1"},
+    "labels": {"status": "IP Address", "finished": "True", "QID3": "Slightly uncomfortable", "QID2": ["Tuesday"]},
+}
+
+
+def wave(required=(), question="", yes=""):
+    return {"required": list(required), "interview_question": question, "interview_yes": yes}
+
+
+def test_a_qualtrics_text_entry_or_matrix_question_satisfies_require():
+    event = event_from("R_2Y62vxvBCVIJxEG", QUALTRICS)
+    assert event.finished and event.token == "tok-1" and "status" not in event.labels
+    assert missing_required(wave(["QID1", "QID4", "QID3", "QID2"]), event) == []  # QID1_TEXT, QID4_1 …
+    assert missing_required(wave(["QID5", "QID41"]), event) == ["QID5", "QID41"]  # QID41 is not QID4's part
+
+
+@pytest.mark.parametrize("question, typed, expected", [
+    ("QID3", "5", True),  # the recode
+    ("QID3", "Slightly uncomfortable", True),  # the label, as the coordinator reads it in the survey
+    ("QID3", "slightly  UNCOMFORTABLE", True),  # case and spacing do not matter
+    ("QID3", "Very comfortable", False),
+    ("QID2", "Tuesday", True),  # one of a multiple choice's labels
+    ("QID2", "2", True),
+    ("QID2", "Monday", False),
+])
+def test_interview_yes_matches_the_value_or_its_label(question, typed, expected):
+    event = event_from("R_2Y62vxvBCVIJxEG", QUALTRICS)
+    assert opted_in(wave(question=question, yes=typed), event) is expected
+
+
+@pytest.mark.parametrize("typed, answer, expected", [
+    ("Sí", True, True), ("yes", True, True), ("true", True, True), ("1", True, True), ("Sí", False, False)])
+def test_a_yes_no_answer_matches_a_yes_word(typed, answer, expected):
+    event = ResponseEvent(platform="typeform", response_id="t1", finished=True, token="t", answers={"ok": answer})
+    assert opted_in(wave(question="ok", yes=typed), event) is expected
+
+
+def test_limesurvey_subquestions_satisfy_require():
+    event = ResponseEvent(platform="limesurvey", response_id="7", finished=True, token="t",
+                          answers={"Q5[SQ001]": "A1", "Q5[SQ002]": "", "Q6[other]": ""})
+    assert missing_required(wave(["Q5", "Q6"]), event) == ["Q6"]
