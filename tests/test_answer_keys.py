@@ -57,3 +57,36 @@ def test_limesurvey_subquestions_satisfy_require():
     event = ResponseEvent(platform="limesurvey", response_id="7", finished=True, token="t",
                           answers={"Q5[SQ001]": "A1", "Q5[SQ002]": "", "Q6[other]": ""})
     assert missing_required(wave(["Q5", "Q6"]), event) == ["Q6"]
+
+
+# A SurveyMonkey response's details with simple=true (the documented answer shapes: a choice, a matrix row,
+# an "other" box, a text), as its API answers them.
+SURVEYMONKEY = {
+    "id": "5007154402", "response_status": "completed", "custom_variables": {"token": "tok-9"},
+    "date_modified": "2015-12-28T21:59:38+00:00",
+    "pages": [{"id": "103332310", "questions": [
+        {"id": "319352786", "family": "single_choice", "answers": [
+            {"choice_id": "3057839051", "simple_text": "Sí, con gusto"}]},
+        {"id": "319352787", "family": "matrix", "answers": [
+            {"row_id": "11", "choice_id": "21", "simple_text": "Twinning | Very important"},
+            {"row_id": "12", "choice_id": "22", "simple_text": "Networks | Important"}]},
+        {"id": "319352788", "family": "multiple_choice", "answers": [
+            {"choice_id": "31", "simple_text": "Climate"}, {"other_id": "39", "text": "Migration"}]},
+        {"id": "319352789", "family": "open_ended", "answers": [{"text": "We work with 40 sister cities."}]},
+    ]}],
+}
+
+
+def test_surveymonkey_answers_keep_their_text_rows_and_other_boxes():
+    from surveybot.platforms.surveymonkey import answers_of
+
+    answers, labels = answers_of(SURVEYMONKEY)
+    assert answers == {"319352786": "Sí, con gusto", "319352787_11": "Twinning | Very important",
+                       "319352787_12": "Networks | Important", "319352788": "Climate",
+                       "319352788_other": "Migration", "319352789": "We work with 40 sister cities."}
+    assert labels["319352786"] == "3057839051"
+    event = ResponseEvent(platform="surveymonkey", response_id="5007154402", finished=True, token="tok-9",
+                          answers=answers, labels=labels)
+    assert opted_in(wave(question="319352786", yes="sí, con gusto"), event)  # the answer text …
+    assert opted_in(wave(question="319352786", yes="3057839051"), event)  # … or the choice id
+    assert missing_required(wave(["319352787", "319352788"]), event) == []  # matrix rows count

@@ -51,7 +51,8 @@ def receive(body: bytes, headers, content_type: str, context: WebhookContext) ->
 async def fetch(session: aiohttp.ClientSession, settings, survey_id: str, response_id: str) -> ResponseEvent:
     if not settings.surveymonkey_access_token:
         raise ApiError("SURVEYMONKEY_ACCESS_TOKEN is needed to fetch responses", temporary=True)
-    url = f"{settings.surveymonkey_base_url}/v3/surveys/{survey_id}/responses/{response_id}/details"
+    # simple=true adds each answer's text (simple_text) beside its ids: what the coordinator reads and types
+    url = f"{settings.surveymonkey_base_url}/v3/surveys/{survey_id}/responses/{response_id}/details?simple=true"
     headers = {"Authorization": f"Bearer {settings.surveymonkey_access_token}"}
     try:
         async with session.get(url, headers=headers) as response:
@@ -69,16 +70,46 @@ async def fetch(session: aiohttp.ClientSession, settings, survey_id: str, respon
         raise ApiError("SurveyMonkey answered with something that is not JSON", temporary=True) from None
     if not isinstance(data, dict):
         raise ApiError("SurveyMonkey answered without a response object", temporary=False)
-    answers = {}
-    for question in _questions(data):
-        given = question.get("answers") if isinstance(question.get("answers"), list) else []
-        picked = [a.get("text") or a.get("choice_id") or a.get("row_id") for a in given if isinstance(a, dict)]
-        answers[str(question["id"])] = picked[0] if len(picked) == 1 else picked
+    answers, labels = answers_of(data)
     variables = data.get("custom_variables") if isinstance(data.get("custom_variables"), dict) else {}
     return ResponseEvent(platform=NAME, response_id=response_id, finished=data.get("response_status") == "completed",
                          token=text_or_none(variables.get("token")), answers=answers,
                          embedded={k: v for k, v in variables.items() if k != "token"},
-                         recorded_at=text_or_none(data.get("date_modified")))
+                         recorded_at=text_or_none(data.get("date_modified")), labels=labels)
+
+
+def answers_of(data: dict) -> tuple[dict, dict]:
+    """(answers, labels) of a response's details. A matrix keeps its rows (``QID_ROWID``), an "other" box
+    its text (``QID_other``); an answer is its text (``simple_text``, else the typed ``text``, else the choice
+    id), and its choice id is kept as its label so either can be matched."""
+    answers: dict[str, object] = {}
+    labels: dict[str, object] = {}
+    for question in _questions(data):
+        qid = str(question["id"])
+        given = [a for a in question.get("answers") or [] if isinstance(a, dict)] \
+            if isinstance(question.get("answers"), list) else []
+        for answer in given:
+            if answer.get("other_id") is not None:
+                key = f"{qid}_other"
+            elif answer.get("row_id") is not None and (answer.get("choice_id") is not None or answer.get("col_id")):
+                key = f"{qid}_{answer['row_id']}"
+            else:
+                key = qid
+            text = answer.get("simple_text") or answer.get("text") or answer.get("choice_id") or answer.get("row_id")
+            _add(answers, key, text)
+            if answer.get("choice_id") is not None:
+                _add(labels, key, answer["choice_id"])
+    return answers, labels
+
+
+def _add(holder: dict, key: str, value: object) -> None:
+    """One value as itself, several as a list (a multiple choice)."""
+    if key not in holder:
+        holder[key] = value
+    elif isinstance(holder[key], list):
+        holder[key].append(value)  # type: ignore[union-attr]
+    else:
+        holder[key] = [holder[key], value]
 
 
 def _questions(data: dict) -> list[dict]:
