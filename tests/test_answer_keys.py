@@ -90,3 +90,26 @@ def test_surveymonkey_answers_keep_their_text_rows_and_other_boxes():
     assert opted_in(wave(question="319352786", yes="sí, con gusto"), event)  # the answer text …
     assert opted_in(wave(question="319352786", yes="3057839051"), event)  # … or the choice id
     assert missing_required(wave(["319352787", "319352788"]), event) == []  # matrix rows count
+
+
+def test_typeform_keeps_other_text_and_score_variables():
+    import json
+
+    from surveybot.platforms import WebhookContext
+    from surveybot.platforms.typeform import receive, signature
+
+    body = json.dumps({"event_id": "01", "event_type": "form_response", "form_response": {
+        "form_id": "lT4Z3j", "token": "a3a12ec67a1365927098a606107fac15", "submitted_at": "2018-01-18T18:17:02Z",
+        "hidden": {"token": "tok-3"}, "calculated": {"score": 9},
+        "variables": [{"key": "score", "type": "number", "number": 4}, {"key": "tier", "type": "text", "text": "B"}],
+        "answers": [
+            {"type": "choices", "choices": {"labels": ["London", "Sydney"], "other": "Bogotá"},
+             "field": {"id": "PNe8ZKBK8C2Q", "type": "picture_choice"}},
+            {"type": "choice", "choice": {"other": "Quito"}, "field": {"id": "k6TP9oLGgHjl", "type": "multiple_choice"}},
+            {"type": "boolean", "boolean": True, "field": {"id": "gFFf3xAkJKsr", "type": "yes_no"}}]}}).encode()
+    context = WebhookContext({"survey_id": "lT4Z3j"}, "typeform-secret", None, 0)
+    event = receive(body, {"Typeform-Signature": signature("typeform-secret", body)}, "application/json", context)
+    assert event.answers["PNe8ZKBK8C2Q"] == ["London", "Sydney", "Bogotá"]
+    assert event.answers["k6TP9oLGgHjl"] == "Quito"
+    assert event.embedded == {"score": 4, "tier": "B"}  # the variables (the newer form) win over calculated
+    assert opted_in(wave(question="gFFf3xAkJKsr", yes="Sí"), event)

@@ -45,16 +45,33 @@ def receive(body: bytes, headers, content_type: str, context: WebhookContext) ->
                 answers[str(key)] = _value(answer)
     return ResponseEvent(platform=NAME, response_id=response_id, finished=event_type == "form_response",
                          token=text_or_none(hidden.get("token")), answers=answers,
-                         embedded={k: v for k, v in hidden.items() if k != "token"},
+                         embedded={**{k: v for k, v in hidden.items() if k != "token"}, **_scores(response)},
                          recorded_at=text_or_none(response.get("submitted_at") or response.get("landed_at")))
 
 
 def _value(answer: dict):
-    """The answer's value, found under the key its ``type`` names (``choice``/``choices`` hold labels)."""
+    """The answer's value, found under the key its ``type`` names: ``choice`` holds a label (or the text typed
+    in its "other" box), ``choices`` labels, and the "other" text after them."""
     kind = answer.get("type")
     if not isinstance(kind, str) or not kind:
         return None
     value = answer.get(kind)
-    if kind in ("choice", "choices") and isinstance(value, dict):
-        return value.get("label" if kind == "choice" else "labels", value.get("other"))
+    if kind == "choice" and isinstance(value, dict):
+        return value.get("label") or value.get("other")
+    if kind == "choices" and isinstance(value, dict):
+        labels = value.get("labels") if isinstance(value.get("labels"), list) else []
+        return [*labels, value["other"]] if value.get("other") else labels
     return value
+
+
+def _scores(response: dict) -> dict:
+    """The form's variables (a quiz's ``score``, any text variable) and the legacy ``calculated.score``."""
+    found: dict = {}
+    calculated = response.get("calculated")
+    if isinstance(calculated, dict) and isinstance(calculated.get("score"), (int, float)):
+        found["score"] = calculated["score"]
+    for variable in response.get("variables") or [] if isinstance(response.get("variables"), list) else []:
+        if isinstance(variable, dict) and isinstance(variable.get("key"), str) and variable.get("type") in (
+                "number", "text"):
+            found[variable["key"]] = variable.get(variable["type"])
+    return found
