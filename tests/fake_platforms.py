@@ -1,7 +1,7 @@
 """Local aiohttp servers that speak the survey platforms' documented APIs (the edge of the world).
 
 Qualtrics:    GET  /API/v3/surveys/{survey}/responses/{response}   (X-API-TOKEN)
-              POST /API/v3/eventsubscriptions                      (X-API-TOKEN)
+              POST/GET /API/v3/eventsubscriptions, DELETE …/{id}   (X-API-TOKEN; 403 for a non-administrator)
 SurveyMonkey: GET  /v3/surveys/{survey}/responses/{response}/details  (Authorization: Bearer)
 
 Responses are added by tests; failures can be scripted per response id (a list of statuses to answer
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 QUALTRICS_TOKEN = "qualtrics-test-token"
+QUALTRICS_NOT_ADMIN = "qualtrics-token-of-a-researcher"  # valid, but not a brand administrator's
 SURVEYMONKEY_TOKEN = "surveymonkey-test-token"
 
 
@@ -43,6 +44,8 @@ class FakePlatform:
         app = web.Application()
         app.router.add_get("/API/v3/surveys/{survey}/responses/{response}", self._qualtrics_response)
         app.router.add_post("/API/v3/eventsubscriptions", self._qualtrics_subscribe)
+        app.router.add_get("/API/v3/eventsubscriptions", self._qualtrics_subscriptions)
+        app.router.add_delete("/API/v3/eventsubscriptions/{id}", self._qualtrics_unsubscribe)
         app.router.add_get("/v3/surveys/{survey}/responses/{response}/details", self._surveymonkey_details)
         return app
 
@@ -70,12 +73,41 @@ class FakePlatform:
                        "displayedFields": list(self.qualtrics[response_id]), "displayedValues": {}},
             "meta": {"requestId": "req-1", "httpStatus": "200 - OK"}})
 
-    async def _qualtrics_subscribe(self, request: web.Request) -> web.Response:
+    def _qualtrics_refusal(self, request: web.Request) -> web.Response | None:
+        if request.headers.get("X-API-TOKEN") == QUALTRICS_NOT_ADMIN:  # a valid token of a non-administrator
+            return web.json_response({"meta": {"httpStatus": "403 - Forbidden", "error": {
+                "errorMessage": "You do not have permission to perform this action.", "errorCode": "AUTH_7.0"}}},
+                status=403)
         if request.headers.get("X-API-TOKEN") != QUALTRICS_TOKEN:
             return web.json_response({"meta": {"httpStatus": "401 - Unauthorized"}}, status=401)
-        self.subscriptions.append(await request.json())
-        return web.json_response({"result": {"id": f"SUB_{len(self.subscriptions)}"},
+        return None
+
+    async def _qualtrics_subscribe(self, request: web.Request) -> web.Response:
+        if (refusal := self._qualtrics_refusal(request)) is not None:
+            return refusal
+        body = await request.json()
+        self.subscriptions.append({**body, "id": f"SUB_{len(self.subscriptions) + 1}"})
+        return web.json_response({"result": {"id": self.subscriptions[-1]["id"]},
                                   "meta": {"httpStatus": "200 - OK", "requestId": "req-2"}})
+
+    async def _qualtrics_subscriptions(self, request: web.Request) -> web.Response:
+        """The documented list: result.elements (with ``encrypted``, ``scope``, ``successfulCalls``) and nextPage."""
+        if (refusal := self._qualtrics_refusal(request)) is not None:
+            return refusal
+        elements = [{"id": sub["id"], "scope": "citylab", "topics": sub["topics"],
+                     "publicationUrl": sub["publicationUrl"], "encrypted": bool(sub.get("encrypt")),
+                     "successfulCalls": 0} for sub in self.subscriptions]
+        return web.json_response({"result": {"elements": elements, "nextPage": None},
+                                  "meta": {"httpStatus": "200 - OK", "requestId": "req-3"}})
+
+    async def _qualtrics_unsubscribe(self, request: web.Request) -> web.Response:
+        if (refusal := self._qualtrics_refusal(request)) is not None:
+            return refusal
+        before = len(self.subscriptions)
+        self.subscriptions = [s for s in self.subscriptions if s["id"] != request.match_info["id"]]
+        if len(self.subscriptions) == before:
+            return web.json_response({"meta": {"httpStatus": "404 - Not Found"}}, status=404)
+        return web.json_response({"meta": {"httpStatus": "200 - OK", "requestId": "req-4"}})
 
     async def _surveymonkey_details(self, request: web.Request) -> web.Response:
         import time

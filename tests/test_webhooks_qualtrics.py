@@ -219,12 +219,21 @@ async def test_subscribe_registers_the_webhook_with_qualtrics(field, tmp_path, r
            "QUALTRICS_API_TOKEN": fake_platforms.QUALTRICS_TOKEN, "SURVEYBOT_BASE_URL": "https://survey.example.org"}
     result = await asyncio.to_thread(run_cli, "wave", "subscribe", "city", extra_env=env)
     assert result.returncode == 0, result.stderr
-    assert "SUB_1" in result.stdout
-    [subscription] = field.fake.subscriptions
-    assert subscription["topics"] == "surveyengine.completedResponse.SV_city"
-    assert subscription["publicationUrl"].startswith("https://survey.example.org/webhooks/qualtrics/city/")
+    assert "SUB_1" in result.stdout and "SUB_2" in result.stdout
+    assert [s["topics"] for s in field.fake.subscriptions] == ["surveyengine.completedResponse.SV_city",
+                                                               "surveyengine.partialResponse.SV_city"]
+    assert all(s["publicationUrl"].startswith("https://survey.example.org/webhooks/qualtrics/city/")
+               for s in field.fake.subscriptions)
+    again = await asyncio.to_thread(run_cli, "wave", "subscribe", "city", extra_env=env)
+    assert again.returncode == 0 and "already" in again.stdout and len(field.fake.subscriptions) == 2
     wrong = await asyncio.to_thread(run_cli, "wave", "subscribe", "city", extra_env={**env, "QUALTRICS_API_TOKEN": "bad"})
     assert wrong.returncode == 1 and "QUALTRICS_API_TOKEN" in wrong.stderr
+    researcher = await asyncio.to_thread(run_cli, "wave", "subscribe", "city",
+                                         extra_env={**env, "QUALTRICS_API_TOKEN": fake_platforms.QUALTRICS_NOT_ADMIN})
+    assert researcher.returncode == 1 and "brand administrator" in researcher.stderr
+    removed = await asyncio.to_thread(run_cli, "wave", "unsubscribe", "city", extra_env=env)
+    assert removed.returncode == 0 and "Removed 2 subscriptions" in removed.stdout
+    assert field.fake.subscriptions == []
 
 
 async def test_export_escapes_formulas(field, run_cli):

@@ -279,11 +279,8 @@ def close_(obj: Context, slug) -> None:
     click.echo(f"Closed {slug}.")
 
 
-@wave.command()
-@click.argument("slug")
-@pass_context
-def subscribe(obj: Context, slug) -> None:
-    """Register wave SLUG's webhook with Qualtrics (needs QUALTRICS_BASE_URL and QUALTRICS_API_TOKEN)."""
+def _qualtrics_call(obj: Context, slug: str, action: str):
+    """Run ``qualtrics.<action>(session, settings, …)`` for wave SLUG's webhook URL; (wave, result)."""
     import aiohttp
 
     from surveybot.platforms import ApiError, qualtrics
@@ -295,15 +292,43 @@ def subscribe(obj: Context, slug) -> None:
                            f"'surveybot wave status {slug}') in the platform's settings", field="platform")
     url = webhook_url(obj.settings.base_url, service_secret(obj.db, obj.settings.secret), wave_row)
 
-    async def register() -> str:
+    async def call():
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-            return await qualtrics.subscribe(session, obj.settings, wave_row["survey_id"], url)
+            if action == "subscribe":
+                return await qualtrics.subscribe(session, obj.settings, wave_row["survey_id"], url)
+            return await qualtrics.unsubscribe(session, obj.settings, url)
 
     try:
-        subscription = asyncio.run(register())
+        return wave_row, asyncio.run(call())
     except ApiError as exc:
-        raise InvalidInput(f"Qualtrics did not register the webhook: {exc}", field="subscribe") from None
-    click.echo(f"Subscribed {slug} to completed responses of {wave_row['survey_id']} (subscription {subscription}).")
+        raise InvalidInput(f"Qualtrics did not {action}: {exc}", field=action) from None
+
+
+@wave.command()
+@click.argument("slug")
+@pass_context
+def subscribe(obj: Context, slug) -> None:
+    """Register wave SLUG's webhook with Qualtrics for completed and partial responses.
+
+    Needs QUALTRICS_BASE_URL and the API token of a Qualtrics brand administrator (QUALTRICS_API_TOKEN);
+    a topic already registered for this wave is not registered twice.
+    """
+    wave_row, made = _qualtrics_call(obj, slug, "subscribe")
+    if made:
+        click.echo(f"Subscribed {slug} to completed and partial responses of {wave_row['survey_id']} "
+                   f"(subscriptions {', '.join(made)}).")
+    else:
+        click.echo(f"{slug} was subscribed already: nothing registered twice.")
+
+
+@wave.command()
+@click.argument("slug")
+@pass_context
+def unsubscribe(obj: Context, slug) -> None:
+    """Remove the Qualtrics subscriptions that deliver to wave SLUG's webhook."""
+    _, removed = _qualtrics_call(obj, slug, "unsubscribe")
+    click.echo(f"Removed {len(removed)} subscription{'s' if len(removed) != 1 else ''} of {slug}"
+               + (f" ({', '.join(removed)})." if removed else "."))
 
 
 @wave.command("list")

@@ -71,26 +71,75 @@ def event_from(response_id: str, response: object) -> ResponseEvent | None:
         labels={k: v for k, v in labels.items() if k.startswith("QID")})
 
 
-async def subscribe(session: aiohttp.ClientSession, settings, survey_id: str, publication_url: str) -> str:
-    """Register the wave's webhook for completed responses; returns the subscription id."""
+TOPICS = ("completedResponse", "partialResponse")  # a partial comes when Qualtrics closes an unfinished one
+
+
+class NotAdministrator(ApiError):
+    """The API token is valid but not a brand administrator's: event subscriptions are refused to it."""
+
+
+async def subscriptions(session: aiohttp.ClientSession, settings, publication_url: str) -> list[dict]:
+    """The event subscriptions that deliver to ``publication_url`` (the list is paged: nextPage)."""
+    url: str | None = f"{_base(settings)}/API/v3/eventsubscriptions"
+    found = []
+    while url:
+        data = await _call(session, "GET", url, settings.qualtrics_api_token, admin=True)
+        result = data.get("result") if isinstance(data, dict) else None
+        elements = result.get("elements") if isinstance(result, dict) else None
+        if not isinstance(elements, list):
+            raise ApiError("the Qualtrics API listed no result.elements", temporary=False)
+        found += [e for e in elements if isinstance(e, dict) and e.get("publicationUrl") == publication_url]
+        url = result.get("nextPage") if isinstance(result.get("nextPage"), str) else None
+    return found
+
+
+async def subscribe(session: aiohttp.ClientSession, settings, survey_id: str, publication_url: str) -> list[str]:
+    """Register the wave's webhook for completed and partial responses, each topic once: a topic already
+    subscribed for this URL is left as it is. Returns the new subscription ids."""
+    existing = {e.get("topics") for e in await subscriptions(session, settings, publication_url)}
+    made = []
+    for topic in TOPICS:
+        topics = f"surveyengine.{topic}.{survey_id}"
+        if topics in existing:
+            continue
+        body = {"topics": topics, "publicationUrl": publication_url, "encrypt": False}
+        data = await _call(session, "POST", f"{_base(settings)}/API/v3/eventsubscriptions",
+                           settings.qualtrics_api_token, json=body, admin=True)
+        result = data.get("result") if isinstance(data, dict) else None
+        if not isinstance(result, dict) or not result.get("id"):
+            raise ApiError("the Qualtrics API answered without a subscription id", temporary=False)
+        made.append(str(result["id"]))
+    return made
+
+
+async def unsubscribe(session: aiohttp.ClientSession, settings, publication_url: str) -> list[str]:
+    """Remove every subscription that delivers to ``publication_url``; returns their ids."""
+    removed = []
+    for element in await subscriptions(session, settings, publication_url):
+        await _call(session, "DELETE", f"{_base(settings)}/API/v3/eventsubscriptions/{element['id']}",
+                    settings.qualtrics_api_token, admin=True)
+        removed.append(str(element["id"]))
+    return removed
+
+
+def _base(settings) -> str:
     if not settings.qualtrics_base_url or not settings.qualtrics_api_token:
-        raise ApiError("QUALTRICS_BASE_URL and QUALTRICS_API_TOKEN are needed to subscribe", temporary=False)
-    body = {"topics": f"surveyengine.completedResponse.{survey_id}", "publicationUrl": publication_url,
-            "encrypt": False}
-    data = await _call(session, "POST", f"{settings.qualtrics_base_url}/API/v3/eventsubscriptions",
-                       settings.qualtrics_api_token, json=body)
-    result = data.get("result") if isinstance(data, dict) else None
-    if not isinstance(result, dict) or not result.get("id"):
-        raise ApiError("the Qualtrics API answered without a subscription id", temporary=False)
-    return str(result["id"])
+        raise ApiError("QUALTRICS_BASE_URL and QUALTRICS_API_TOKEN are needed to manage subscriptions",
+                       temporary=False)
+    return settings.qualtrics_base_url
 
 
-async def _call(session: aiohttp.ClientSession, method: str, url: str, token: str, **kwargs) -> dict:
+async def _call(session: aiohttp.ClientSession, method: str, url: str, token: str, *, admin: bool = False,
+                **kwargs) -> dict:
     try:
         async with session.request(method, url, headers={"X-API-TOKEN": token}, **kwargs) as response:
             if response.status == 429 or response.status >= 500:
                 raise ApiError(f"Qualtrics answered {response.status}", temporary=True,
                                retry_after=_retry_after(response.headers.get("Retry-After")))
+            if response.status == 403 and admin:
+                raise NotAdministrator("Qualtrics refused (403): event subscriptions can only be made with a brand "
+                                       "administrator's API token; ask your Qualtrics brand administrator to run "
+                                       "'wave subscribe' with theirs", temporary=False)
             if response.status in (401, 403):
                 raise ApiError(f"Qualtrics refused the API token ({response.status}); check QUALTRICS_API_TOKEN",
                                temporary=True)
