@@ -31,6 +31,8 @@ DEFAULTS: dict[str, str] = {
     "SURVEYMONKEY_BASE_URL": "https://api.surveymonkey.com",
     "SURVEYBOT_INTERVIEW_NUDGE_AFTER": "4d",
     "SURVEYBOT_INTERVIEW_EXPIRE_AFTER": "14d",
+    "SURVEYBOT_FETCH_GRACE": "15m",
+    "SURVEYBOT_FETCH_GIVE_UP": "48h",
 }
 
 # Every setting surveybot reads, with a one-line meaning (the README's table is checked against it).
@@ -40,7 +42,8 @@ DOCUMENTED: dict[str, str] = {
     "SURVEYBOT_FROM": "sender of every e-mail",
     "SURVEYBOT_FROM_ES": "sender of e-mail in Spanish, e.g. 'Equipo de la encuesta <survey@example.org>' (default: SURVEYBOT_FROM)",
     "SURVEYBOT_BASE_URL": "public URL used in links (unsubscribe, booking)",
-    "SURVEYBOT_SECRET": "key for signed links; generated into the database on first run if unset",
+    "SURVEYBOT_SECRET": "key for signed links; if unset, generated on first run into the file beside the database "
+                        "(SURVEYBOT_DB + '.secret', readable by its owner only), never into the database",
     "SURVEYBOT_SEND_RATE": "messages per second at most",
     "SURVEYBOT_TEMPLATES": "folder whose e-mail templates override the built-in ones of the same name",
     "SURVEYBOT_REPLY_TO": "address replies go to; also offered as a mailto: unsubscribe",
@@ -55,6 +58,8 @@ DOCUMENTED: dict[str, str] = {
     "SURVEYMONKEY_BASE_URL": "SurveyMonkey API URL",
     "SURVEYBOT_INTERVIEW_NUDGE_AFTER": "after an invitation to book an interview, when to remind those who have not",
     "SURVEYBOT_INTERVIEW_EXPIRE_AFTER": "after an invitation to book an interview, when the booking link expires",
+    "SURVEYBOT_FETCH_GRACE": "a response the platform does not know yet is asked for again during this time after its event",
+    "SURVEYBOT_FETCH_GIVE_UP": "a response that cannot be fetched is given up after this long (never before the wave closes)",
 }
 
 
@@ -97,6 +102,8 @@ class Settings:
     surveymonkey_base_url: str = "https://api.surveymonkey.com"
     interview_nudge_after: float = 4 * 86400
     interview_expire_after: float = 14 * 86400
+    fetch_grace: float = 15 * 60
+    fetch_give_up: float = 48 * 3600
 
 
 def load_settings(environ: Mapping[str, str] | None = None, env_file: str | os.PathLike | None = ".env") -> Settings:
@@ -136,6 +143,8 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | os.P
         interview_nudge_after=_duration("SURVEYBOT_INTERVIEW_NUDGE_AFTER", get("SURVEYBOT_INTERVIEW_NUDGE_AFTER")),
         interview_expire_after=_duration("SURVEYBOT_INTERVIEW_EXPIRE_AFTER",
                                          get("SURVEYBOT_INTERVIEW_EXPIRE_AFTER")),
+        fetch_grace=_duration("SURVEYBOT_FETCH_GRACE", get("SURVEYBOT_FETCH_GRACE")),
+        fetch_give_up=_duration("SURVEYBOT_FETCH_GIVE_UP", get("SURVEYBOT_FETCH_GIVE_UP")),
     )
 
 

@@ -39,6 +39,7 @@ from surveybot.interviews.messages import InterviewMessages
 from surveybot.mail.compose import Composer
 from surveybot.mail.render import INTERVIEW_KINDS
 from surveybot.mail.transports import PermanentFailure, TemporaryFailure
+from surveybot.ratelimit import RateLimiter
 from surveybot.suppressions import suppress, suppressed_among
 from surveybot.waves import plan_version, waves_by_id
 
@@ -47,21 +48,6 @@ BATCH_PER_CONNECTION = 32  # messages claimed per connection at once (a crash re
 # After a stop, how long outcomes of messages already sent may wait for a busy database before they are given
 # up (and those messages, still ``sending``, go out again at the next start).
 RECORD_GRACE_S = 60.0
-
-
-class RateLimiter:
-    """Spaces sends ``1/rate`` seconds apart (no bursts), shared by all connections."""
-
-    def __init__(self, rate: float) -> None:
-        self.interval = 1.0 / rate
-        self.next_slot = time.monotonic()
-
-    async def wait(self) -> None:
-        now = time.monotonic()
-        slot = max(self.next_slot, now)
-        self.next_slot = slot + self.interval
-        if slot - now > 0.001:  # below a millisecond a sleep costs more than it spaces
-            await asyncio.sleep(slot - now)
 
 
 class Batch:

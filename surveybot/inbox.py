@@ -3,7 +3,9 @@
 The web handler only writes a row (unique per platform, response id and event, so a retried delivery adds
 nothing) and answers 200 at once; a slow or failing API never makes the platform time out. The worker
 fetches each response, records it, and retries API failures with growing delays (or the platform's
-``Retry-After``) up to ``max_attempts``. Rows hold ids only: no answer is stored before it is judged.
+``Retry-After`` and the platform's own rate-limit headers) until ``give_up`` has passed and the wave has
+closed. A failed row is tried again when the platform delivers the notification again, or on ``responses
+retry``. Rows hold ids only: no answer is stored before it is judged.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ import aiohttp
 from sqlite_utils import Database
 
 from surveybot import responses
-from surveybot.clock import iso, utcnow
+from surveybot.clock import iso, parse_stored, utcnow
+from surveybot.ratelimit import RateLimiter
 from surveybot.db import is_busy, retry_busy, transaction
 from surveybot.platforms import ApiError, FetchNeeded, ResponseEvent, qualtrics, surveymonkey
 from surveybot.waves import waves_by_id
 
 log = logging.getLogger("surveybot.inbox")
+SURVEYMONKEY_CALLS_PER_S = 1.9  # its apps may make 120 calls a minute
 FETCHERS = {"qualtrics": qualtrics.fetch, "surveymonkey": surveymonkey.fetch}
 
 
@@ -41,8 +45,30 @@ def add_many(db: Database, items: list[tuple[int, FetchNeeded]], now: datetime) 
                 "INSERT OR IGNORE INTO webhook_inbox (wave_id, platform, survey_id, response_id, event, due_at, "
                 "received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [wave_id, need.platform, need.survey_id, need.response_id, need.event, stamp, stamp])
+            if cursor.rowcount == 0:  # delivered again: a row that had failed is worth another try
+                cursor = db.conn.execute(
+                    "UPDATE webhook_inbox SET state = 'pending', attempts = 0, due_at = ?, received_at = ? "
+                    "WHERE platform = ? AND response_id = ? AND event = ? AND state = 'failed'",
+                    [stamp, stamp, need.platform, need.response_id, need.event])
             added.append(cursor.rowcount == 1)
     return added
+
+
+def requeue_failed(db: Database, wave_id: int, now: datetime) -> int:
+    """``responses retry``: every failed fetch of the wave is tried again, its clock started anew."""
+    with transaction(db):
+        return db.execute("UPDATE webhook_inbox SET state = 'pending', attempts = 0, due_at = ?, received_at = ? "
+                          "WHERE wave_id = ? AND state = 'failed'", [iso(now), iso(now), wave_id]).rowcount
+
+
+def failures(db: Database, wave_id: int, limit: int = 20) -> tuple[int, list[dict]]:
+    """How many of the wave's fetches failed, and why (the latest first)."""
+    count = db.execute("SELECT count(*) FROM webhook_inbox WHERE wave_id = ? AND state = 'failed'",
+                       [wave_id]).fetchone()[0]
+    rows = list(db.query("SELECT response_id, event, last_error AS error, processed_at FROM webhook_inbox "
+                         "WHERE wave_id = ? AND state = 'failed' ORDER BY processed_at DESC LIMIT ?",
+                         [wave_id, limit]))
+    return count, rows
 
 
 class Intake:
@@ -112,11 +138,15 @@ class InboxWorker:
     stream of webhooks can never starve it. When none arrive it runs flat out."""
 
     def __init__(self, db: Database, settings, session: aiohttp.ClientSession, *, retry_delay: float = 5.0,
-                 max_attempts: int = 10, concurrency: int = 16, poll: float = 1.0, yield_factor: float = 4.0,
+                 concurrency: int = 16, poll: float = 1.0, yield_factor: float = 4.0,
+                 grace: float = 15 * 60, give_up: float = 48 * 3600, longest_wait: float = 3600,
                  clock: Callable[[], datetime] = utcnow) -> None:
         self.db, self.settings, self.session = db, settings, session
-        self.retry_delay, self.max_attempts, self.concurrency = retry_delay, max_attempts, concurrency
+        self.retry_delay, self.concurrency = retry_delay, concurrency
         self.poll, self.yield_factor, self.clock = poll, yield_factor, clock
+        self.grace, self.give_up, self.longest_wait = grace, give_up, longest_wait
+        self.pace = {"surveymonkey": RateLimiter(SURVEYMONKEY_CALLS_PER_S)}
+        self._refused: set[int] = set()
         self._wake = asyncio.Event()
         self._stopping = False
         self.waiting_for_db = False
@@ -201,20 +231,39 @@ class InboxWorker:
         fetch = FETCHERS.get(row["platform"])
         if fetch is None or wave is None:
             return None
+        if (pace := self.pace.get(row["platform"])) is not None:
+            await pace.wait()  # SurveyMonkey allows 120 calls a minute: stay under it
         return await fetch(self.session, self.settings, row["survey_id"], row["response_id"])
 
+    def _say_refused(self, row: dict, error: ApiError) -> None:
+        """One clear line per wave while the platform refuses the token (not one per response per try)."""
+        if row["wave_id"] not in self._refused:
+            self._refused.add(row["wave_id"])
+            log.error("wave %s: %s; its responses wait until the token works", row["wave_id"], error)
+
     def _settle(self, row: dict, wave: dict | None, result) -> str | None:
-        """Write what became of one row; returns the response's outcome when it was recorded."""
+        """Write what became of one row; returns the response's outcome when it was recorded.
+
+        Giving up is a matter of time, not of a count: a temporary failure (429, 5xx, a timeout, a refused
+        token) is tried again — after the platform's own wait when it says one — until ``give_up`` has passed
+        since the notification *and* the wave has closed. A "no such response" within ``grace`` of the event
+        is tried again too: the response may not be readable yet."""
         now = self.clock()
         if result is None:
             finish(self.db, row["id"], "failed", "no fetcher or no wave", now)
         elif isinstance(result, ApiError):
-            if not result.temporary or row["attempts"] >= self.max_attempts:
+            age = (now - parse_stored(row["received_at"])).total_seconds()
+            closed = wave is not None and (wave["state"] == "closed" or (
+                wave["closes_at"] is not None and parse_stored(wave["closes_at"]) <= now))
+            worth_trying = result.temporary or (result.not_found and age < self.grace)
+            if not worth_trying or (age >= self.give_up and closed):
                 finish(self.db, row["id"], "failed", str(result), now)
                 log.warning("response %s not fetched: %s", row["response_id"], result)
             else:
+                if result.refused:
+                    self._say_refused(row, result)
                 delay = (result.retry_after if result.retry_after is not None
-                         else self.retry_delay * 2 ** (row["attempts"] - 1))
+                         else min(self.longest_wait, self.retry_delay * 2 ** (row["attempts"] - 1)))
                 retry(self.db, row["id"], str(result), now + timedelta(seconds=delay))
         elif isinstance(result, BaseException):
             raise result

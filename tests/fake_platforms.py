@@ -25,6 +25,9 @@ class FakePlatform:
     surveymonkey: dict[str, dict] = field(default_factory=dict)  # response id → details object
     failures: dict[str, list[int]] = field(default_factory=dict)  # response id → statuses to answer first
     retry_after: str = "1"
+    # SurveyMonkey's daily quota spent: its 429 carries no Retry-After, only its rate-limit headers saying
+    # how many seconds remain until 00:00 GMT (documented as X-Ratelimit-App-Global-Day-*)
+    surveymonkey_day_reset: int | None = None
     requests: list[tuple[str, str, float]] = field(default_factory=list)  # (method, path, monotonic time)
     subscriptions: list[dict] = field(default_factory=list)
     url: str = ""
@@ -49,11 +52,20 @@ class FakePlatform:
         app.router.add_get("/v3/surveys/{survey}/responses/{response}/details", self._surveymonkey_details)
         return app
 
-    def _failure(self, response_id: str) -> web.Response | None:
+    def _failure(self, response_id: str, platform: str = "qualtrics") -> web.Response | None:
         pending = self.failures.get(response_id)
         if pending:
             status = pending.pop(0)
             headers = {"Retry-After": self.retry_after} if status == 429 else {}
+            if status == 429 and platform == "surveymonkey" and self.surveymonkey_day_reset is not None:
+                headers = {"X-Ratelimit-App-Global-Day-Limit": "500", "X-Ratelimit-App-Global-Day-Remaining": "0",
+                           "X-Ratelimit-App-Global-Day-Reset": str(self.surveymonkey_day_reset),
+                           "X-Ratelimit-App-Global-Minute-Limit": "120",
+                           "X-Ratelimit-App-Global-Minute-Remaining": "119",
+                           "X-Ratelimit-App-Global-Minute-Reset": "41"}
+                return web.json_response({"error": {"id": "1040", "name": "Rate limit reached",
+                                                     "message": "Too many requests were made, try again later.",
+                                                     "http_status_code": 429}}, status=429, headers=headers)
             return web.json_response({"meta": {"httpStatus": str(status)}}, status=status, headers=headers)
         return None
 
@@ -116,7 +128,7 @@ class FakePlatform:
         if request.headers.get("Authorization") != f"Bearer {SURVEYMONKEY_TOKEN}":
             return web.json_response({"error": {"id": "1011", "name": "Authorization Error"}}, status=401)
         response_id = request.match_info["response"]
-        if (failure := self._failure(response_id)) is not None:
+        if (failure := self._failure(response_id, "surveymonkey")) is not None:
             return failure
         if response_id not in self.surveymonkey:
             return web.json_response({"error": {"id": "1020", "name": "Resource Not Found"}}, status=404)

@@ -215,7 +215,7 @@ async def field_for(platform: str, tmp_path: Path, mail_sink):
         settings = settings_for(tmp_path, mail_sink.url, SURVEYMONKEY_API_KEY=SM_API_KEY,
                                 SURVEYMONKEY_API_SECRET=SM_API_SECRET,
                                 SURVEYMONKEY_ACCESS_TOKEN=fake_platforms.SURVEYMONKEY_TOKEN,
-                                SURVEYMONKEY_BASE_URL=fake.url)
+                                SURVEYMONKEY_BASE_URL=fake.url, SURVEYBOT_FETCH_GRACE="1s")
         import_rows(settings, CONTACTS)
         db = open_db(settings.db_path)
         spec = WAVES[platform]
@@ -616,7 +616,9 @@ async def test_surveymonkey_response_unknown_to_the_api_fails_and_stores_nothing
     assert (await sm.surveymonkey(surveymonkey_body(rid)))[:3] == (200, "application/json", {"status": "queued"})
     await wait_until(lambda: sm.count("SELECT count(*) FROM webhook_inbox WHERE state = 'failed'") == 1,
                      what="the notification given up")
-    assert sm.db.execute("SELECT response_id, attempts FROM webhook_inbox").fetchall() == [(rid, 1)]
+    # asked for again while the grace after the event lasted (it might not have been readable yet), then given up
+    [(response_id, attempts)] = sm.db.execute("SELECT response_id, attempts FROM webhook_inbox").fetchall()
+    assert response_id == rid and attempts >= 2
     assert sm.snapshot()[:3] == (0, 0, 0)
     assert sm.completed() == set()
     await asyncio.sleep(0.3)

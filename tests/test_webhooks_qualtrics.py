@@ -54,7 +54,7 @@ async def field(tmp_path, mail_sink):
     fake = fake_platforms.FakePlatform()
     runner = await fake_platforms.start(fake)
     settings = settings_for(tmp_path, mail_sink.url, QUALTRICS_BASE_URL=fake.url,
-                            QUALTRICS_API_TOKEN=fake_platforms.QUALTRICS_TOKEN)
+                            QUALTRICS_API_TOKEN=fake_platforms.QUALTRICS_TOKEN, SURVEYBOT_FETCH_GRACE="1s")
     import_rows(settings, CONTACTS)
     db = open_db(settings.db_path)
     waves.create_wave(db, waves.WaveSpec(

@@ -12,7 +12,23 @@ from surveybot.cli.common import Context, pass_context
 
 @click.group("responses")
 def responses_group() -> None:
-    """Export responses."""
+    """Export responses; fetch again those that could not be fetched."""
+
+
+@responses_group.command()
+@click.argument("slug")
+@pass_context
+def retry(obj: Context, slug: str) -> None:
+    """Queue again every response of wave SLUG whose fetch from the platform failed (see 'wave status').
+
+    'surveybot serve' fetches them within seconds; each gets the full time to succeed again.
+    """
+    from surveybot import inbox
+    from surveybot.clock import utcnow
+
+    wave = waves.get_wave(obj.db, slug)
+    count = inbox.requeue_failed(obj.db, wave["id"], utcnow())
+    click.echo(f"Queued {count} response{'s' if count != 1 else ''} of {slug} to be fetched again.")
 
 
 @responses_group.command()

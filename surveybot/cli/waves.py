@@ -74,10 +74,12 @@ def wave() -> None:
 @click.option("--interview-yes", default="", help="The answer to that question that means yes.")
 @click.option("--require", "required", multiple=True, help="A question id a complete response must answer "
               "(repeatable).")
+@click.option("--share-status-with-networks", "share", is_flag=True, help="Show partner networks which of their "
+              "contacts answered (default: counts only, those under 5 hidden).")
 @pass_context
 def create(obj: Context, slug, title, platform, survey_id, survey_url, survey_url_es, title_es, close_at_end_of_day,
            zone, send_window, send_days, start, reminders, close_after, networks, interview_question, interview_yes,
-           required) -> None:
+           required, share) -> None:
     """Create the wave SLUG (a draft until launched).
 
     Durations are a number and a unit: 30s, 15m, 2h, 14d.
@@ -93,7 +95,8 @@ def create(obj: Context, slug, title, platform, survey_id, survey_url, survey_ur
                           survey_url_es=survey_url_es, start=start_at, reminders=reminders, close_after=close_after,
                           networks=networks, interview_question=interview_question, interview_yes=interview_yes,
                           required=required, title_es=title_es, close_at_end_of_day=close_at_end_of_day,
-                          timezone=zone, send_window=send_window, send_days=send_days)
+                          timezone=zone, send_window=send_window, send_days=send_days,
+                          share_status_with_networks=share)
     created = waves.create_wave(obj.new_db, spec, now)
     plan = ", ".join(format_duration(r) for r in reminders) or "none"
     click.echo(f"Created wave {created['slug']} (draft): starts {start_at.isoformat() if start_at else 'at launch'}, "
@@ -304,6 +307,20 @@ def _qualtrics_call(obj: Context, slug: str, action: str):
         raise InvalidInput(f"Qualtrics did not {action}: {exc}", field=action) from None
 
 
+@wave.command("set")
+@click.argument("slug")
+@click.option("--share-status-with-networks/--no-share-status-with-networks", "share", default=None,
+              help="Whether partner networks see which of their contacts answered.")
+@pass_context
+def set_(obj: Context, slug, share: bool | None) -> None:
+    """Change settings of wave SLUG that may change while it runs."""
+    if share is None:
+        raise click.UsageError("name a setting to change, e.g. --share-status-with-networks")
+    changed = waves.set_sharing(obj.db, slug, share)
+    click.echo(f"Wave {slug}: partner networks {'see' if changed['share_status_with_networks'] else 'do not see'} "
+               f"which of their contacts answered.")
+
+
 @wave.command()
 @click.argument("slug")
 @pass_context
@@ -381,6 +398,11 @@ def status(obj: Context, slug, as_json) -> None:
         click.echo("Queued messages go out (each recipient's send window, UTC):")
         for slot in report["release_times"][:12]:
             click.echo(f"  {slot['at'].replace('T', ' ')}  {slot['messages']:>6}")
+    if report["intake_failed"]:
+        click.echo(f"Responses that could not be fetched: {report['intake_failed']} "
+                   f"('surveybot responses retry {slug}' tries them again)")
+        for failure in report["intake_errors"][:5]:
+            click.echo(f"  {failure['response_id']}: {shown(failure['error'])}")
     if report["skipped_outside_window"]:
         click.echo(f"Not sent, the recipient's window opening only after the close: {report['skipped_outside_window']}")
     click.echo(f"Webhook URL: {report['webhook_url']}")

@@ -142,9 +142,9 @@ async def _call(session: aiohttp.ClientSession, method: str, url: str, token: st
                                        "'wave subscribe' with theirs", temporary=False)
             if response.status in (401, 403):
                 raise ApiError(f"Qualtrics refused the API token ({response.status}); check QUALTRICS_API_TOKEN",
-                               temporary=True)
+                               temporary=True, refused=True)
             if response.status == 404:
-                raise ApiError("Qualtrics knows no such response (404)", temporary=False)
+                raise ApiError("Qualtrics knows no such response (404)", temporary=False, not_found=True)
             if response.status >= 400:
                 raise ApiError(f"Qualtrics answered {response.status}", temporary=False)
             return await response.json(content_type=None)

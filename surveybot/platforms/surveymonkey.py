@@ -58,9 +58,12 @@ async def fetch(session: aiohttp.ClientSession, settings, survey_id: str, respon
         async with session.get(url, headers=headers) as response:
             if response.status == 429 or response.status >= 500:
                 raise ApiError(f"SurveyMonkey answered {response.status}", temporary=True,
-                               retry_after=_seconds(response.headers.get("Retry-After")))
+                               retry_after=_wait(response.headers))
             if response.status in (401, 403):
-                raise ApiError(f"SurveyMonkey refused the access token ({response.status})", temporary=True)
+                raise ApiError(f"SurveyMonkey refused the access token ({response.status}); check "
+                               f"SURVEYMONKEY_ACCESS_TOKEN", temporary=True, refused=True)
+            if response.status == 404:
+                raise ApiError("SurveyMonkey knows no such response (404)", temporary=False, not_found=True)
             if response.status >= 400:
                 raise ApiError(f"SurveyMonkey answered {response.status}", temporary=False)
             data = await response.json(content_type=None)
@@ -122,6 +125,21 @@ def _questions(data: dict) -> list[dict]:
             if isinstance(question, dict) and isinstance(question.get("id"), (str, int)):
                 found.append(question)
     return found
+
+
+def _wait(headers) -> float | None:
+    """How long to wait after a 429: ``Retry-After`` if given; else, since SurveyMonkey sends none, its own
+    rate-limit headers — the seconds until the exhausted quota (the minute's, or the day's at 00:00 GMT)
+    comes back."""
+    given = _seconds(headers.get("Retry-After"))
+    if given is not None:
+        return given
+    for span in ("Day", "Minute"):
+        if headers.get(f"X-Ratelimit-App-Global-{span}-Remaining", "").strip() == "0":
+            reset = _seconds(headers.get(f"X-Ratelimit-App-Global-{span}-Reset"))
+            if reset is not None:
+                return reset + 1
+    return None
 
 
 def _seconds(value: str | None) -> float | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlite_utils import Database
 
-from surveybot import outbox, responses
+from surveybot import inbox, outbox, responses
 from surveybot.platforms.signed import whsec
 from surveybot.platforms.urls import webhook_signing_secret, webhook_url
 from surveybot.waves import next_step
@@ -50,7 +50,13 @@ def wave_status(db: Database, wave: dict, secret: str, base_url: str) -> dict:
         "launched_at": wave["launched_at"],
         "closes_at": wave["closes_at"],
         **outbox.release_times(db, wave["id"]),
+        **_intake(db, wave),
     }
+
+
+def _intake(db: Database, wave: dict) -> dict:
+    failed, why = inbox.failures(db, wave["id"])
+    return {"intake_failed": failed, "intake_errors": why}
 
 
 def _signing(secret: str, wave: dict) -> dict:

@@ -168,7 +168,8 @@ def create_app(settings: Settings, *, check_every: float = 1.0, poll: float = 0.
     async def responses_inbox(app: web.Application):
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
             app[HTTP] = session
-            worker = InboxWorker(app[DB], settings, session, poll=poll * 2)
+            worker = InboxWorker(app[DB], settings, session, poll=poll * 2, grace=settings.fetch_grace,
+                                 give_up=settings.fetch_give_up)
             worker.on_recorded = lambda outcome: app[DISPATCHER].wake()
             app[INBOX] = worker
             task = asyncio.create_task(supervise("inbox", worker.run, app[HEALTH], lambda: worker.stopping),
