@@ -16,8 +16,9 @@ from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined,
 from markupsafe import Markup
 
 from surveybot.errors import InvalidInput
+from surveybot.resources import template_folder
 
-BUILTIN = Path(__file__).resolve().parent.parent.parent / "templates" / "email"
+BUILTIN = template_folder("email")  # in the installed package, or templates/email of a checkout
 KINDS = ("invitation", "reminder", "final_reminder", "thank_you")
 INTERVIEW_KINDS = ("interview_invite", "interview_nudge", "interview_confirmed", "interview_cancelled",
                    "interview_soon")

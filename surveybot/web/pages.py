@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from multidict import MultiDictProxy
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from surveybot.resources import template_folder
 from surveybot.web.keys import PAGES
 
-FOLDER = Path(__file__).resolve().parent.parent.parent / "templates" / "web"
+FOLDER = template_folder("web")  # pages and static/: in the installed package, or templates/web of a checkout
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; script-src 'self'; "
                                "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
