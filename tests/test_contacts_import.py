@@ -799,3 +799,47 @@ def test_suppressed_address_is_counted_on_import(tmp_path, db):
     assert report.suppressed == 1 and report.imported == 2
     assert sql(tmp_path, "SELECT email, kind, reason FROM suppressions") == [("ana@x.example.org", "opt_out",
                                                                              "asked")]
+
+
+# ------------------------------------------------------------------------ UTF-16 without a byte order mark
+
+CJK_ROWS = [
+    ("wang@bj.cn", "王小明", "北京市", "中华人民共和国", "对外联络办公室国际合作处处长"),
+    ("sato@yk.jp", "佐藤花子", "横浜市", "日本国", "国際局国際政策課担当課長補佐"),
+    ("kim@sl.kr", "김민준", "서울특별시", "대한민국", "국제관계대사실국제협력담당관"),
+]
+CJK_NOTES = {"备注": "市政府外事办公室负责城市外交与国际交流合作事务的主要联系人员",  # extra columns: attributes
+             "説明": "姉妹都市提携と国際会議の窓口を務める担当者で調査への協力を依頼済み"}
+
+
+@pytest.mark.parametrize("delimiter", [",", "\t"], ids=["comma", "tab"])
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_bom_mostly_cjk_imports(tmp_path, db, encoding, delimiter):
+    lines = [delimiter.join(["Email", "Name", "City", "Country", "Position", *CJK_NOTES])]
+    lines += [delimiter.join([*row, *CJK_NOTES.values()]) for row in CJK_ROWS]
+    data = ("\r\n".join(lines) + "\r\n").encode(encoding)
+    units = [data[i:i + 2] for i in range(0, len(data), 2)]
+    assert sum(0 in unit for unit in units) < 0.3 * len(units)  # most code units have no zero byte at all
+    report = import_contacts(db, write(tmp_path, "asia.csv", data), "Citynet")
+    assert counts(report) == {"rows": 3, "imported": 3, "updated": 0, "duplicates": 0, "conflicts": 0,
+                              "rejected": 0}
+    assert report.as_json()["encoding"] == {"utf-16-le": "UTF-16LE", "utf-16-be": "UTF-16BE"}[encoding]
+    stored = sql(tmp_path, "SELECT email, name, city, country, position, attributes FROM contacts ORDER BY id")
+    assert [(*row[:5], json.loads(row[5])) for row in stored] == [(*row, CJK_NOTES) for row in CJK_ROWS]
+
+
+@pytest.mark.parametrize("kind", ["counters", "random-even", "text-with-a-stray-zero-byte"])
+def test_binary_that_is_not_utf16_text_is_still_refused(tmp_path, db, kind):
+    rng = random.Random(7)
+    if kind == "counters":  # 16-bit samples: every unit decodes, as control characters
+        data = b"".join(rng.randrange(0, 32).to_bytes(2, "little") for _ in range(4000))
+    elif kind == "random-even":
+        data = bytes(rng.randrange(256) if i % 2 else 0 for i in range(8000)) + rng.randbytes(4000)
+    else:
+        text = "email,name,city\r\n" + "".join(f"p{i}@x.example.org,Person {i},Lima\r\n" for i in range(50))
+        data = text.encode()[:300] + b"\x00" + text.encode()[300:]
+    before = table_counts(tmp_path)
+    with pytest.raises(FileRefused) as refused:
+        import_contacts(db, write(tmp_path, "data.csv", data), "Metropolis")
+    assert "binary" in str(refused.value)
+    assert table_counts(tmp_path) == before

@@ -1,4 +1,4 @@
-"""``surveybot contacts …``: import partner lists, list contacts, suppress addresses."""
+"""``surveybot contacts …``: import partner lists, list contacts, choose a contact's values, suppress."""
 
 from __future__ import annotations
 
@@ -6,9 +6,13 @@ from pathlib import Path
 
 import click
 
+from surveybot.addresses import InvalidAddress, normalise_email
 from surveybot.cli.common import Context, json_option, pass_context, print_json, progress_bar, shown
 from surveybot.contacts import store
+from surveybot.contacts.fields import FIELDS
 from surveybot.contacts.importer import ImportReport, import_contacts
+from surveybot.contacts.merge import use_values
+from surveybot.errors import InvalidInput
 from surveybot.suppressions import suppress as suppress_address
 
 SHOWN = 20  # rows of each list printed in the human summary (--json has them all)
@@ -16,7 +20,7 @@ SHOWN = 20  # rows of each list printed in the human summary (--json has them al
 
 @click.group()
 def contacts() -> None:
-    """Import, list and suppress contacts."""
+    """Import, list and suppress contacts; choose which network's values a contact uses."""
 
 
 @contacts.command("import")
@@ -31,8 +35,10 @@ def import_(obj: Context, file: Path, network: str, dry_run: bool, as_json: bool
     The encoding (UTF-8, UTF-16, Windows-1252) and delimiter (comma, semicolon, tab) are detected.
     Columns are matched by their header (email/E-mail/Correo, name or first + last name, city, country,
     region, language, position/role/title, timezone); other columns are kept as attributes. Each
-    address becomes one contact however many networks list it. Rows that cannot be used are reported
-    with their row number (as a spreadsheet shows it), field and reason; the other rows are imported.
+    address becomes one contact however many networks list it; each network's own values are kept as its
+    listing. A later list fills blank fields and reports values that differ as conflicts. Rows that cannot
+    be used are reported with their row number (as a spreadsheet shows it), field and reason; the other rows
+    are imported.
     """
     with progress_bar(f"Importing {file.name}", file.stat().st_size) as progress:
         report = import_contacts(obj.new_db, file, network, dry_run=dry_run, progress=progress)
@@ -73,18 +79,23 @@ def _print_report(report: ImportReport) -> None:
 @json_option
 @pass_context
 def list_(obj: Context, network: str | None, as_json: bool) -> None:
-    """List contacts with the networks that listed them."""
+    """List contacts with the networks that listed them.
+
+    The values shown are those used in e-mail; "values" says where they come from (merged: the first
+    listing's, blanks filled by later ones; or the network chosen with 'contacts use'). --json adds
+    "values_from" ('' when merged) and "listings": each network's own values.
+    """
     rows = store.list_contacts(obj.db, network)
     if as_json:
         keys = ("email", "name", "city", "country", "region", "language", "position", "timezone", "networks",
-                "suppressed", "attributes")
+                "suppressed", "attributes", "values_from", "listings")
         print_json({"contacts": [{k: row[k] for k in keys} for row in rows]})
         return
     if not rows:
         click.echo("No contacts" + (f" listed by {network}." if network else " yet: import a list with "
                                     "'surveybot contacts import FILE --network NAME'."))
         return
-    columns = ("email", "name", "city", "country", "language", "networks", "status")
+    columns = ("email", "name", "city", "country", "language", "networks", "values", "status")
     table = [[shown(_cell(r, c)) for c in columns] for r in rows]
     widths = [min(40, max(len(c), *(len(line[i]) for line in table))) for i, c in enumerate(columns)]
     for line in [[c.upper() for c in columns], *table]:
@@ -95,9 +106,47 @@ def list_(obj: Context, network: str | None, as_json: bool) -> None:
 def _cell(row: dict, column: str) -> str:
     if column == "networks":
         return ", ".join(row["networks"])
+    if column == "values":
+        return row["values_from"] or ("merged" if len(row["listings"]) > 1 else "-")
     if column == "status":
         return f"suppressed ({row['suppressed']})" if row["suppressed"] else ""
     return row[column] or "-"
+
+
+@contacts.command("use")
+@click.argument("email")
+@click.option("--network", help="The network whose listing supplies the contact's values.")
+@click.option("--merged", is_flag=True, help="Go back to the merged values: the first listing's, blanks filled "
+              "from later listings in the order they came.")
+@json_option
+@pass_context
+def use(obj: Context, email: str, network: str | None, merged: bool, as_json: bool) -> None:
+    """Choose which network's listing supplies the values (name, language, time zone, city …) used in
+    EMAIL's messages.
+
+    Each network that lists a contact keeps its own values ('contacts list --json' shows them under
+    "listings"). --network NAME copies that listing's values to the contact; --merged goes back to the
+    merged values. A network's own uploads never change the values of a contact another network listed
+    first, unless its listing is the one chosen here.
+    """
+    if merged == (network is not None):
+        raise click.UsageError("give either --network NAME or --merged")
+    try:
+        address = normalise_email(email)
+    except InvalidAddress as exc:
+        raise InvalidInput(f"{email!r} is not a valid e-mail address: {exc}", field="email") from None
+    before, after, chosen = use_values(obj.db, address, network)
+    changed = {name: {"old": before.get(name, ""), "new": after.get(name, "")}
+               for name in (*FIELDS, "attributes") if before.get(name, "") != after.get(name, "")}
+    if as_json:
+        print_json({"email": address, "values_from": chosen, "values": after, "changed": changed})
+        return
+    source = f"the listing of {chosen}" if chosen else "the merged listings"
+    click.echo(f"{shown(address)} now uses the values of {shown(source)}.")
+    for name, change in changed.items():
+        click.echo(f"  {name}: {shown(repr(change['old']))} -> {shown(repr(change['new']))}")
+    if not changed:
+        click.echo("  (no value changed)")
 
 
 @contacts.command("suppress")

@@ -1,7 +1,8 @@
 """Reading a partner's CSV file as spreadsheets save it, without being told how it was saved.
 
-One streaming pass over the bytes fixes the encoding (UTF-8 with or without BOM, UTF-16 by BOM or by its
-zero bytes, else Windows-1252), takes the SHA-256 and refuses what is not text; a second pass parses rows.
+One streaming pass over the bytes fixes the encoding (UTF-8 with or without BOM, UTF-16 by its BOM or, without
+one, by the shape of its text, else Windows-1252), takes the SHA-256 and refuses what is not text; a second
+pass parses rows.
 The delimiter (comma, semicolon or tab) is the one that splits the header into most columns consistently
 with the lines after it; an Excel ``sep=;`` first line is obeyed. The header is the first row, among the
 first few, that names an e-mail column, so a title line above it does no harm.
@@ -15,6 +16,7 @@ import codecs
 import csv
 import hashlib
 import io
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,13 +117,8 @@ def _scan_bytes(path: Path) -> tuple[int, str, str, bytes]:
     if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return size, digest.hexdigest(), _check_utf16(path, "utf-16"), sample
     if b"\x00" in sample:
-        zeros_odd = sample[1::2].count(0)
-        zeros_even = sample[0::2].count(0)
-        half = len(sample) // 2
-        if zeros_odd > 0.3 * half and zeros_even < 0.05 * half:
-            return size, digest.hexdigest(), _check_utf16(path, "utf-16-le"), sample
-        if zeros_even > 0.3 * half and zeros_odd < 0.05 * half:
-            return size, digest.hexdigest(), _check_utf16(path, "utf-16-be"), sample
+        if (encoding := _utf16_without_bom(sample)) is not None:
+            return size, digest.hexdigest(), _check_utf16(path, encoding), sample
         raise FileRefused(f"the file contains binary data (a zero byte at byte {sample.index(0) + 1}), "
                           f"not CSV text; {_SAVE_AS}")
     controls = sum(1 for b in sample if b < 32 and b not in (9, 10, 12, 13))
@@ -130,6 +127,30 @@ def _scan_bytes(path: Path) -> tuple[int, str, str, bytes]:
     if utf8_ok:
         return size, digest.hexdigest(), "utf-8-sig", sample
     return size, digest.hexdigest(), _windows_encoding(path), sample
+
+
+def _utf16_without_bom(sample: bytes) -> str | None:
+    """``'utf-16-le'`` or ``'utf-16-be'`` when the sample reads as CSV text in that byte order, else None.
+
+    Zero bytes alone do not tell: text that is mostly Chinese, Japanese or Korean has none in most code units.
+    So the sample must decode strictly, hold next to no control, private or unassigned characters (binary
+    data decoded as UTF-16 is full of them, or fails to decode at all), and break into lines and cells. Read in
+    the wrong byte order, line breaks and delimiters turn into other characters (U+0A00, U+2C00 …), so at
+    most one order passes."""
+    even = sample[: len(sample) // 2 * 2]
+    for encoding in ("utf-16-le", "utf-16-be"):
+        try:  # not final: the sample may end inside a surrogate pair
+            text = codecs.getincrementaldecoder(encoding)("strict").decode(even)
+        except UnicodeDecodeError:
+            continue
+        unlikely = sum(1 for ch in text if ch not in "\t\n\r" and unicodedata.category(ch) in _NOT_TEXT)
+        marks = sum(text.count(mark) for mark in "\n\r,;\t")  # every line has some; a stray zero byte, one
+        if text.strip() and unlikely <= len(text) // 100 and marks >= max(1, len(text) // 200):
+            return encoding
+    return None
+
+
+_NOT_TEXT = {"Cc", "Cn", "Co", "Cs"}  # controls, unassigned, private use, lone surrogates
 
 
 def _check_utf16(path: Path, encoding: str) -> str:

@@ -1,18 +1,24 @@
 """Importing a partner network's contact list: read → normalise → validate → de-duplicate → store.
 
-Every data row ends as exactly one of: imported (a new contact), updated (an existing contact whose blank
-fields it filled), duplicate (a contact already known, or already listed earlier in the same file) or
-rejected (with row, field and reason). A filled field is never overwritten by a different value: that is
-reported as a conflict and kept for the coordinator. Every row that names a contact is kept as provenance
-(network, upload, row).
+Every data row ends as exactly one of: imported (new), updated (blank fields it filled), duplicate (known
+already, or named earlier in the same file) or rejected (with row, field and reason). A filled field is never
+overwritten by a different value: that is reported as a conflict and kept for the coordinator. Every row that
+names a contact is kept as provenance (network, upload, row) and in the network's own listing.
+
+Who imports decides what "new" and "known" mean (see :mod:`surveybot.contacts.merge`): for a coordinator, the
+contact whatever network listed it; for a network's own upload, that network's listing only, so its report
+tells nothing of other networks' contacts (not whether an address is known, suppressed or holds other values).
 
 Rows are processed in batches, each its own transaction, so a large file streams in constant memory and
-the service sharing the database is never locked out for long. A dry run does the same work inside one
-transaction that is rolled back, so its report is exactly what the real import would say.
+the service sharing the database is never locked out for long. A dry run only reads the database (no write
+lock at all) and keeps what the file itself named so far in a scratch database of its own, so its report is
+exactly what the real import would say.
 """
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,8 +29,9 @@ from sqlite_utils import Database
 from surveybot.addresses import InvalidAddress, needs_smtputf8, normalise_email
 from surveybot.clock import iso, utcnow
 from surveybot.contacts import csvfile, store
-from surveybot.contacts.fields import FIELDS, ColumnMap, clean_text, fold, normalise_language, normalise_timezone
-from surveybot.db import rolled_back, transaction
+from surveybot.contacts.fields import FIELDS, ColumnMap, clean_text, normalise_language, normalise_timezone
+from surveybot.contacts.merge import BY, Entry, apply_rows
+from surveybot.db import transaction
 from surveybot.errors import FileRefused, InvalidInput, RowRejected
 from surveybot.suppressions import suppressed_among
 
@@ -95,13 +102,20 @@ def import_contacts(
     path: str | Path,
     network: str,
     *,
+    by: str = "coordinator",
     filename: str | None = None,
     source: str = "cli",
     dry_run: bool = False,
     now: datetime | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> ImportReport:
-    """Import the CSV file at ``path`` as listed by ``network``. Raises FileRefused for a file refused whole."""
+    """Import the CSV file at ``path`` as listed by ``network``. Raises FileRefused for a file refused whole.
+
+    ``by`` says who imports: ``"coordinator"`` (the CLI, a coordinator's token) or ``"network"`` (that
+    network's own token: the report speaks only of its own listing, and the upload never changes the values
+    of a contact another network listed first)."""
+    if by not in BY:
+        raise ValueError(f"by must be one of {BY}, not {by!r}")
     network = check_network(network)
     path = Path(path)
     stamp = iso(now or utcnow())
@@ -109,26 +123,25 @@ def import_contacts(
     report = ImportReport(network=network, filename=filename or path.name, dry_run=dry_run,
                           encoding=source_file.encoding, delimiter=source_file.delimiter)
     on_bytes = (lambda done: progress(done, source_file.size)) if progress else None
-    if dry_run:  # the whole dry run happens inside one transaction that is rolled back at the end
-        with rolled_back(db):
-            report.upload_id = store.create_upload(db, network=network, filename=report.filename,
-                                                   sha256=source_file.sha256, source=source, now=stamp)
-            _import_rows(db, source_file, report, stamp, on_bytes)
-        report.upload_id = None
+    if dry_run:
+        run = _DryRun(db, report, by)
+        try:
+            _import_rows(run, source_file, report, on_bytes)
+        finally:
+            run.close()
         return report
     with transaction(db):
         report.upload_id = store.create_upload(db, network=network, filename=report.filename,
                                                sha256=source_file.sha256, source=source, now=stamp)
-    _import_rows(db, source_file, report, stamp, on_bytes)
+    _import_rows(_DatabaseRun(db, report, by, stamp), source_file, report, on_bytes)
     with transaction(db):
         store.finish_upload(db, report.upload_id, report.counts(), report.errors, stamp)
     return report
 
 
-def _import_rows(db, source_file, report: ImportReport, stamp: str, on_bytes) -> None:
+def _import_rows(run: _DatabaseRun | _DryRun, source_file, report: ImportReport, on_bytes) -> None:
     for batch in _batches(source_file, report, on_bytes):
-        with transaction(db):
-            _store_batch(db, batch, report, stamp)
+        run.batch(batch)
 
 
 def _batches(source_file, report: ImportReport, on_bytes) -> Iterator[list[tuple[int, dict]]]:
@@ -224,57 +237,75 @@ def _header_of(columns: ColumnMap, index: int) -> str:
     return next((header for column, header in columns.extras if column == index), f"column {index + 1}")
 
 
-def _store_batch(db: Database, batch: list[tuple[int, dict]], report: ImportReport, stamp: str) -> None:
-    emails = list({record["email"] for _, record in batch})
-    existing = store.contacts_by_email(db, emails, report.upload_id)
-    seen = {email for email, record in existing.items() if record["listed"]}
-    suppressed = suppressed_among(db, emails)
-    new: dict[str, dict] = {}
-    changed: dict[str, dict] = {}
-    conflicts: list[dict] = []
-    for number, record in batch:
-        email = record["email"]
-        target = new.get(email) or existing.get(email)
-        if target is None:
-            new[email] = record
-            report.imported += 1
-        else:
-            fills, clashes = _merge(target, record)
-            for name, old, value in fills:
-                report._list("changes", {"row": number, "email": email, "field": name, "old": old, "new": value})
-            for name, current, proposed in clashes:
-                detail = {"row": number, "email": email, "field": name, "current": current, "proposed": proposed}
-                conflicts.append(detail)
-                report._list("conflict_details", detail)
-            report.conflicts += bool(clashes)
-            first_listing = email not in seen and email not in new
-            if first_listing and fills:
-                report.updated += 1
-            else:
-                report.duplicates += 1
-            if fills and email not in new:
-                changed[email] = target
-        seen.add(email)
-        report.suppressed += email in suppressed
-    store.insert_contacts(db, new.values(), stamp)
-    store.update_contacts(db, changed.values(), stamp)
-    store.add_sources(db, report.upload_id, report.network, ((n, r["email"]) for n, r in batch))
-    store.add_conflicts(db, report.upload_id, conflicts)
+class _DatabaseRun:
+    """A real import: each batch is read and written in one write transaction of its own."""
+
+    def __init__(self, db: Database, report: ImportReport, by: str, stamp: str) -> None:
+        self.db, self.report, self.by, self.stamp = db, report, by, stamp
+
+    def batch(self, batch: list[tuple[int, dict]]) -> None:
+        db, report = self.db, self.report
+        with transaction(db):
+            emails = list({record["email"] for _, record in batch})
+            found = store.contacts_by_email(db, emails, report.network, report.upload_id)
+            entries = {email: Entry.stored(email, item) for email, item in found.items()}
+            conflicts = _count(db, batch, entries, report, self.by)
+            contacts = [e for e in entries.values() if e.contact_changed]
+            listings = [e for e in entries.values() if e.listing_changed]
+            store.insert_contacts(db, [_row(e, "contact") for e in contacts if not e.stored_contact], self.stamp)
+            store.update_contacts(db, [_row(e, "contact") for e in contacts if e.stored_contact], self.stamp)
+            store.insert_listings(db, report.network, report.upload_id,
+                                  [_row(e, "listing") for e in listings if not e.stored_listing], self.stamp)
+            store.update_listings(db, report.network, [_row(e, "listing") for e in listings if e.stored_listing],
+                                  self.stamp)
+            store.add_sources(db, report.upload_id, report.network, ((n, r["email"]) for n, r in batch))
+            store.add_conflicts(db, report.upload_id, conflicts)
 
 
-def _merge(target: dict, record: dict) -> tuple[list[tuple], list[tuple]]:
-    """Fill ``target``'s blank fields from ``record``; list what it filled and what differs."""
-    fills, clashes = [], []
-    pairs = [(name, target, record[name]) for name in FIELDS]
-    pairs += [(name, target["attributes"], value) for name, value in record["attributes"].items()]
-    for name, holder, value in pairs:
-        if not value:
-            continue
-        current = holder.get(name, "")
-        if not current:
-            holder[name] = value
-            fills.append((name, current, value))
-        elif current != value and fold(current) != fold(value):
-            clashes.append((name, current, value))
-    return fills, clashes
+class _DryRun:
+    """A dry run: plain reads of the shared database (no transaction, so the service is never locked out),
+    and what the file itself named so far kept in a private temporary database (bounded memory, deleted when
+    closed), so a later row of the file meets its earlier rows as it would in the real import."""
 
+    def __init__(self, db: Database, report: ImportReport, by: str) -> None:
+        self.db, self.report, self.by = db, report, by
+        self.scratch = sqlite3.connect("")  # "": private, on disk only when it outgrows its cache
+        self.scratch.execute("CREATE TABLE seen (email TEXT PRIMARY KEY, entry TEXT NOT NULL)")
+
+    def batch(self, batch: list[tuple[int, dict]]) -> None:
+        emails = list({record["email"] for _, record in batch})
+        marks = ",".join("?" * len(emails))
+        entries = {email: Entry.remembered(email, json.loads(data)) for email, data in
+                   self.scratch.execute(f"SELECT email, entry FROM seen WHERE email IN ({marks})", emails)}
+        missing = [email for email in emails if email not in entries]
+        for email, item in store.contacts_by_email(self.db, missing, self.report.network).items():
+            entries[email] = Entry.stored(email, item)
+        _count(self.db, batch, entries, self.report, self.by)
+        with self.scratch:
+            self.scratch.executemany("INSERT OR REPLACE INTO seen (email, entry) VALUES (?, ?)",
+                                     ((e.email, json.dumps(e.dump(), ensure_ascii=False)) for e in entries.values()))
+
+    def close(self) -> None:
+        self.scratch.close()
+
+
+def _count(db: Database, batch: list[tuple[int, dict]], entries: dict[str, Entry], report: ImportReport,
+           by: str) -> list[dict]:
+    """Merge a batch into ``entries`` and count it in the report; returns the conflicts to keep."""
+    outcome = apply_rows(batch, entries, by)
+    report.imported += outcome.imported
+    report.updated += outcome.updated
+    report.duplicates += outcome.duplicates
+    report.conflicts += outcome.conflicted_rows
+    for change in outcome.changes:
+        report._list("changes", change)
+    for conflict in outcome.conflicts:
+        report._list("conflict_details", conflict)
+    if by == "coordinator":  # whether an address is suppressed is not a network's to learn
+        suppressed = suppressed_among(db, list(entries))
+        report.suppressed += sum(record["email"] in suppressed for _, record in batch)
+    return outcome.conflicts
+
+
+def _row(entry: Entry, which: str) -> dict:
+    return {"email": entry.email, **getattr(entry, which)}

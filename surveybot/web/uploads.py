@@ -1,9 +1,11 @@
 """Partner uploads: ``POST /api/networks/{network}/contacts`` for scripts, ``/upload`` for people.
 
 Both run the same import as ``surveybot contacts import`` and answer the same report. A network's token
-reaches only its own network; a coordinator's reaches every network. The file is streamed to a temporary
-file (at most ``MAX_UPLOAD`` bytes) and imported in a worker thread with its own database connection, so
-the service keeps answering webhooks meanwhile.
+reaches only its own network, and its upload is a network's (see :mod:`surveybot.contacts.merge`): the report
+and ``GET`` speak only of that network's own listing, never of what other networks listed. A coordinator's
+token reaches every network and imports as the CLI does. The file is streamed to a temporary file (at most
+``MAX_UPLOAD`` bytes) and imported in a worker thread with its own database connection, so the service keeps
+answering webhooks meanwhile.
 """
 
 from __future__ import annotations
@@ -48,13 +50,17 @@ async def _save(stream, folder: str) -> Path:
     return Path(name)
 
 
-async def _import(request: web.Request, path: Path, network: str, filename: str, dry_run: bool):
+def _who(token: dict) -> str:
+    return "network" if token["role"] == "network" else "coordinator"
+
+
+async def _import(request: web.Request, path: Path, network: str, filename: str, dry_run: bool, by: str):
     settings = request.app[SETTINGS]
 
     def work():
         db = open_db(settings.db_path, migrate=False)
         try:
-            return import_contacts(db, path, network, filename=filename, source="web", dry_run=dry_run)
+            return import_contacts(db, path, network, by=by, filename=filename, source="web", dry_run=dry_run)
         finally:
             db.close()
 
@@ -66,6 +72,8 @@ async def api_upload(request: web.Request) -> web.Response:
     token = from_header(request)
     if (reason := may_use_network(token, network)) is not None:
         return refuse(reason, token)
+    if token["role"] == "network":
+        network = token["network"]  # the name as the token spells it
     dry_run = request.query.get("dry_run", "") in ("1", "true", "yes")
     with tempfile.TemporaryDirectory() as folder:
         try:
@@ -85,7 +93,7 @@ async def api_upload(request: web.Request) -> web.Response:
         except FORM_ERRORS:
             return web.json_response({"error": "the multipart form could not be read"}, status=400)
         try:
-            report = await _import(request, path, network, filename, dry_run)
+            report = await _import(request, path, network, filename, dry_run, _who(token))
         except (FileRefused, InvalidInput) as exc:
             return web.json_response({"error": str(exc)}, status=422)
     return web.json_response(report.as_json())
@@ -96,9 +104,12 @@ async def api_list(request: web.Request) -> web.Response:
     token = from_header(request)
     if (reason := may_use_network(token, network)) is not None:
         return refuse(reason, token)
-    keys = ("email", "name", "city", "country", "region", "language", "networks")
-    rows = store.list_contacts(request.app[DB], network)
-    return web.json_response({"contacts": [{k: r[k] for k in keys} for r in rows]})
+    if token["role"] == "network":
+        network = token["network"]
+    # The network's own listing: its values, and no word of other networks that list the same people.
+    keys = ("email", "name", "city", "country", "region", "language")
+    rows = store.network_listing(request.app[DB], network)
+    return web.json_response({"contacts": [{**{k: r[k] for k in keys}, "networks": [network]} for r in rows]})
 
 
 async def upload_form(request: web.Request) -> web.Response:
@@ -139,7 +150,7 @@ async def upload_page(request: web.Request) -> web.Response:
             return _page_error(request, 400, "Elija un archivo CSV. / Choose a CSV file.", fields)
         try:
             check_network(network)
-            report = await _import(request, path, network, filename, fields.get("dry_run") == "1")
+            report = await _import(request, path, network, filename, fields.get("dry_run") == "1", _who(token))
         except (FileRefused, InvalidInput) as exc:
             return _page_error(request, 422, f"Archivo rechazado / File refused: {exc}", fields)
     return render(request, "upload.html.j2", report=report.as_json(), error=None, network=network)
