@@ -306,4 +306,16 @@ MIGRATIONS: list[str] = [
     ALTER TABLE waves ADD COLUMN send_window TEXT NOT NULL DEFAULT '';
     ALTER TABLE waves ADD COLUMN send_days TEXT NOT NULL DEFAULT '';
     """,
+    # 9: suppressions lifted by a coordinator (a mistaken opt-out), kept for the record
+    """
+    CREATE TABLE suppression_lifts (
+        id INTEGER PRIMARY KEY,
+        email TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        suppressed_at TEXT NOT NULL,
+        lifted_at TEXT NOT NULL,
+        lift_reason TEXT NOT NULL
+    );
+    """,
 ]

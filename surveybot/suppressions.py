@@ -1,7 +1,8 @@
 """The suppression list: addresses that opted out or bounced are never mailed again.
 
 Keyed by the normalised e-mail, not by contact, so an address suppressed before it is ever imported (or
-imported again by another network) stays suppressed. There is no way to lift a suppression from here.
+imported again by another network) stays suppressed. A coordinator can lift an opt-out or a manual
+suppression made by mistake (never a bounce: the address does not exist), with a reason that is kept.
 """
 
 from __future__ import annotations
@@ -73,3 +74,26 @@ def unsubscribe(db: Database, secret: str, token: str, now=None) -> str | None:
         return None
     suppress(db, found[0], "opt_out", f"unsubscribe link (wave {found[1]})", now)
     return found[0]
+
+
+def unsuppress(db: Database, email: str, reason: str, now=None) -> dict:
+    """Lift a suppression made by mistake; the lift and its reason are kept in ``suppression_lifts``.
+    A bounce is never lifted (the mailbox does not exist); returns the lifted row."""
+    if not reason.strip():
+        raise InvalidInput("say why the suppression is lifted (--reason)", field="reason")
+    try:
+        address = normalise_email(email)
+    except InvalidAddress as exc:
+        raise InvalidInput(f"{email!r} is not a valid e-mail address: {exc}", field="email") from None
+    with transaction(db):
+        row = next(db.query("SELECT * FROM suppressions WHERE email = ?", [address]), None)
+        if row is None:
+            raise InvalidInput(f"{address} is not suppressed", field="email")
+        if row["kind"] == "bounce":
+            raise InvalidInput(f"{address} bounced ({row['reason'] or 'no such mailbox'}): a bounce is not lifted; "
+                               f"import the contact's correct address instead", field="email")
+        db.execute("INSERT INTO suppression_lifts (email, kind, reason, suppressed_at, lifted_at, lift_reason) "
+                   "VALUES (?, ?, ?, ?, ?, ?)", [address, row["kind"], row["reason"], row["created_at"],
+                                                 iso(now or utcnow()), reason.strip()])
+        db.execute("DELETE FROM suppressions WHERE email = ?", [address])
+    return row

@@ -137,3 +137,36 @@ def test_a_start_in_the_past_is_refused_and_resume_needs_a_pause(tmp_path, run_c
     run_cli("wave", "pause", "w", check=True)
     assert run_cli("wave", "pause", "w").returncode == 1
     assert run_cli("wave", "resume", "w").returncode == 0
+
+
+def test_a_misspelled_network_is_caught_and_a_new_one_is_not(tmp_path, run_cli):
+    (tmp_path / "list.csv").write_text(LIST, encoding="utf-8")
+    run_cli("contacts", "import", "list.csv", "--network", "Metropolis", check=True)  # the first is simply new
+    typo = run_cli("contacts", "import", "list.csv", "--network", "Metroplis")
+    assert typo.returncode == 1 and "did you mean 'Metropolis'" in typo.stderr and "--new-network" in typo.stderr
+    assert run_cli("contacts", "import", "list.csv", "--network", "metropolis ").returncode == 0  # same, spelled loosely
+    assert run_cli("contacts", "import", "list.csv", "--network", "Metroplis", "--new-network").returncode == 0
+    assert run_cli("contacts", "import", "list.csv", "--network", "Eurocities").returncode == 0  # unlike any: new
+    networks = {n for c in json.loads(run_cli("contacts", "list", "--json", check=True).stdout)["contacts"]
+                for n in c["networks"]}
+    assert {"Metropolis", "Metroplis", "Eurocities"} <= {n.strip() for n in networks}
+
+
+def test_a_mistaken_opt_out_can_be_lifted_with_a_reason_a_bounce_cannot(tmp_path, run_cli):
+    (tmp_path / "list.csv").write_text(LIST, encoding="utf-8")
+    run_cli("contacts", "import", "list.csv", "--network", "Metropolis", check=True)
+    db = open_db(tmp_path / "surveybot.db")
+    from surveybot.suppressions import suppress
+
+    suppress(db, "ana@bogota.example.org", "opt_out", "unsubscribe link (wave 1)")
+    suppress(db, "joe@leeds.example.org", "bounce", "550 5.1.1 no such user")
+    db.close()
+    assert run_cli("contacts", "unsuppress", "ana@bogota.example.org").returncode != 0  # --reason is required
+    lifted = run_cli("contacts", "unsuppress", "ana@bogota.example.org", "--reason", "her assistant clicked it")
+    assert lifted.returncode == 0 and "opt-out" in lifted.stdout
+    bounce = run_cli("contacts", "unsuppress", "joe@leeds.example.org", "--reason", "try again")
+    assert bounce.returncode == 1 and "bounce" in bounce.stderr
+    db = open_db(tmp_path / "surveybot.db")
+    assert [r[0] for r in db.execute("SELECT email FROM suppressions")] == ["joe@leeds.example.org"]
+    assert db.execute("SELECT email, kind, lift_reason FROM suppression_lifts").fetchall() == [
+        ("ana@bogota.example.org", "opt_out", "her assistant clicked it")]

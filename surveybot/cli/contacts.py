@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -14,6 +15,7 @@ from surveybot.contacts.importer import ImportReport, import_contacts
 from surveybot.contacts.merge import use_values
 from surveybot.errors import InvalidInput
 from surveybot.suppressions import suppress as suppress_address
+from surveybot.suppressions import unsuppress as unsuppress_address
 
 SHOWN = 20  # rows of each list printed in the human summary (--json has them all)
 
@@ -27,9 +29,11 @@ def contacts() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--network", required=True, help="The partner network that sent the list (e.g. Metropolis).")
 @click.option("--dry-run", is_flag=True, help="Check the file and report what would change, writing nothing.")
+@click.option("--new-network", is_flag=True, help="The network is new even though its name is close to one "
+              "already imported (without it, a close name is taken for a typo and refused).")
 @json_option
 @pass_context
-def import_(obj: Context, file: Path, network: str, dry_run: bool, as_json: bool) -> None:
+def import_(obj: Context, file: Path, network: str, dry_run: bool, new_network: bool, as_json: bool) -> None:
     """Import a partner network's contact list from a CSV FILE.
 
     The encoding (UTF-8, UTF-16, Windows-1252) and delimiter (comma, semicolon, tab) are detected.
@@ -40,6 +44,8 @@ def import_(obj: Context, file: Path, network: str, dry_run: bool, as_json: bool
     be used are reported with their row number (as a spreadsheet shows it), field and reason; the other rows
     are imported.
     """
+    if not new_network:
+        _refuse_a_likely_typo(obj, network)
     with progress_bar(f"Importing {file.name}", file.stat().st_size) as progress:
         report = import_contacts(obj.new_db, file, network, dry_run=dry_run, progress=progress)
     if as_json:
@@ -147,6 +153,43 @@ def use(obj: Context, email: str, network: str | None, merged: bool, as_json: bo
         click.echo(f"  {name}: {shown(repr(change['old']))} -> {shown(repr(change['new']))}")
     if not changed:
         click.echo("  (no value changed)")
+
+
+def _refuse_a_likely_typo(obj: Context, network: str) -> None:
+    """A network never seen before whose name is close to a known one is most likely a typo ('Metroplis'):
+    ask at a terminal, refuse otherwise, naming the closest name. A name unlike any is simply new."""
+    import difflib
+
+    if not obj.settings.db_path.exists():
+        return
+    known = store.network_names(obj.db)
+    folded = {" ".join(name.casefold().split()): name for name in known}
+    wanted = " ".join(network.casefold().split())
+    if not known or wanted in folded:
+        return
+    close = difflib.get_close_matches(wanted, list(folded), n=1, cutoff=0.75)
+    if not close:
+        return
+    closest = folded[close[0]]
+    if sys.stdin.isatty() and click.confirm(f"No list was imported for network {network!r} yet; the closest "
+                                            f"name is {closest!r}. Create the new network {network!r}?",
+                                            default=False):
+        return
+    raise click.ClickException(f"no network {network!r} yet — did you mean {closest!r}? (--network {closest!r}; "
+                               f"or --new-network if {network!r} really is a new one)")
+
+
+@contacts.command("unsuppress")
+@click.argument("email")
+@click.option("--reason", required=True, help="Why the suppression was a mistake (kept for the record).")
+@pass_context
+def unsuppress(obj: Context, email: str, reason: str) -> None:
+    """Lift a suppression of EMAIL made by mistake (an opt-out clicked by someone else, a manual one).
+
+    A bounce is never lifted: the mailbox does not exist. The lift and its reason are kept.
+    """
+    row = unsuppress_address(obj.db, email, reason)
+    click.echo(f"Lifted the {row['kind'].replace('_', '-')} suppression of {row['email']}: it can be e-mailed again.")
 
 
 @contacts.command("suppress")
