@@ -23,6 +23,7 @@ from sqlite_utils import Database
 from surveybot import recipients
 from surveybot.clock import iso
 from surveybot.db import transaction
+from surveybot.errors import InvalidInput, NotFound
 from surveybot.platforms import ResponseEvent, yes
 
 OPT_IN_FIELD = "interview_opt_in"
@@ -95,6 +96,30 @@ def record(db: Database, wave: dict, event: ResponseEvent, now: datetime) -> str
             db.execute("INSERT OR IGNORE INTO interview_queue (wave_id, contact_id, response_id, created_at, "
                        "updated_at) VALUES (?, ?, ?, ?, ?)", [wave["id"], contact_id, event.response_id, stamp, stamp])
         return "duplicate" if duplicate else "complete"
+
+
+def assign_unmatched(db: Database, wave: dict, row_id: int, contact_id: int, now: datetime) -> str:
+    """A coordinator says whose an unmatched response is: it becomes that recipient's complete response
+    (flagged as a duplicate if they or their city had answered), they are done (no more reminders, a
+    thank-you) and an interview opt-in in its answers queues them. Returns complete or duplicate."""
+    with transaction(db):
+        row = db.execute("SELECT platform, response_id, answers, embedded FROM responses WHERE id = ? AND wave_id = ? "
+                         "AND status = 'unmatched'", [row_id, wave["id"]]).fetchone()
+        if row is None:
+            raise NotFound(f"no unmatched response {row_id} in wave {wave['slug']!r}")
+        if not db.execute("SELECT 1 FROM recipients WHERE wave_id = ? AND contact_id = ?",
+                          [wave["id"], contact_id]).fetchone():
+            raise InvalidInput(f"that contact was not invited to wave {wave['slug']!r}", field="email")
+        duplicate = _duplicate_of(db, wave["id"], contact_id)
+        db.execute("UPDATE responses SET contact_id = ?, status = 'complete', duplicate = ? WHERE id = ?",
+                   [contact_id, duplicate, row_id])
+        recipients.mark_completed(db, wave["id"], contact_id, now)
+        event = ResponseEvent(platform=row[0], response_id=row[1], finished=True, token=None,
+                              answers=json.loads(row[2]), embedded=json.loads(row[3]))
+        if opted_in(wave, event):
+            db.execute("INSERT OR IGNORE INTO interview_queue (wave_id, contact_id, response_id, created_at, "
+                       "updated_at) VALUES (?, ?, ?, ?, ?)", [wave["id"], contact_id, row[1], iso(now), iso(now)])
+    return "duplicate" if duplicate else "complete"
 
 
 def _duplicate_of(db: Database, wave_id: int, contact_id: int) -> str:

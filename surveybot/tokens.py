@@ -1,7 +1,8 @@
 """API tokens for people: coordinators, partner networks (bound to their network) and researchers.
 
 A token is shown once, when created; only its SHA-256 is stored. Checking one looks up that hash and
-compares it in constant time; a revoked token is refused like an unknown one.
+compares it in constant time; a revoked token is refused like an unknown one. A researcher's token may name
+the researcher's e-mail: it then shows only the interviews of slots that address holds.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from datetime import datetime
 
 from sqlite_utils import Database
 
+from surveybot.addresses import InvalidAddress, normalise_email
 from surveybot.clock import iso
 from surveybot.db import transaction
 from surveybot.errors import InvalidInput, NotFound
@@ -21,15 +23,23 @@ ROLES = ("coordinator", "network", "researcher")
 PREFIX = "sbt_"
 
 
-def create(db: Database, role: str, network: str | None, now: datetime, label: str = "") -> tuple[int, str]:
+def create(db: Database, role: str, network: str | None, now: datetime, label: str = "",
+           email: str | None = None) -> tuple[int, str]:
     if role not in ROLES:
         raise InvalidInput(f"role must be one of {', '.join(ROLES)}", field="role")
     if (role == "network") != bool(network):
         raise InvalidInput("a network token needs --network, and only a network token takes one", field="network")
+    if email is not None:
+        if role != "researcher":
+            raise InvalidInput("only a researcher's token takes --email", field="email")
+        try:
+            email = normalise_email(email, allow_local_domain=True)
+        except InvalidAddress as exc:
+            raise InvalidInput(f"--email {email!r}: {exc}", field="email") from None
     token = PREFIX + secrets.token_urlsafe(32)
     with transaction(db):
-        cursor = db.execute("INSERT INTO api_tokens (role, network, token_hash, label, created_at) VALUES (?, ?, ?, ?, ?)",
-                            [role, network, token_hash(token), label, iso(now)])
+        cursor = db.execute("INSERT INTO api_tokens (role, network, token_hash, label, created_at, email) "
+                            "VALUES (?, ?, ?, ?, ?, ?)", [role, network, token_hash(token), label, iso(now), email])
     return cursor.lastrowid, token
 
 
@@ -38,7 +48,7 @@ def check(db: Database, token: str) -> dict | None:
     if not token.startswith(PREFIX) or len(token) > 200:
         return None
     wanted = token_hash(token)
-    row = next(db.query("SELECT id, role, network, token_hash, revoked_at FROM api_tokens WHERE token_hash = ?",
+    row = next(db.query("SELECT id, role, network, email, token_hash, revoked_at FROM api_tokens WHERE token_hash = ?",
                         [wanted]), None)
     if row is None or not hmac.compare_digest(row["token_hash"], wanted) or row["revoked_at"]:
         return None
@@ -53,4 +63,4 @@ def revoke(db: Database, token_id: int, now: datetime) -> None:
 
 
 def list_tokens(db: Database) -> list[dict]:
-    return list(db.query("SELECT id, role, network, label, created_at, revoked_at FROM api_tokens ORDER BY id"))
+    return list(db.query("SELECT id, role, network, email, label, created_at, revoked_at FROM api_tokens ORDER BY id"))

@@ -18,6 +18,7 @@ from sqlite_utils import Database
 
 from surveybot import windows
 from surveybot.clock import iso, parse_stored
+from surveybot.contacts.zones import zone_of
 from surveybot.db import transaction
 from surveybot.errors import InvalidInput, NotFound
 
@@ -46,6 +47,7 @@ class WaveSpec:
     timezone: str = ""  # the wave's own zone ('' = this machine's when created)
     send_window: str = ""  # 'HH:MM-HH:MM' in each recipient's zone ('' = any time)
     send_days: str = ""  # 'mon-fri' ('' = every day)
+    share_status_with_networks: bool = False  # partner networks see which of their contacts answered
 
 
 def create_wave(db: Database, spec: WaveSpec, now: datetime) -> dict:
@@ -56,14 +58,15 @@ def create_wave(db: Database, spec: WaveSpec, now: datetime) -> dict:
         db.execute(
             """INSERT INTO waves (slug, title, platform, survey_id, survey_url, survey_url_es, start_at, reminders,
                close_after, networks, interview_question, interview_yes, required, created_at, title_es,
-               close_at_end_of_day, timezone, send_window, send_days)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+               close_at_end_of_day, timezone, send_window, send_days, share_status_with_networks)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             [spec.slug, spec.title, spec.platform, spec.survey_id, spec.survey_url, spec.survey_url_es,
              iso(spec.start) if spec.start else None,
              json.dumps([int(r.total_seconds()) for r in spec.reminders]), int(spec.close_after.total_seconds()),
              json.dumps(list(spec.networks)), spec.interview_question, spec.interview_yes,
              json.dumps(list(spec.required)), iso(now), spec.title_es, int(spec.close_at_end_of_day),
-             spec.timezone or windows.machine_zone(), spec.send_window.strip(), spec.send_days.strip().lower()],
+             spec.timezone or windows.machine_zone(), spec.send_window.strip(), spec.send_days.strip().lower(),
+             int(spec.share_status_with_networks)],
         )
     return get_wave(db, spec.slug)
 
@@ -189,6 +192,37 @@ def set_paused(db: Database, slug: str, paused: bool) -> dict:
         db.execute("UPDATE waves SET paused = ? WHERE id = ?", [int(paused), wave["id"]])
         bump_plan(db)
     return get_wave(db, slug)
+
+
+def set_sharing(db: Database, slug: str, share: bool) -> dict:
+    """Whether partner networks see which of their contacts answered (else only counts, small ones hidden)."""
+    with transaction(db):
+        wave = get_wave(db, slug)
+        db.execute("UPDATE waves SET share_status_with_networks = ? WHERE id = ?", [int(share), wave["id"]])
+    return get_wave(db, slug)
+
+
+def retry_failed(db: Database, slug: str, now: datetime) -> int:
+    """Queue the wave's failed invitations and reminders again, only to recipients who have not finished and
+    are not suppressed: now, or when each one's send window next opens. Returns how many."""
+    with transaction(db):
+        wave = get_wave(db, slug)
+        if wave["state"] == "closed":
+            raise InvalidInput(f"wave {slug!r} is closed: its e-mail is not sent again", field="slug")
+        rows = db.execute(
+            """SELECT o.id, c.city, c.country, c.timezone FROM outbox o
+               JOIN recipients r ON r.wave_id = o.wave_id AND r.contact_id = o.contact_id
+               JOIN contacts c ON c.id = o.contact_id
+               WHERE o.wave_id = ? AND o.state = 'failed' AND o.kind IN ('invitation', 'reminder', 'final_reminder')
+                 AND r.completed_at IS NULL AND o.to_email NOT IN (SELECT email FROM suppressions)""",
+            [wave["id"]]).fetchall()
+        window = windows.of_wave(wave)
+        for outbox_id, city, country, zone in rows:
+            known = zone_of({"timezone": zone, "city": city, "country": country})[0]
+            due = now if window is None else window.opens(now, known or wave["timezone"])
+            db.execute("UPDATE outbox SET state = 'queued', attempts = 0, last_error = '', due_at = ? WHERE id = ?",
+                       [iso(due), outbox_id])
+    return len(rows)
 
 
 def close(db: Database, slug: str, now: datetime) -> dict:

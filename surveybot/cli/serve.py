@@ -31,7 +31,12 @@ def serve(obj: Context, host: str, port: int) -> None:
     if not settings.db_path.exists():
         click.echo(f"Creating a new database at {settings.db_path.resolve()} (SURVEYBOT_DB).", err=True)
     _refuse_if_another_serve_runs(settings.db_path)
+    code = _first_start_code(settings.db_path)
     click.echo(f"surveybot on http://{host}:{port} (database {settings.db_path}, mail to {where})", err=True)
+    if code is not None:
+        # the code, never a token: it opens one session, once, within 15 minutes
+        click.echo(f"Sign in as coordinator: {settings.base_url}/login/{code} (this link works once, for 15 "
+                   f"minutes)", err=True)
     from surveybot.web.app import AccessLogger
 
     try:
@@ -42,6 +47,19 @@ def serve(obj: Context, host: str, port: int) -> None:
             raise click.ClickException(f"port {port} on {host} is already in use (another 'surveybot serve'?); "
                                        f"stop it or choose another with --port") from None
         raise
+
+
+def _first_start_code(path: Path) -> str | None:
+    """With no coordinator token yet, one is made and a single-use sign-in code for it returned."""
+    from surveybot.clock import utcnow
+    from surveybot.db import open_db
+    from surveybot.web.sessions import first_start_code
+
+    db = open_db(path)
+    try:
+        return first_start_code(db, utcnow())
+    finally:
+        db.close()
 
 
 def _refuse_if_another_serve_runs(path: Path) -> None:

@@ -17,17 +17,22 @@ def token() -> None:
 @token.command()
 @click.option("--role", required=True, type=click.Choice(tokens.ROLES, case_sensitive=False), help="What the token may do.")
 @click.option("--network", help="For a network token: the one network whose contacts it may upload and read.")
+@click.option("--email", help="For a researcher's token: the researcher's e-mail; the token then shows only "
+              "the interviews of that researcher's slots.")
 @click.option("--label", default="", help="A note for yourself (who has it).")
 @json_option
 @pass_context
-def create(obj: Context, role: str, network: str | None, label: str, as_json: bool) -> None:
+def create(obj: Context, role: str, network: str | None, email: str | None, label: str, as_json: bool) -> None:
     """Create a token. It is shown once: pass it on now (it is stored only as a hash)."""
-    token_id, value = tokens.create(obj.new_db, role, network, utcnow(), label)
+    role = role.lower()
+    token_id, value = tokens.create(obj.new_db, role, network, utcnow(), label, email=email)
+    email = next(t["email"] for t in tokens.list_tokens(obj.new_db) if t["id"] == token_id)
     if as_json:
-        print_json({"id": token_id, "role": role, "network": network, "token": value})
+        print_json({"id": token_id, "role": role, "network": network, "email": email, "token": value})
         return
     click.echo(value)
-    click.echo(f"(token {token_id}, {role}{' for ' + network if network else ''}; shown once — revoke it with "
+    holder = f" for {network}" if network else (f" for {email}" if email else "")
+    click.echo(f"(token {token_id}, {role}{holder}; shown once — revoke it with "
                f"'surveybot token revoke {token_id}')", err=True)
 
 
@@ -42,7 +47,8 @@ def list_(obj: Context, as_json: bool) -> None:
         return
     for row in rows:
         state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "active"
-        click.echo(f"{row['id']:>4}  {row['role']:<12} {row['network'] or '-':<20} {state:<32} {row['label']}")
+        click.echo(f"{row['id']:>4}  {row['role']:<12} {row['network'] or row['email'] or '-':<20} {state:<32} "
+                   f"{row['label']}")
 
 
 @token.command()

@@ -33,15 +33,15 @@ from surveybot.schedule import Planner
 from surveybot.signing import service_secret
 from surveybot.inbox import InboxWorker, Intake
 from surveybot.supervise import Health, supervise
-from surveybot.web import interviews, pages, report_api, unsubscribe, uploads, webhooks
+from surveybot.web import dashboard, interviews, login, pages, report_api, unsubscribe, uploads, webhooks
 from surveybot.web.keys import (DB, DISPATCHER, HEALTH, HTTP, INBOX, INTAKE, LEASE_LOST, PAGES, PLANNER, SECRET,
                                 SETTINGS, WAVES)
 
 log = logging.getLogger("surveybot.web")
 access_log = logging.getLogger("surveybot.access")
 RETRY_AFTER_BUSY = 5  # seconds a client is asked to wait while another process holds the database
-# Path parts that are secrets (a wave's webhook secret, an unsubscribe token) never reach a log.
-_SECRET_PATHS = re.compile(r"^(/webhooks/[^/]+/[^/]+/|/unsubscribe/|/interview/)[^/?]+")
+# Path parts that are secrets (a wave's webhook secret, an unsubscribe token, a sign-in code) never reach a log.
+_SECRET_PATHS = re.compile(r"^(/webhooks/[^/]+/[^/]+/|/unsubscribe/|/interview/|/login/)[^/?]+")
 
 
 class AccessLogger(AbstractAccessLogger):
@@ -118,7 +118,7 @@ def create_app(settings: Settings, *, check_every: float = 1.0, poll: float = 0.
     app[HEALTH] = Health()
     app[LEASE_LOST] = False
     app.router.add_get("/healthz", healthz)
-    for area in (webhooks, unsubscribe, uploads, interviews, report_api):
+    for area in (webhooks, unsubscribe, uploads, interviews, report_api, login, dashboard):
         area.setup(app)
     me = lease.new_holder()
 

@@ -145,9 +145,11 @@ def _slot_id(value: str) -> int:
     return int(value)
 
 
-def _upcoming(request: web.Request) -> list[dict]:
+def upcoming(request: web.Request, token: dict) -> list[dict]:
+    """Booked interviews still to come: a researcher's token tied to an e-mail sees that researcher's only."""
     now = utcnow()
-    rows = [r for r in queue.listing(request.app[DB], state="booked")
+    researcher = token.get("email") if token["role"] == "researcher" else None
+    rows = [r for r in queue.listing(request.app[DB], state="booked", researcher=researcher or None)
             if parse_stored(r["ends_at"]) >= now]
     return [{"id": r["id"], "wave": r["wave"], "state": r["state"], "starts_at": r["starts_at"],
              "ends_at": r["ends_at"], "researcher": r["researcher"], "meeting_url": r["meeting_url"],
@@ -173,14 +175,14 @@ async def researchers_list(request: web.Request) -> web.Response:
     if not _may_see(token):
         return render(request, "researchers.html.j2", status=401 if token is None else 403, lang="en",
                       interviews=None, error="That token does not open the researchers' view.")
-    return render(request, "researchers.html.j2", lang="en", interviews=_upcoming(request), error=None)
+    return render(request, "researchers.html.j2", lang="en", interviews=upcoming(request, token), error=None)
 
 
 async def api_list(request: web.Request) -> web.Response:
     token = from_header(request)
     if not _may_see(token):
         return refuse("a researcher's or coordinator's token is needed", token)
-    return web.json_response({"interviews": _upcoming(request)})
+    return web.json_response({"interviews": upcoming(request, token)})
 
 
 def setup(app: web.Application) -> None:

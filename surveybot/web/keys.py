@@ -12,6 +12,7 @@ from surveybot.dispatcher import Dispatcher
 from surveybot.inbox import InboxWorker, Intake
 from surveybot.schedule import Planner
 from surveybot.supervise import Health
+from surveybot.web.figures import Figures
 
 SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", Database)
@@ -25,3 +26,4 @@ WAVES = web.AppKey("waves", dict)  # slug -> (expires, wave row or None)
 PAGES = web.AppKey("pages", Environment)
 HEALTH = web.AppKey("health", Health)
 LEASE_LOST = web.AppKey("lease_lost", bool)
+FIGURES = web.AppKey("figures", Figures)  # the dashboard's figures, computed off the event loop
