@@ -39,8 +39,17 @@ def generate(path: Path, rows: int, seed: int = 2019) -> None:
         for i in range(rows):
             city = i % 3000
             name = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
-            writer.writerow([name, f"officer.{i}@city{city}.example.org", f"City {city}", f"Country {city % 190}",
-                             REGIONS[city % len(REGIONS)], rng.choice(LANGS), "International Affairs Officer"])
+            writer.writerow(
+                [
+                    name,
+                    f"officer.{i}@city{city}.example.org",
+                    f"City {city}",
+                    f"Country {city % 190}",
+                    REGIONS[city % len(REGIONS)],
+                    rng.choice(LANGS),
+                    "International Affairs Officer",
+                ]
+            )
 
 
 def baseline(csv_path: Path, db_path: Path) -> float:
@@ -69,11 +78,14 @@ def peak_memory_mb(rows: int, folder: Path) -> tuple[float, float]:
     """Import ``rows`` rows in a child process; return (peak RSS in MB, seconds)."""
     csv_path = folder / "big.csv"
     generate(csv_path, rows)
-    code = ("import sys, time; from surveybot.db import open_db; from surveybot.contacts.importer import "
-            "import_contacts; db = open_db(sys.argv[2]); t = time.perf_counter(); "
-            "r = import_contacts(db, sys.argv[1], 'Bench'); print(time.perf_counter() - t, r.imported)")
-    result = subprocess.run([sys.executable, "-c", code, str(csv_path), str(folder / "big.db")],
-                            capture_output=True, text=True, check=True)
+    code = (
+        "import sys, time; from surveybot.db import open_db; from surveybot.contacts.importer import "
+        "import_contacts; db = open_db(sys.argv[2]); t = time.perf_counter(); "
+        "r = import_contacts(db, sys.argv[1], 'Bench'); print(time.perf_counter() - t, r.imported)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(csv_path), str(folder / "big.db")], capture_output=True, text=True, check=True
+    )
     seconds, imported = result.stdout.split()
     assert int(imported) == rows
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, float(seconds)
@@ -100,8 +112,9 @@ def main() -> None:
         print(f"ratio import/baseline: {o / b:.2f} (target <= 2.5)")
         if args.memory_rows:
             peak, seconds = peak_memory_mb(args.memory_rows, folder)
-            print(f"peak memory importing {args.memory_rows:,} rows: {peak:.0f} MB in {seconds:.1f} s "
-                  f"(target < 300 MB)")
+            print(
+                f"peak memory importing {args.memory_rows:,} rows: {peak:.0f} MB in {seconds:.1f} s (target < 300 MB)"
+            )
 
 
 if __name__ == "__main__":

@@ -22,23 +22,22 @@ import sys
 import tempfile
 import time
 from datetime import timedelta
+from email import message_from_bytes, policy
 from pathlib import Path
 
 import aiosmtplib
-from email import message_from_bytes, policy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from surveybot import plan, waves  # noqa: E402
-from surveybot.clock import iso, utcnow  # noqa: E402
-from surveybot.config import load_settings  # noqa: E402
-from surveybot.db import open_db, transaction  # noqa: E402
-from surveybot.dispatcher import Dispatcher  # noqa: E402
-from surveybot.mail.compose import Composer  # noqa: E402
-from surveybot.mail.transports import open_transport  # noqa: E402
-from surveybot.signing import service_secret  # noqa: E402
-from tests.mailsink import free_port  # noqa: E402
-
+from surveybot import plan, waves
+from surveybot.clock import iso, utcnow
+from surveybot.config import load_settings
+from surveybot.db import open_db, transaction
+from surveybot.dispatcher import Dispatcher
+from surveybot.mail.compose import Composer
+from surveybot.mail.transports import open_transport
+from surveybot.signing import service_secret
+from tests.mailsink import free_port
 
 SINK = """
 import sys
@@ -63,14 +62,32 @@ def fill_contacts(db, count: int) -> None:
         db.conn.executemany(
             "INSERT INTO contacts (email, name, city, country, region, language, created_at, updated_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            ((f"officer{i}@city{i % 3000}.example.org", f"Officer Núñez {i}", f"City {i % 3000}", "Country",
-              "Latin America", languages[i % 3], stamp, stamp) for i in range(count)))
+            (
+                (
+                    f"officer{i}@city{i % 3000}.example.org",
+                    f"Officer Núñez {i}",
+                    f"City {i % 3000}",
+                    "Country",
+                    "Latin America",
+                    languages[i % 3],
+                    stamp,
+                    stamp,
+                )
+                for i in range(count)
+            ),
+        )
 
 
 def new_wave(db, slug: str):
-    spec = waves.WaveSpec(slug=slug, title="City diplomacy 2026", platform="qualtrics", survey_id="SV_1",
-                          survey_url="https://lab.qualtrics.com/jfe/form/SV_1", reminders=(timedelta(days=7),),
-                          close_after=timedelta(days=14))
+    spec = waves.WaveSpec(
+        slug=slug,
+        title="City diplomacy 2026",
+        platform="qualtrics",
+        survey_id="SV_1",
+        survey_url="https://lab.qualtrics.com/jfe/form/SV_1",
+        reminders=(timedelta(days=7),),
+        close_after=timedelta(days=14),
+    )
     waves.create_wave(db, spec, utcnow())
     waves.launch(db, slug, utcnow())
 
@@ -95,9 +112,15 @@ async def baseline(port: int, messages: list, concurrency: int, as_objects: bool
 
 
 async def full_path(folder: Path, port: int, count: int, concurrency: int) -> tuple[float, list]:
-    settings = load_settings({"SURVEYBOT_DB": str(folder / "send.db"), "SURVEYBOT_MAIL_URL": f"smtp://127.0.0.1:{port}",
-                              "SURVEYBOT_SEND_RATE": "1000000", "SURVEYBOT_FROM": "Lab <lab@example.org>"},
-                             env_file=None)
+    settings = load_settings(
+        {
+            "SURVEYBOT_DB": str(folder / "send.db"),
+            "SURVEYBOT_MAIL_URL": f"smtp://127.0.0.1:{port}",
+            "SURVEYBOT_SEND_RATE": "1000000",
+            "SURVEYBOT_FROM": "Lab <lab@example.org>",
+        },
+        env_file=None,
+    )
     db = open_db(settings.db_path)
     fill_contacts(db, count)
     new_wave(db, "bench")
@@ -137,8 +160,9 @@ async def main() -> None:
     parser.add_argument("--launch-contacts", type=int, default=100_000, help="0 to skip")
     args = parser.parse_args()
     port = free_port()
-    sink = subprocess.Popen([sys.executable, "-c", SINK, str(port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            text=True)
+    sink = subprocess.Popen(
+        [sys.executable, "-c", SINK, str(port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     assert sink.stdout.readline().strip() == "ready"
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -151,12 +175,16 @@ async def main() -> None:
             print(f"baseline, aiosmtplib sendmail(pre-rendered bytes): {bare_rate:,.0f} msgs/s ({bare:.2f} s)")
             print(f"reference, aiosmtplib send_message(EmailMessage):  {objects_rate:,.0f} msgs/s ({objects:.2f} s)")
             print(f"surveybot full path:                               {ours_rate:,.0f} msgs/s ({ours:.2f} s)")
-            print(f"ratio surveybot/baseline: {ours_rate / bare_rate:.2f} (target >= 0.8); "
-                  f"surveybot/reference: {ours_rate / objects_rate:.2f}")
+            print(
+                f"ratio surveybot/baseline: {ours_rate / bare_rate:.2f} (target >= 0.8); "
+                f"surveybot/reference: {ours_rate / objects_rate:.2f}"
+            )
             if args.launch_contacts:
                 seconds = launch_time(folder, args.launch_contacts)
-                print(f"launching a wave of {args.launch_contacts:,} contacts (recipients + outbox): {seconds:.2f} s "
-                      f"(target < 10 s)")
+                print(
+                    f"launching a wave of {args.launch_contacts:,} contacts (recipients + outbox): {seconds:.2f} s "
+                    f"(target < 10 s)"
+                )
     finally:
         sink.stdin.close()
         sink.wait(timeout=10)

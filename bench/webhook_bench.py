@@ -48,7 +48,7 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -56,11 +56,11 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from surveybot import waves  # noqa: E402
-from surveybot.clock import utcnow  # noqa: E402
-from surveybot.db import open_db  # noqa: E402
-from surveybot.platforms.urls import webhook_url  # noqa: E402
-from surveybot.signing import service_secret  # noqa: E402
+from surveybot import waves
+from surveybot.clock import utcnow
+from surveybot.db import open_db
+from surveybot.platforms.urls import webhook_url
+from surveybot.signing import service_secret
 
 SURVEY_ID = "SV_bench"
 API_TOKEN = "bench-qualtrics-token"
@@ -123,10 +123,20 @@ def free_port() -> int:
 def notifications(tag: str, count: int) -> list[bytes]:
     """``count`` distinct Qualtrics completed-response notifications, form-encoded."""
     prefix = f"{tag}{secrets.token_hex(3)}"
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-    return [urlencode({"Topic": f"surveyengine.completedResponse.{SURVEY_ID}", "Status": "Complete",
-                       "SurveyID": SURVEY_ID, "ResponseID": f"R_{prefix}{i:08d}", "CompletedDate": stamp,
-                       "BrandID": "citydiplomacylab"}).encode() for i in range(count)]
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return [
+        urlencode(
+            {
+                "Topic": f"surveyengine.completedResponse.{SURVEY_ID}",
+                "Status": "Complete",
+                "SurveyID": SURVEY_ID,
+                "ResponseID": f"R_{prefix}{i:08d}",
+                "CompletedDate": stamp,
+                "BrandID": "citydiplomacylab",
+            }
+        ).encode()
+        for i in range(count)
+    ]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -152,8 +162,9 @@ class Server:
 def start(name: str, command: list[str], folder: Path, port: int, env: dict | None = None) -> Server:
     log = folder / f"{name}.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen(command, cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            command, cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
+        )
     return Server(name, proc, f"http://127.0.0.1:{port}", log)
 
 
@@ -201,8 +212,7 @@ class Run:
         return self.accepted / self.wall
 
 
-async def drive(url: str, warmup: list[bytes], bodies: list[bytes], concurrency: int,
-                watched: list[Server]) -> Run:
+async def drive(url: str, warmup: list[bytes], bodies: list[bytes], concurrency: int, watched: list[Server]) -> Run:
     """POST ``warmup`` then ``bodies`` to ``url`` from ``concurrency`` workers; time the second part."""
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
@@ -214,7 +224,7 @@ async def drive(url: str, warmup: list[bytes], bodies: list[bytes], concurrency:
                     async with session.post(url, data=body, headers=FORM) as response:
                         await response.read()
                         status = response.status
-                except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                except (TimeoutError, aiohttp.ClientError) as exc:
                     status = exc.__class__.__name__
                 if latencies is not None:
                     latencies.append(time.perf_counter() - t0)
@@ -240,8 +250,13 @@ def prepare(folder: Path, base_url: str) -> tuple[Path, str]:
     """A fresh database with one launched Qualtrics wave; returns its path and the wave's webhook URL."""
     db_path = folder / "surveybot.db"
     db = open_db(db_path)
-    spec = waves.WaveSpec(slug="bench", title="City diplomacy 2026", platform="qualtrics", survey_id=SURVEY_ID,
-                          survey_url=f"https://lab.qualtrics.com/jfe/form/{SURVEY_ID}")
+    spec = waves.WaveSpec(
+        slug="bench",
+        title="City diplomacy 2026",
+        platform="qualtrics",
+        survey_id=SURVEY_ID,
+        survey_url=f"https://lab.qualtrics.com/jfe/form/{SURVEY_ID}",
+    )
     waves.create_wave(db, spec, utcnow())
     wave = waves.launch(db, "bench", utcnow())
     url = webhook_url(base_url, service_secret(db, None), wave)
@@ -269,9 +284,16 @@ async def drain(db_path: Path, timeout: float) -> float | None:
 
 def server_env(folder: Path, db_path: Path, base_url: str, api_url: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SURVEYBOT_", "QUALTRICS_", "SURVEYMONKEY_"))}
-    env.update({"SURVEYBOT_DB": str(db_path), "SURVEYBOT_MAIL_URL": f"maildir://{folder / 'mail'}",
-                "SURVEYBOT_BASE_URL": base_url, "SURVEYBOT_FROM": "City Diplomacy Lab <lab@example.org>",
-                "QUALTRICS_BASE_URL": api_url, "QUALTRICS_API_TOKEN": API_TOKEN})
+    env.update(
+        {
+            "SURVEYBOT_DB": str(db_path),
+            "SURVEYBOT_MAIL_URL": f"maildir://{folder / 'mail'}",
+            "SURVEYBOT_BASE_URL": base_url,
+            "SURVEYBOT_FROM": "City Diplomacy Lab <lab@example.org>",
+            "QUALTRICS_BASE_URL": api_url,
+            "QUALTRICS_API_TOKEN": API_TOKEN,
+        }
+    )
     return env
 
 
@@ -303,9 +325,11 @@ class Target:
         refused = Counter()
         for run in self.runs:
             refused.update({k: v for k, v in run.statuses.items() if k != 200})
-        return (f"{label} {best.rate:8,.0f} accepted/s ({best.accepted:,} in {best.wall:.2f} s; runs: {spread}), "
-                f"p50 {self.percentile(50):5.1f} ms, p99 {self.percentile(99):5.1f} ms"
-                + (f" (not accepted: {dict(refused)})" if refused else ""))
+        return (
+            f"{label} {best.rate:8,.0f} accepted/s ({best.accepted:,} in {best.wall:.2f} s; runs: {spread}), "
+            f"p50 {self.percentile(50):5.1f} ms, p99 {self.percentile(99):5.1f} ms"
+            + (f" (not accepted: {dict(refused)})" if refused else "")
+        )
 
 
 async def main() -> None:
@@ -314,11 +338,19 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--warmup", type=int, default=200, help="requests before each measured run")
     parser.add_argument("--repeat", type=int, default=3, help="measured runs per target, alternated")
-    parser.add_argument("--drain-timeout", type=float, default=60.0,
-                        help="seconds to wait after each surveybot run for the inbox worker to fetch the rest")
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=60.0,
+        help="seconds to wait after each surveybot run for the inbox worker to fetch the rest",
+    )
     args = parser.parse_args()
-    if (not 1 <= args.requests <= 1_000_000 or not 1 <= args.concurrency <= 1024
-            or not 0 <= args.warmup <= 100_000 or not 1 <= args.repeat <= 20):
+    if (
+        not 1 <= args.requests <= 1_000_000
+        or not 1 <= args.concurrency <= 1024
+        or not 0 <= args.warmup <= 100_000
+        or not 1 <= args.repeat <= 20
+    ):
         parser.error("--requests 1..1,000,000, --concurrency 1..1024, --warmup 0..100,000, --repeat 1..20")
 
     servers: list[Server] = []
@@ -330,16 +362,22 @@ async def main() -> None:
             db_path, url = prepare(folder, ours_base)
             bare = start("bare", [sys.executable, "-c", BARE, str(bare_port)], folder, bare_port)
             servers.append(bare)
-            api = start("qualtrics-standin", [sys.executable, "-c", STANDIN, str(api_port), API_TOKEN], folder,
-                        api_port)
+            api = start(
+                "qualtrics-standin", [sys.executable, "-c", STANDIN, str(api_port), API_TOKEN], folder, api_port
+            )
             servers.append(api)
-            ours = start("surveybot", SERVE + ["--port", str(our_port)], folder, our_port,
-                         server_env(folder, db_path, ours_base, api.base))
+            ours = start(
+                "surveybot",
+                [*SERVE, "--port", str(our_port)],
+                folder,
+                our_port,
+                server_env(folder, db_path, ours_base, api.base),
+            )
             servers.append(ours)
             for server in servers:
                 await wait_healthy(server)
 
-            bare_url = bare.base + url[len(ours_base):]
+            bare_url = bare.base + url[len(ours_base) :]
             base, mine = Target(), Target()
             at_end, drains = [], []
             for n in range(args.repeat):
@@ -352,29 +390,38 @@ async def main() -> None:
                 drains.append(await drain(db_path, args.drain_timeout))
             states = inbox_states(db_path)
 
-            print(f"webhooks: {args.requests:,} per run at concurrency {args.concurrency} (after {args.warmup:,} "
-                  f"warm-up), best of {args.repeat} alternated runs; loopback, keep-alive; {os.cpu_count()} CPUs")
+            print(
+                f"webhooks: {args.requests:,} per run at concurrency {args.concurrency} (after {args.warmup:,} "
+                f"warm-up), best of {args.repeat} alternated runs; loopback, keep-alive; {os.cpu_count()} CPUs"
+            )
             print(base.line("baseline, bare aiohttp handler (200 JSON):"))
             print(mine.line("surveybot serve, durable inbox write:     "))
             ratio = mine.best.rate / base.best.rate
             p99 = mine.percentile(99)
-            print(f"ratio surveybot/bare: {ratio:.2f} (target >= 0.5: {'met' if ratio >= 0.5 else 'MISSED'}); "
-                  f"surveybot p99 {p99:.1f} ms at {args.concurrency} concurrent "
-                  f"(target < 50 ms: {'met' if p99 < 50 else 'MISSED'})")
-            print(f"cpu, share of a core while measuring: baseline: client {base.cpu():.0%}, server "
-                  f"{base.cpu('bare'):.0%}; surveybot: client {mine.cpu():.0%}, server {mine.cpu('surveybot'):.0%}, "
-                  f"API stand-in {mine.cpu('qualtrics-standin'):.0%}. Server CPU per accepted webhook: surveybot "
-                  f"{mine.cpu_per_request('surveybot') * 1e6:.0f} µs, bare {base.cpu_per_request('bare') * 1e6:.0f} µs")
+            print(
+                f"ratio surveybot/bare: {ratio:.2f} (target >= 0.5: {'met' if ratio >= 0.5 else 'MISSED'}); "
+                f"surveybot p99 {p99:.1f} ms at {args.concurrency} concurrent "
+                f"(target < 50 ms: {'met' if p99 < 50 else 'MISSED'})"
+            )
+            print(
+                f"cpu, share of a core while measuring: baseline: client {base.cpu():.0%}, server "
+                f"{base.cpu('bare'):.0%}; surveybot: client {mine.cpu():.0%}, server {mine.cpu('surveybot'):.0%}, "
+                f"API stand-in {mine.cpu('qualtrics-standin'):.0%}. Server CPU per accepted webhook: surveybot "
+                f"{mine.cpu_per_request('surveybot') * 1e6:.0f} µs, bare {base.cpu_per_request('bare') * 1e6:.0f} µs"
+            )
 
             expected = sum(r.accepted + r.warm_accepted for r in mine.runs)
             rows = sum(states.values())
-            print(f"inbox: {rows:,} rows for {expected:,} accepted webhooks (warm-up included): "
-                  f"{'one each' if rows == expected else 'MISMATCH'}; {states['done']:,} fetched and recorded, "
-                  f"{states['pending']:,} pending, {states['failed']:,} failed")
+            print(
+                f"inbox: {rows:,} rows for {expected:,} accepted webhooks (warm-up included): "
+                f"{'one each' if rows == expected else 'MISMATCH'}; {states['done']:,} fetched and recorded, "
+                f"{states['pending']:,} pending, {states['failed']:,} failed"
+            )
             recorded = ", ".join(f"{done:,} of {r.accepted + r.warm_accepted:,}" for done, r in zip(at_end, mine.runs))
             drained = ", ".join("not within the timeout" if d is None else f"{d:.1f} s" for d in drains)
-            print(f"background fetch: recorded while each run lasted: {recorded}; "
-                  f"the rest recorded in {drained} after it")
+            print(
+                f"background fetch: recorded while each run lasted: {recorded}; the rest recorded in {drained} after it"
+            )
             if rows != expected:
                 raise SystemExit(f"inbox holds {rows} rows for {expected} accepted webhooks")
         finally:

@@ -40,8 +40,10 @@ def normalise_email(raw: str, *, allow_local_domain: bool = False) -> str:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:  # a lone surrogate: bytes that were not text (e.g. a command-line argument)
-        raise InvalidAddress(f"contains {text[exc.start]!r} at position {exc.start + 1}, which is not a "
-                             "character (bytes that were not UTF-8 text)") from None
+        raise InvalidAddress(
+            f"contains {text[exc.start]!r} at position {exc.start + 1}, which is not a "
+            "character (bytes that were not UTF-8 text)"
+        ) from None
     if "<" in text and text.endswith(">"):
         text = parseaddr(text)[1] or text
     if text[:7].lower() == "mailto:":
@@ -53,8 +55,10 @@ def normalise_email(raw: str, *, allow_local_domain: bool = False) -> str:
     octets = len(unicodedata.normalize("NFC", local).encode("utf-8")) if at else 0
     if octets > MAX_LOCAL:
         unit = "characters" if local.isascii() else "octets (in UTF-8)"
-        raise InvalidAddress(f"the part before the @ is {octets} {unit} long; at most {MAX_LOCAL} are allowed "
-                             f"(RFC 5321, section 4.5.3.1.1)")
+        raise InvalidAddress(
+            f"the part before the @ is {octets} {unit} long; at most {MAX_LOCAL} are allowed "
+            f"(RFC 5321, section 4.5.3.1.1)"
+        )
     if at and _DOT_ATOM.match(local):
         try:
             unicode_domain, ascii_domain = _domain(domain.lower())

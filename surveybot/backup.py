@@ -21,8 +21,7 @@ from surveybot.errors import InvalidInput
 PAGES_PER_STEP = 1024  # copied between pauses, so the service keeps writing meanwhile
 
 
-def backup(source: Path, target: Path, now: datetime,
-           progress: Callable[[int, int], None] | None = None) -> dict:
+def backup(source: Path, target: Path, now: datetime, progress: Callable[[int, int], None] | None = None) -> dict:
     """Copy the database at ``source`` to ``target``; returns its size and what it holds."""
     if target.exists() and target.is_dir():
         raise InvalidInput(f"{target} is a folder; name the backup file", field="file")
@@ -35,14 +34,18 @@ def backup(source: Path, target: Path, now: datetime,
     live = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30)
     copy = sqlite3.connect(partial)
     try:
+
         def step(status: int, remaining: int, total: int) -> None:
             if progress:
                 progress(total - remaining, total)
 
         live.backup(copy, pages=PAGES_PER_STEP, progress=step, sleep=0.005)
         copy.execute("DELETE FROM service_lease")
-        copy.execute("INSERT INTO meta (key, value) VALUES ('backup_taken_at', ?) "
-                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value", [iso(now)])
+        copy.execute(
+            "INSERT INTO meta (key, value) VALUES ('backup_taken_at', ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [iso(now)],
+        )
         copy.commit()
         copy.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no -wal beside it
         (messages,) = copy.execute("SELECT count(*) FROM outbox").fetchone()
@@ -51,5 +54,10 @@ def backup(source: Path, target: Path, now: datetime,
         copy.close()
         live.close()
     os.replace(partial, target)
-    return {"file": str(target), "bytes": target.stat().st_size, "waves": waves, "messages": messages,
-            "taken_at": iso(now)}
+    return {
+        "file": str(target),
+        "bytes": target.stat().st_size,
+        "waves": waves,
+        "messages": messages,
+        "taken_at": iso(now),
+    }

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def iso(moment: datetime) -> str:
     """The one text form of a moment stored in the database (UTC, so text order is time order)."""
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -44,7 +44,7 @@ def parse_moment(text: str, now: datetime) -> datetime:
         raise ValueError(f"{text!r} is not 'now' or an ISO 8601 time such as 2026-12-01T09:00+01:00") from None
     if moment.tzinfo is None:
         moment = moment.astimezone()  # local time of this machine
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)
 
 
 def parse_stored(text: str) -> datetime:

@@ -38,12 +38,14 @@ DEFAULTS: dict[str, str] = {
 # Every setting surveybot reads, with a one-line meaning (the README's table is checked against it).
 DOCUMENTED: dict[str, str] = {
     "SURVEYBOT_DB": "SQLite file",
-    "SURVEYBOT_MAIL_URL": "smtp://user:pass@host:port (smtps:// for TLS; ?starttls=1; ?cafile=PATH) or a Maildir folder",
+    "SURVEYBOT_MAIL_URL": "smtp://user:pass@host:port (smtps:// for TLS; ?starttls=1; ?cafile=PATH) "
+    "or a Maildir folder",
     "SURVEYBOT_FROM": "sender of every e-mail",
-    "SURVEYBOT_FROM_ES": "sender of e-mail in Spanish, e.g. 'Equipo de la encuesta <survey@example.org>' (default: SURVEYBOT_FROM)",
+    "SURVEYBOT_FROM_ES": "sender of e-mail in Spanish, e.g. 'Equipo de la encuesta <survey@example.org>' "
+    "(default: SURVEYBOT_FROM)",
     "SURVEYBOT_BASE_URL": "public URL used in links (unsubscribe, booking)",
     "SURVEYBOT_SECRET": "key for signed links; if unset, generated on first run into the file beside the database "
-                        "(SURVEYBOT_DB + '.secret', readable by its owner only), never into the database",
+    "(SURVEYBOT_DB + '.secret', readable by its owner only), never into the database",
     "SURVEYBOT_SEND_RATE": "messages per second at most",
     "SURVEYBOT_TEMPLATES": "folder whose e-mail templates override the built-in ones of the same name",
     "SURVEYBOT_REPLY_TO": "address replies go to; also offered as a mailto: unsubscribe",
@@ -58,10 +60,11 @@ DOCUMENTED: dict[str, str] = {
     "SURVEYMONKEY_BASE_URL": "SurveyMonkey API URL",
     "SURVEYBOT_INTERVIEW_NUDGE_AFTER": "after an invitation to book an interview, when to remind those who have not",
     "SURVEYBOT_INTERVIEW_EXPIRE_AFTER": "after an invitation to book an interview, when the booking link expires",
-    "SURVEYBOT_FETCH_GRACE": "a response the platform does not know yet is asked for again during this time after its event",
-    "SURVEYBOT_FETCH_GIVE_UP": "a response that cannot be fetched is given up after this long (never before the wave closes)",
+    "SURVEYBOT_FETCH_GRACE": "a response the platform does not know yet is asked for again during this time "
+    "after its event",
+    "SURVEYBOT_FETCH_GIVE_UP": "a response that cannot be fetched is given up after this long "
+    "(never before the wave closes)",
 }
-
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,9 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | os.P
         sender_es=_sender(raw, key="SURVEYBOT_FROM_ES")["sender"] if (raw := get("SURVEYBOT_FROM_ES")) else None,
         base_url=_http_url("SURVEYBOT_BASE_URL", get("SURVEYBOT_BASE_URL") or DEFAULTS["SURVEYBOT_BASE_URL"]),
         secret=_secret(get("SURVEYBOT_SECRET")),
-        send_rate=_positive_number("SURVEYBOT_SEND_RATE", get("SURVEYBOT_SEND_RATE") or DEFAULTS["SURVEYBOT_SEND_RATE"]),
+        send_rate=_positive_number(
+            "SURVEYBOT_SEND_RATE", get("SURVEYBOT_SEND_RATE") or DEFAULTS["SURVEYBOT_SEND_RATE"]
+        ),
         send_concurrency=_whole_number("SURVEYBOT_SEND_CONCURRENCY", get("SURVEYBOT_SEND_CONCURRENCY"), 1, 64),
         retry_delay=_duration("SURVEYBOT_RETRY_DELAY", get("SURVEYBOT_RETRY_DELAY")),
         max_attempts=_whole_number("SURVEYBOT_MAX_ATTEMPTS", get("SURVEYBOT_MAX_ATTEMPTS"), 1, 100),
@@ -138,11 +143,11 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | os.P
         surveymonkey_api_key=get("SURVEYMONKEY_API_KEY"),
         surveymonkey_api_secret=get("SURVEYMONKEY_API_SECRET"),
         surveymonkey_access_token=get("SURVEYMONKEY_ACCESS_TOKEN"),
-        surveymonkey_base_url=_http_url("SURVEYMONKEY_BASE_URL", get("SURVEYMONKEY_BASE_URL")
-                                        or DEFAULTS["SURVEYMONKEY_BASE_URL"]),
+        surveymonkey_base_url=_http_url(
+            "SURVEYMONKEY_BASE_URL", get("SURVEYMONKEY_BASE_URL") or DEFAULTS["SURVEYMONKEY_BASE_URL"]
+        ),
         interview_nudge_after=_duration("SURVEYBOT_INTERVIEW_NUDGE_AFTER", get("SURVEYBOT_INTERVIEW_NUDGE_AFTER")),
-        interview_expire_after=_duration("SURVEYBOT_INTERVIEW_EXPIRE_AFTER",
-                                         get("SURVEYBOT_INTERVIEW_EXPIRE_AFTER")),
+        interview_expire_after=_duration("SURVEYBOT_INTERVIEW_EXPIRE_AFTER", get("SURVEYBOT_INTERVIEW_EXPIRE_AFTER")),
         fetch_grace=_duration("SURVEYBOT_FETCH_GRACE", get("SURVEYBOT_FETCH_GRACE")),
         fetch_give_up=_duration("SURVEYBOT_FETCH_GIVE_UP", get("SURVEYBOT_FETCH_GIVE_UP")),
     )
@@ -210,11 +215,16 @@ def _sender(raw: str, key: str = "SURVEYBOT_FROM") -> dict:
     try:
         email = normalise_email(address, allow_local_domain=True)
     except InvalidAddress as exc:
-        raise SettingError(key, raw, f"needs an e-mail address, as in 'Survey team <survey@example.org>' ({exc})") from None
+        raise SettingError(
+            key, raw, f"needs an e-mail address, as in 'Survey team <survey@example.org>' ({exc})"
+        ) from None
     email, utf8 = envelope(email)  # an international domain as punycode: the form every message carries
     if utf8:
-        raise SettingError(key, raw, "the part before the @ must be ASCII (otherwise only relays offering "
-                           "SMTPUTF8 could carry any message)")
+        raise SettingError(
+            key,
+            raw,
+            "the part before the @ must be ASCII (otherwise only relays offering SMTPUTF8 could carry any message)",
+        )
     return {"sender": formataddr((name, email)) if name else email, "sender_email": email}
 
 

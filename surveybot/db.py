@@ -17,8 +17,8 @@ from typing import TypeVar
 
 from sqlite_utils import Database
 
-from surveybot.errors import DatabaseError
 from surveybot import schema
+from surveybot.errors import DatabaseError
 
 BUSY_TIMEOUT_S = 30.0
 T = TypeVar("T")
@@ -50,13 +50,19 @@ def open_db(path: str | Path, *, migrate: bool = True, busy_timeout: float = BUS
 
 def is_busy(exc: BaseException) -> bool:
     """Whether ``exc`` says another connection holds the lock (try again later), not that something is broken."""
-    return isinstance(exc, sqlite3.OperationalError) and any(
-        word in str(exc).lower() for word in ("locked", "busy"))
+    return isinstance(exc, sqlite3.OperationalError) and any(word in str(exc).lower() for word in ("locked", "busy"))
 
 
-async def retry_busy(write: Callable[[], T], *, what: str, stopping: Callable[[], bool] = lambda: False,
-                     on_wait: Callable[[bool], None] = lambda waiting: None, first: float = 0.05,
-                     longest: float = 2.0, patience: float | None = None) -> T:
+async def retry_busy(
+    write: Callable[[], T],
+    *,
+    what: str,
+    stopping: Callable[[], bool] = lambda: False,
+    on_wait: Callable[[bool], None] = lambda waiting: None,
+    first: float = 0.05,
+    longest: float = 2.0,
+    patience: float | None = None,
+) -> T:
     """Run ``write`` until the database lets it through, waiting with growing pauses (without blocking the
     event loop) while another process holds the write lock. ``on_wait(True)`` is called when it starts
     waiting and ``on_wait(False)`` once through, so health checks can say so. Gives up only when

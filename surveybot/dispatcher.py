@@ -31,8 +31,8 @@ from datetime import datetime, timedelta
 from sqlite_utils import Database
 
 from surveybot import outbox, recipients
-from surveybot.contacts import store
 from surveybot.clock import utcnow
+from surveybot.contacts import store
 from surveybot.db import is_busy, retry_busy
 from surveybot.errors import SurveybotError
 from surveybot.interviews.messages import InterviewMessages
@@ -76,9 +76,19 @@ class Batch:
 
 
 class Dispatcher:
-    def __init__(self, db: Database, composer: Composer, transport, *, rate: float, concurrency: int = 4,
-                 retry_delay: float = 30.0, max_attempts: int = 8, poll: float = 0.5,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        db: Database,
+        composer: Composer,
+        transport,
+        *,
+        rate: float,
+        concurrency: int = 4,
+        retry_delay: float = 30.0,
+        max_attempts: int = 8,
+        poll: float = 0.5,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         self.db, self.composer, self.transport = db, composer, transport
         self.limiter = RateLimiter(rate)
         self.interviews = InterviewMessages(db, composer)
@@ -117,8 +127,12 @@ class Dispatcher:
         """The sending loop (run under a supervisor: an error that escapes it restarts it)."""
         self._loop = asyncio.get_running_loop()
         if not self._recovered:  # once per service: only the lease holder gets here (see lease.py)
-            recovered = await retry_busy(lambda: outbox.recover(self.db), what="the dispatcher",
-                                         stopping=lambda: self._stopping, on_wait=self._waiting)
+            recovered = await retry_busy(
+                lambda: outbox.recover(self.db),
+                what="the dispatcher",
+                stopping=lambda: self._stopping,
+                on_wait=self._waiting,
+            )
             self._recovered = True
             if recovered:
                 log.warning("requeued %d messages interrupted by a stop while being sent", recovered)
@@ -140,7 +154,7 @@ class Dispatcher:
                 self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), self.poll)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
 
     async def send_due(self) -> int:
@@ -151,8 +165,12 @@ class Dispatcher:
         try:
             batch = Batch(self.db, rows)
         except Exception:  # nothing was sent: put the batch back (the supervisor logs and restarts the loop)
-            await retry_busy(lambda: outbox.record(self.db, [("release", row["id"]) for row in rows]),
-                             what="the dispatcher", stopping=self._give_up_recording, on_wait=self._waiting)
+            await retry_busy(
+                lambda: outbox.record(self.db, [("release", row["id"]) for row in rows]),
+                what="the dispatcher",
+                stopping=self._give_up_recording,
+                on_wait=self._waiting,
+            )
             raise
         queue: asyncio.Queue[dict] = asyncio.Queue()
         for row in rows:
@@ -163,12 +181,19 @@ class Dispatcher:
             # What was sent must be written down, however long the database stays locked (and for a while
             # after a stop): a message recorded as still sending would go out again after a restart.
             try:
-                await retry_busy(lambda: self._record(batch), what="recording sent messages",
-                                 stopping=self._give_up_recording, on_wait=self._waiting)
+                await retry_busy(
+                    lambda: self._record(batch),
+                    what="recording sent messages",
+                    stopping=self._give_up_recording,
+                    on_wait=self._waiting,
+                )
             except sqlite3.OperationalError:
                 sent = [outcome[1] for outcome in batch.outcomes if outcome[0] == "sent"]
-                log.critical("stopping with the database still locked: outbox rows %s were sent but could not be "
-                             "recorded; they will be sent again at the next start", sent)
+                log.critical(
+                    "stopping with the database still locked: outbox rows %s were sent but could not be "
+                    "recorded; they will be sent again at the next start",
+                    sent,
+                )
                 raise
         return len(rows)
 
@@ -177,7 +202,7 @@ class Dispatcher:
         outcomes = batch.outcomes[:]
         if outcomes:
             outbox.record(self.db, outcomes)
-            del batch.outcomes[:len(outcomes)]
+            del batch.outcomes[: len(outcomes)]
         while batch.bounces:
             address, reason = batch.bounces[-1]
             suppress(self.db, address, "bounce", reason)
@@ -193,8 +218,12 @@ class Dispatcher:
             # Written before this connection sends again: a crash can leave at most one message per
             # connection sent but not marked (the in-flight window), and that one goes again with the same
             # Message-ID. Outcomes of the other connections that finished meanwhile share the transaction.
-            await retry_busy(lambda: self._record(batch), what="recording sent messages",
-                             stopping=self._give_up_recording, on_wait=self._waiting)
+            await retry_busy(
+                lambda: self._record(batch),
+                what="recording sent messages",
+                stopping=self._give_up_recording,
+                on_wait=self._waiting,
+            )
 
     async def _deliver(self, row: dict, batch: Batch) -> None:
         try:
@@ -205,8 +234,9 @@ class Dispatcher:
             log.error("message %s not sent: %s", row["id"], exc)
             return
         except Exception as exc:  # a bug met by one message fails that message, never the others
-            batch.outcomes.append(("failed", row["id"], f"internal error while building it: "
-                                                        f"{type(exc).__name__}: {exc}"))
+            batch.outcomes.append(
+                ("failed", row["id"], f"internal error while building it: {type(exc).__name__}: {exc}")
+            )
             log.exception("message %s not sent: unexpected error while building it", row["id"])
             return
         if message is None:
@@ -273,5 +303,4 @@ class Dispatcher:
             if message is None:
                 batch.outcomes.append(("cancelled", row["id"], reason))
             return message
-        return self.composer.message(row["kind"], wave, contact, self.clock(), to_email=row["to_email"],
-                                     key=row["key"])
+        return self.composer.message(row["kind"], wave, contact, self.clock(), to_email=row["to_email"], key=row["key"])

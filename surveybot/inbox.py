@@ -21,9 +21,9 @@ from sqlite_utils import Database
 
 from surveybot import responses
 from surveybot.clock import iso, parse_stored, utcnow
-from surveybot.ratelimit import RateLimiter
 from surveybot.db import is_busy, retry_busy, transaction
 from surveybot.platforms import ApiError, FetchNeeded, ResponseEvent, qualtrics, surveymonkey
+from surveybot.ratelimit import RateLimiter
 from surveybot.waves import waves_by_id
 
 log = logging.getLogger("surveybot.inbox")
@@ -44,12 +44,14 @@ def add_many(db: Database, items: list[tuple[int, FetchNeeded]], now: datetime) 
             cursor = db.conn.execute(
                 "INSERT OR IGNORE INTO webhook_inbox (wave_id, platform, survey_id, response_id, event, due_at, "
                 "received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [wave_id, need.platform, need.survey_id, need.response_id, need.event, stamp, stamp])
+                [wave_id, need.platform, need.survey_id, need.response_id, need.event, stamp, stamp],
+            )
             if cursor.rowcount == 0:  # delivered again: a row that had failed is worth another try
                 cursor = db.conn.execute(
                     "UPDATE webhook_inbox SET state = 'pending', attempts = 0, due_at = ?, received_at = ? "
                     "WHERE platform = ? AND response_id = ? AND event = ? AND state = 'failed'",
-                    [stamp, stamp, need.platform, need.response_id, need.event])
+                    [stamp, stamp, need.platform, need.response_id, need.event],
+                )
             added.append(cursor.rowcount == 1)
     return added
 
@@ -57,17 +59,25 @@ def add_many(db: Database, items: list[tuple[int, FetchNeeded]], now: datetime) 
 def requeue_failed(db: Database, wave_id: int, now: datetime) -> int:
     """``responses retry``: every failed fetch of the wave is tried again, its clock started anew."""
     with transaction(db):
-        return db.execute("UPDATE webhook_inbox SET state = 'pending', attempts = 0, due_at = ?, received_at = ? "
-                          "WHERE wave_id = ? AND state = 'failed'", [iso(now), iso(now), wave_id]).rowcount
+        return db.execute(
+            "UPDATE webhook_inbox SET state = 'pending', attempts = 0, due_at = ?, received_at = ? "
+            "WHERE wave_id = ? AND state = 'failed'",
+            [iso(now), iso(now), wave_id],
+        ).rowcount
 
 
 def failures(db: Database, wave_id: int, limit: int = 20) -> tuple[int, list[dict]]:
     """How many of the wave's fetches failed, and why (the latest first)."""
-    count = db.execute("SELECT count(*) FROM webhook_inbox WHERE wave_id = ? AND state = 'failed'",
-                       [wave_id]).fetchone()[0]
-    rows = list(db.query("SELECT response_id, event, last_error AS error, processed_at FROM webhook_inbox "
-                         "WHERE wave_id = ? AND state = 'failed' ORDER BY processed_at DESC LIMIT ?",
-                         [wave_id, limit]))
+    count = db.execute(
+        "SELECT count(*) FROM webhook_inbox WHERE wave_id = ? AND state = 'failed'", [wave_id]
+    ).fetchone()[0]
+    rows = list(
+        db.query(
+            "SELECT response_id, event, last_error AS error, processed_at FROM webhook_inbox "
+            "WHERE wave_id = ? AND state = 'failed' ORDER BY processed_at DESC LIMIT ?",
+            [wave_id, limit],
+        )
+    )
     return count, rows
 
 
@@ -105,24 +115,32 @@ class Intake:
 def first_delivery(db: Database, platform: str, message_id: str, now: datetime) -> bool:
     """Remember a signed message's id; False if it was delivered before (a retry or a replay)."""
     with transaction(db):
-        cursor = db.execute("INSERT OR IGNORE INTO webhook_seen (platform, message_id, received_at) VALUES (?, ?, ?)",
-                            [platform, message_id, iso(now)])
+        cursor = db.execute(
+            "INSERT OR IGNORE INTO webhook_seen (platform, message_id, received_at) VALUES (?, ?, ?)",
+            [platform, message_id, iso(now)],
+        )
     return cursor.rowcount == 1
 
 
 def claim(db: Database, now: datetime, limit: int) -> list[dict]:
     with transaction(db):
-        return list(db.query(
-            """UPDATE webhook_inbox SET attempts = attempts + 1, due_at = ?
+        return list(
+            db.query(
+                """UPDATE webhook_inbox SET attempts = attempts + 1, due_at = ?
                WHERE id IN (SELECT id FROM webhook_inbox WHERE state = 'pending' AND due_at <= ?
                             ORDER BY due_at, id LIMIT ?)
-               RETURNING *""", [iso(now + timedelta(minutes=5)), iso(now), limit]))
+               RETURNING *""",
+                [iso(now + timedelta(minutes=5)), iso(now), limit],
+            )
+        )
 
 
 def finish(db: Database, row_id: int, state: str, error: str, now: datetime) -> None:
     with transaction(db):
-        db.execute("UPDATE webhook_inbox SET state = ?, last_error = ?, processed_at = ? WHERE id = ?",
-                   [state, error[:500], iso(now), row_id])
+        db.execute(
+            "UPDATE webhook_inbox SET state = ?, last_error = ?, processed_at = ? WHERE id = ?",
+            [state, error[:500], iso(now), row_id],
+        )
 
 
 def retry(db: Database, row_id: int, error: str, due: datetime) -> None:
@@ -137,10 +155,21 @@ class InboxWorker:
     long as the batch took, so answering the platform (which times out and retries) comes first, yet a steady
     stream of webhooks can never starve it. When none arrive it runs flat out."""
 
-    def __init__(self, db: Database, settings, session: aiohttp.ClientSession, *, retry_delay: float = 5.0,
-                 concurrency: int = 16, poll: float = 1.0, yield_factor: float = 4.0,
-                 grace: float = 15 * 60, give_up: float = 48 * 3600, longest_wait: float = 3600,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings,
+        session: aiohttp.ClientSession,
+        *,
+        retry_delay: float = 5.0,
+        concurrency: int = 16,
+        poll: float = 1.0,
+        yield_factor: float = 4.0,
+        grace: float = 15 * 60,
+        give_up: float = 48 * 3600,
+        longest_wait: float = 3600,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         self.db, self.settings, self.session = db, settings, session
         self.retry_delay, self.concurrency = retry_delay, concurrency
         self.poll, self.yield_factor, self.clock = poll, yield_factor, clock
@@ -192,17 +221,22 @@ class InboxWorker:
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), self.poll)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def _process(self, rows: list[dict]) -> None:
         waves = waves_by_id(self.db, sorted({row["wave_id"] for row in rows}))
-        fetched = await asyncio.gather(*(self._fetch(row, waves.get(row["wave_id"])) for row in rows),
-                                       return_exceptions=True)
+        fetched = await asyncio.gather(
+            *(self._fetch(row, waves.get(row["wave_id"])) for row in rows), return_exceptions=True
+        )
         # What was fetched is recorded however long another process holds the write lock (the platform will
         # not send it again).
-        outcomes = await retry_busy(lambda: self._record(rows, waves, fetched), what="recording responses",
-                                    stopping=lambda: self._stopping, on_wait=self._waiting)
+        outcomes = await retry_busy(
+            lambda: self._record(rows, waves, fetched),
+            what="recording responses",
+            stopping=lambda: self._stopping,
+            on_wait=self._waiting,
+        )
         for outcome in outcomes:
             self.on_recorded(outcome)
 
@@ -253,8 +287,9 @@ class InboxWorker:
             finish(self.db, row["id"], "failed", "no fetcher or no wave", now)
         elif isinstance(result, ApiError):
             age = (now - parse_stored(row["received_at"])).total_seconds()
-            closed = wave is not None and (wave["state"] == "closed" or (
-                wave["closes_at"] is not None and parse_stored(wave["closes_at"]) <= now))
+            closed = wave is not None and (
+                wave["state"] == "closed" or (wave["closes_at"] is not None and parse_stored(wave["closes_at"]) <= now)
+            )
             worth_trying = result.temporary or (result.not_found and age < self.grace)
             if not worth_trying or (age >= self.give_up and closed):
                 finish(self.db, row["id"], "failed", str(result), now)
@@ -262,8 +297,11 @@ class InboxWorker:
             else:
                 if result.refused:
                     self._say_refused(row, result)
-                delay = (result.retry_after if result.retry_after is not None
-                         else min(self.longest_wait, self.retry_delay * 2 ** (row["attempts"] - 1)))
+                delay = (
+                    result.retry_after
+                    if result.retry_after is not None
+                    else min(self.longest_wait, self.retry_delay * 2 ** (row["attempts"] - 1))
+                )
                 retry(self.db, row["id"], str(result), now + timedelta(seconds=delay))
         elif isinstance(result, BaseException):
             raise result

@@ -60,7 +60,8 @@ def check(db: Database, me: dict, now: datetime) -> dict | None:
                 f"another 'surveybot serve' is running on this database (pid {row['pid']} on {row['host']}, "
                 f"since {row['started_at'][:19]} UTC, last seen {row['heartbeat_at'][:19]} UTC); stop it "
                 f"first — if it has crashed, its lease lapses {int(STALE_AFTER.total_seconds())} s after it "
-                f"was last seen")
+                f"was last seen"
+            )
         return row
     return None
 
@@ -70,20 +71,23 @@ def acquire(db: Database, me: dict, now: datetime) -> dict | None:
     holder's row when one was taken over (it stopped without giving the lease back), else None."""
     with transaction(db):
         row = check(db, me, now)
-        db.execute("""INSERT INTO service_lease (name, holder, pid, host, started_at, heartbeat_at)
+        db.execute(
+            """INSERT INTO service_lease (name, holder, pid, host, started_at, heartbeat_at)
                       VALUES (?, ?, ?, ?, ?, ?)
                       ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, pid = excluded.pid,
                           host = excluded.host, started_at = excluded.started_at,
                           heartbeat_at = excluded.heartbeat_at""",
-                   [NAME, me["holder"], me["pid"], me["host"], iso(now), iso(now)])
+            [NAME, me["holder"], me["pid"], me["host"], iso(now), iso(now)],
+        )
     return row
 
 
 def beat(db: Database, me: dict, now: datetime) -> bool:
     """Renew the lease; False if it was taken over meanwhile (this service must stop sending)."""
     with transaction(db):
-        cursor = db.execute("UPDATE service_lease SET heartbeat_at = ? WHERE name = ? AND holder = ?",
-                            [iso(now), NAME, me["holder"]])
+        cursor = db.execute(
+            "UPDATE service_lease SET heartbeat_at = ? WHERE name = ? AND holder = ?", [iso(now), NAME, me["holder"]]
+        )
     return cursor.rowcount == 1
 
 

@@ -23,9 +23,16 @@ SURVEY_KINDS = ("invitation", "reminder", "final_reminder")
 OUTSIDE_WINDOW = "the recipient's send window opens only after the close"
 
 
-def enqueue_wave_step(db: Database, wave_id: int, kind: str, step_id: int, now: datetime,
-                      window: SendWindow | None = None, closes_at: datetime | None = None,
-                      default_zone: str = "") -> int:
+def enqueue_wave_step(
+    db: Database,
+    wave_id: int,
+    kind: str,
+    step_id: int,
+    now: datetime,
+    window: SendWindow | None = None,
+    closes_at: datetime | None = None,
+    default_zone: str = "",
+) -> int:
     """Inside a transaction: queue ``kind`` for the wave's recipients who have not finished and are not
     suppressed — due now, or, with a send ``window``, when it next opens in each recipient's time zone (the
     wave's ``default_zone`` for a recipient whose zone is unknown; a
@@ -47,29 +54,61 @@ def enqueue_wave_step(db: Database, wave_id: int, kind: str, step_id: int, now: 
     return cursor.rowcount
 
 
-def _enqueue_in_windows(db: Database, wave_id: int, kind: str, step_id: int, now: datetime, window: SendWindow,
-                        closes_at: datetime | None, default_zone: str) -> int:
+def _enqueue_in_windows(
+    db: Database,
+    wave_id: int,
+    kind: str,
+    step_id: int,
+    now: datetime,
+    window: SendWindow,
+    closes_at: datetime | None,
+    default_zone: str,
+) -> int:
     rows = db.execute(
         """SELECT r.contact_id, c.email, c.city, c.country, c.timezone
            FROM recipients r JOIN contacts c ON c.id = r.contact_id
            WHERE r.wave_id = ? AND r.completed_at IS NULL AND c.email NOT IN (SELECT email FROM suppressions)
-           ORDER BY r.id""", [wave_id]).fetchall()
+           ORDER BY r.id""",
+        [wave_id],
+    ).fetchall()
     stamp, queued, values = iso(now), 0, []
     for contact_id, email, city, country, zone in rows:
         known = zone_of({"timezone": zone, "city": city, "country": country})[0]
         due = window.opens(now, known or default_zone)  # a contact of unknown zone: the wave's
         late = closes_at is not None and due >= closes_at
         queued += not late
-        values.append((f"wave:{wave_id}:contact:{contact_id}:{kind}:{step_id}", wave_id, contact_id, kind, email,
-                       "cancelled" if late else "queued", OUTSIDE_WINDOW if late else "", iso(due), stamp))
+        values.append(
+            (
+                f"wave:{wave_id}:contact:{contact_id}:{kind}:{step_id}",
+                wave_id,
+                contact_id,
+                kind,
+                email,
+                "cancelled" if late else "queued",
+                OUTSIDE_WINDOW if late else "",
+                iso(due),
+                stamp,
+            )
+        )
     db.conn.executemany(
         """INSERT OR IGNORE INTO outbox (key, wave_id, contact_id, kind, to_email, state, last_error, due_at,
-           created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""", values)
+           created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        values,
+    )
     return queued
 
 
-def enqueue(db: Database, key: str, kind: str, to_email: str, now: datetime, *, wave_id: int | None = None,
-            contact_id: int | None = None, payload: str = "{}") -> bool:
+def enqueue(
+    db: Database,
+    key: str,
+    kind: str,
+    to_email: str,
+    now: datetime,
+    *,
+    wave_id: int | None = None,
+    contact_id: int | None = None,
+    payload: str = "{}",
+) -> bool:
     cursor = db.execute(
         """INSERT OR IGNORE INTO outbox (key, wave_id, contact_id, kind, to_email, due_at, created_at, payload)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
@@ -82,15 +121,17 @@ def claim(db: Database, now: datetime, limit: int) -> list[dict]:
     """Take up to ``limit`` due messages for sending, oldest first. Pausing a wave holds its survey e-mail,
     not the interviews already arranged."""
     with transaction(db):
-        rows = list(db.query(
-            """UPDATE outbox SET state = 'sending', attempts = attempts + 1
+        rows = list(
+            db.query(
+                """UPDATE outbox SET state = 'sending', attempts = attempts + 1
                WHERE id IN (SELECT o.id FROM outbox o LEFT JOIN waves w ON w.id = o.wave_id
                             WHERE o.state = 'queued' AND o.due_at <= ?
                               AND (COALESCE(w.paused, 0) = 0 OR o.kind LIKE 'interview%')
                             ORDER BY o.due_at, o.id LIMIT ?)
                RETURNING *""",
-            [iso(now), limit],
-        ))
+                [iso(now), limit],
+            )
+        )
     rows.sort(key=lambda r: (r["due_at"], r["id"]))
     return rows
 
@@ -120,8 +161,9 @@ def flag_restored(db: Database) -> tuple[str, int] | None:
         row = db.execute("SELECT value FROM meta WHERE key = 'backup_taken_at'").fetchone()
         if row is None:
             return None
-        flagged = db.execute("UPDATE outbox SET recovered = 1 WHERE state IN ('queued', 'sending') "
-                             "AND created_at <= ?", [row[0]]).rowcount
+        flagged = db.execute(
+            "UPDATE outbox SET recovered = 1 WHERE state IN ('queued', 'sending') AND created_at <= ?", [row[0]]
+        ).rowcount
         db.execute("DELETE FROM meta WHERE key = 'backup_taken_at'")
     return row[0], flagged
 
@@ -138,8 +180,10 @@ def queued_count(db: Database) -> int:
 
 def counts_in_flight(db: Database) -> tuple[int, int]:
     """(queued, sending): what waits to be sent and what is being sent now."""
-    row = db.execute("SELECT count(CASE WHEN state = 'queued' THEN 1 END), count(CASE WHEN state = 'sending' "
-                     "THEN 1 END) FROM outbox WHERE state IN ('queued', 'sending')").fetchone()
+    row = db.execute(
+        "SELECT count(CASE WHEN state = 'queued' THEN 1 END), count(CASE WHEN state = 'sending' "
+        "THEN 1 END) FROM outbox WHERE state IN ('queued', 'sending')"
+    ).fetchone()
     return row[0], row[1]
 
 
@@ -153,21 +197,29 @@ def next_due(db: Database) -> str | None:
 def release_times(db: Database, wave_id: int) -> dict:
     """When the wave's queued survey messages go out (with a send window, each recipient's zone gives its
     own time), and how many were not sent because the window opened only after the close."""
-    times = [{"at": at, "messages": n} for at, n in db.execute(
-        f"""SELECT substr(due_at, 1, 16), count(*) FROM outbox WHERE wave_id = ? AND state = 'queued'
-            AND kind IN ({','.join('?' * len(SURVEY_KINDS))}) GROUP BY 1 ORDER BY 1 LIMIT 50""",
-        [wave_id, *SURVEY_KINDS])]
-    skipped = db.execute("SELECT count(*) FROM outbox WHERE wave_id = ? AND state = 'cancelled' AND last_error = ?",
-                         [wave_id, OUTSIDE_WINDOW]).fetchone()[0]
+    times = [
+        {"at": at, "messages": n}
+        for at, n in db.execute(
+            f"""SELECT substr(due_at, 1, 16), count(*) FROM outbox WHERE wave_id = ? AND state = 'queued'
+            AND kind IN ({",".join("?" * len(SURVEY_KINDS))}) GROUP BY 1 ORDER BY 1 LIMIT 50""",
+            [wave_id, *SURVEY_KINDS],
+        )
+    ]
+    skipped = db.execute(
+        "SELECT count(*) FROM outbox WHERE wave_id = ? AND state = 'cancelled' AND last_error = ?",
+        [wave_id, OUTSIDE_WINDOW],
+    ).fetchone()[0]
     return {"release_times": times, "skipped_outside_window": skipped}
 
 
 def wave_counts(db: Database, wave_id: int) -> dict:
     counts = dict.fromkeys(("queued", "sending", "sent", "failed", "cancelled"), 0)
     # The survey's own e-mail: interview messages are counted with the interviews.
-    for state, number in db.execute("SELECT state, count(*) FROM outbox WHERE wave_id = ? "
-                                    "AND kind NOT LIKE 'interview%' GROUP BY state", [wave_id]):
+    for state, number in db.execute(
+        "SELECT state, count(*) FROM outbox WHERE wave_id = ? AND kind NOT LIKE 'interview%' GROUP BY state", [wave_id]
+    ):
         counts[state] = number
-    counts["recovered"] = db.execute("SELECT count(*) FROM outbox WHERE wave_id = ? AND recovered = 1 "
-                                     "AND state = 'sent'", [wave_id]).fetchone()[0]
+    counts["recovered"] = db.execute(
+        "SELECT count(*) FROM outbox WHERE wave_id = ? AND recovered = 1 AND state = 'sent'", [wave_id]
+    ).fetchone()[0]
     return counts

@@ -24,8 +24,13 @@ def run_due(db: Database, secret: str, now: datetime) -> list[dict]:
     waves = list(db.query("SELECT * FROM waves WHERE state IN ('scheduled', 'open') AND paused = 0 ORDER BY id"))
     for wave in waves:
         with transaction(db):
-            due = list(db.query("SELECT id, kind FROM wave_steps WHERE wave_id = ? AND state = 'pending' "
-                                "AND due_at <= ? ORDER BY due_at, id", [wave["id"], iso(now)]))
+            due = list(
+                db.query(
+                    "SELECT id, kind FROM wave_steps WHERE wave_id = ? AND state = 'pending' "
+                    "AND due_at <= ? ORDER BY due_at, id",
+                    [wave["id"], iso(now)],
+                )
+            )
             if not due:
                 continue
             done.extend(_run_steps(db, wave, due, secret, now))
@@ -48,10 +53,12 @@ def _run_steps(db: Database, wave: dict, due: list[dict], secret: str, now: date
             recipients.add_audience(db, wave, secret, now)
             db.execute("UPDATE waves SET state = 'open' WHERE id = ?", [wave["id"]])
         closes = parse_stored(wave["closes_at"]) if wave["closes_at"] else None
-        queued = outbox.enqueue_wave_step(db, wave["id"], step["kind"], step["id"], now, windows.of_wave(wave),
-                                          closes, wave["timezone"])
-        db.execute("UPDATE wave_steps SET state = 'done', done_at = ?, enqueued = ? WHERE id = ?",
-                   [stamp, queued, step["id"]])
+        queued = outbox.enqueue_wave_step(
+            db, wave["id"], step["kind"], step["id"], now, windows.of_wave(wave), closes, wave["timezone"]
+        )
+        db.execute(
+            "UPDATE wave_steps SET state = 'done', done_at = ?, enqueued = ? WHERE id = ?", [stamp, queued, step["id"]]
+        )
         done.append({"wave": wave["slug"], "step": step["kind"], "queued": queued})
     return done
 
@@ -59,4 +66,6 @@ def _run_steps(db: Database, wave: dict, due: list[dict], secret: str, now: date
 def next_wakeup(db: Database) -> str | None:
     """When the next step of a running, unpaused wave falls due."""
     return db.execute("""SELECT MIN(s.due_at) FROM wave_steps s JOIN waves w ON w.id = s.wave_id
-                         WHERE s.state = 'pending' AND w.state IN ('scheduled', 'open') AND w.paused = 0""").fetchone()[0]
+                         WHERE s.state = 'pending' AND w.state IN ('scheduled', 'open') AND w.paused = 0""").fetchone()[
+        0
+    ]

@@ -49,8 +49,9 @@ def _audience_sql(wave: dict, *, suppressed: bool = False) -> tuple[str, list]:
     sql = f"FROM contacts c WHERE c.email {'' if suppressed else 'NOT '}IN (SELECT email FROM suppressions)"
     params: list = []
     if networks:
-        sql += (" AND c.id IN (SELECT contact_id FROM contact_sources WHERE network IN "
-                f"({','.join('?' * len(networks))}))")
+        sql += (
+            f" AND c.id IN (SELECT contact_id FROM contact_sources WHERE network IN ({','.join('?' * len(networks))}))"
+        )
         params = list(networks)
     if wave.get("skip_overlap") and not suppressed:
         sql += f" AND NOT {_IN_OTHER_OPEN_WAVE}"
@@ -62,20 +63,38 @@ def audience(db: Database, wave: dict) -> dict:
     """Who a launch would invite now: how many, by language and network, how many are left out as
     suppressed, and how many are already in another open wave (by wave)."""
     sql, params = _audience_sql(wave)
-    by_language = {lang or "en+es": n for lang, n in db.execute(
-        f"SELECT c.language, count(*) {sql} GROUP BY c.language ORDER BY c.language", params)}
-    by_network = {net: n for net, n in db.execute(
-        f"""SELECT s.network, count(DISTINCT s.contact_id) FROM contact_sources s
-            WHERE s.contact_id IN (SELECT c.id {sql}) GROUP BY lower(s.network) ORDER BY lower(s.network)""", params)}
+    by_language = {
+        lang or "en+es": n
+        for lang, n in db.execute(f"SELECT c.language, count(*) {sql} GROUP BY c.language ORDER BY c.language", params)
+    }
+    by_network = {
+        net: n
+        for net, n in db.execute(
+            f"""SELECT s.network, count(DISTINCT s.contact_id) FROM contact_sources s
+            WHERE s.contact_id IN (SELECT c.id {sql}) GROUP BY lower(s.network) ORDER BY lower(s.network)""",
+            params,
+        )
+    }
     suppressed_sql, suppressed_params = _audience_sql(wave, suppressed=True)
     suppressed = db.execute(f"SELECT count(*) {suppressed_sql}", suppressed_params).fetchone()[0]
     everyone_sql, everyone_params = _audience_sql({**wave, "skip_overlap": 0})
-    overlap = {slug: n for slug, n in db.execute(
-        f"""SELECT o.slug, count(*) FROM recipients r JOIN waves o ON o.id = r.wave_id
+    overlap = {
+        slug: n
+        for slug, n in db.execute(
+            f"""SELECT o.slug, count(*) FROM recipients r JOIN waves o ON o.id = r.wave_id
             WHERE o.id != ? AND o.state IN ('scheduled', 'open') AND r.contact_id IN (SELECT c.id {everyone_sql})
-            GROUP BY o.slug ORDER BY o.slug""", [wave["id"], *everyone_params])}
-    return {"recipients": sum(by_language.values()), "by_language": by_language, "by_network": by_network,
-            "suppressed": suppressed, "in_other_open_waves": overlap, "skip_overlap": bool(wave.get("skip_overlap"))}
+            GROUP BY o.slug ORDER BY o.slug""",
+            [wave["id"], *everyone_params],
+        )
+    }
+    return {
+        "recipients": sum(by_language.values()),
+        "by_language": by_language,
+        "by_network": by_network,
+        "suppressed": suppressed,
+        "in_other_open_waves": overlap,
+        "skip_overlap": bool(wave.get("skip_overlap")),
+    }
 
 
 def add_audience(db: Database, wave: dict, secret: str, now: datetime) -> int:
@@ -96,8 +115,10 @@ def completed_pairs(db: Database, wave_ids: list[int], contact_ids: list[int]) -
     """(wave, contact) pairs among these that have finished the wave's survey."""
     if not wave_ids or not contact_ids:
         return set()
-    sql = (f"SELECT wave_id, contact_id FROM recipients WHERE completed_at IS NOT NULL "
-           f"AND wave_id IN ({','.join('?' * len(wave_ids))}) AND contact_id IN ({','.join('?' * len(contact_ids))})")
+    sql = (
+        f"SELECT wave_id, contact_id FROM recipients WHERE completed_at IS NOT NULL "
+        f"AND wave_id IN ({','.join('?' * len(wave_ids))}) AND contact_id IN ({','.join('?' * len(contact_ids))})"
+    )
     return {tuple(row) for row in db.execute(sql, [*wave_ids, *contact_ids])}
 
 
@@ -108,14 +129,21 @@ def by_token(db: Database, token: str) -> dict | None:
 def mark_completed(db: Database, wave_id: int, contact_id: int, now: datetime) -> bool:
     """Inside a transaction: the contact finished the wave's survey. Their unsent reminders are cancelled
     and a thank-you is queued. Returns False if they had finished already."""
-    cursor = db.execute("UPDATE recipients SET completed_at = ? WHERE wave_id = ? AND contact_id = ? "
-                        "AND completed_at IS NULL", [iso(now), wave_id, contact_id])
+    cursor = db.execute(
+        "UPDATE recipients SET completed_at = ? WHERE wave_id = ? AND contact_id = ? AND completed_at IS NULL",
+        [iso(now), wave_id, contact_id],
+    )
     if cursor.rowcount == 0:
         return False
-    db.execute("""UPDATE outbox SET state = 'cancelled', last_error = 'completed the survey'
+    db.execute(
+        """UPDATE outbox SET state = 'cancelled', last_error = 'completed the survey'
                   WHERE wave_id = ? AND contact_id = ? AND state = 'queued'
-                  AND kind IN ('invitation', 'reminder', 'final_reminder')""", [wave_id, contact_id])
-    db.execute("""INSERT OR IGNORE INTO outbox (key, wave_id, contact_id, kind, to_email, due_at, created_at)
+                  AND kind IN ('invitation', 'reminder', 'final_reminder')""",
+        [wave_id, contact_id],
+    )
+    db.execute(
+        """INSERT OR IGNORE INTO outbox (key, wave_id, contact_id, kind, to_email, due_at, created_at)
                   SELECT ?, ?, id, 'thank_you', email, ?, ? FROM contacts WHERE id = ?""",
-               [f"wave:{wave_id}:contact:{contact_id}:thank_you", wave_id, iso(now), iso(now), contact_id])
+        [f"wave:{wave_id}:contact:{contact_id}:thank_you", wave_id, iso(now), iso(now), contact_id],
+    )
     return True

@@ -38,9 +38,12 @@ def missing_required(wave: dict, event: ResponseEvent) -> list[str]:
     parts: Qualtrics writes a text entry as ``QID5_TEXT`` and a matrix row as ``QID5_2``, LimeSurvey a
     subquestion as ``Q5[SQ001]``."""
     required = wave["required"] if isinstance(wave["required"], list) else json.loads(wave["required"])
-    return [q for q in required
-            if not _answered(event.answers.get(q))
-            and not any(_answered(v) for k, v in event.answers.items() if k.startswith((f"{q}_", f"{q}[")))]
+    return [
+        q
+        for q in required
+        if not _answered(event.answers.get(q))
+        and not any(_answered(v) for k, v in event.answers.items() if k.startswith((f"{q}_", f"{q}[")))
+    ]
 
 
 def _folded(value) -> str:
@@ -67,8 +70,9 @@ def record(db: Database, wave: dict, event: ResponseEvent, now: datetime) -> str
     """Record one response event; returns what happened: complete, duplicate, unmatched, partial, repeat."""
     stamp = iso(now)
     with transaction(db):
-        if db.execute("SELECT 1 FROM responses WHERE platform = ? AND response_id = ?",
-                      [event.platform, event.response_id]).fetchone():
+        if db.execute(
+            "SELECT 1 FROM responses WHERE platform = ? AND response_id = ?", [event.platform, event.response_id]
+        ).fetchone():
             return "repeat"
         recipient = recipients.by_token(db, event.token) if event.token else None
         if recipient is not None and recipient["wave_id"] != wave["id"]:
@@ -80,8 +84,17 @@ def record(db: Database, wave: dict, event: ResponseEvent, now: datetime) -> str
             cursor = db.execute(
                 "INSERT OR IGNORE INTO partial_audit (wave_id, platform, response_id, contact_id, progress, reason, "
                 "recorded_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [wave["id"], event.platform, event.response_id, recipient["contact_id"] if recipient else None,
-                 event.progress, reason, event.recorded_at, stamp])
+                [
+                    wave["id"],
+                    event.platform,
+                    event.response_id,
+                    recipient["contact_id"] if recipient else None,
+                    event.progress,
+                    reason,
+                    event.recorded_at,
+                    stamp,
+                ],
+            )
             return "partial" if cursor.rowcount else "repeat"
         if recipient is None:
             _insert(db, wave, event, None, "unmatched", "", stamp)
@@ -93,8 +106,11 @@ def record(db: Database, wave: dict, event: ResponseEvent, now: datetime) -> str
         # make this respondent's answer any less finished (a second response of the same person changes nothing).
         recipients.mark_completed(db, wave["id"], contact_id, now)
         if opted_in(wave, event):
-            db.execute("INSERT OR IGNORE INTO interview_queue (wave_id, contact_id, response_id, created_at, "
-                       "updated_at) VALUES (?, ?, ?, ?, ?)", [wave["id"], contact_id, event.response_id, stamp, stamp])
+            db.execute(
+                "INSERT OR IGNORE INTO interview_queue (wave_id, contact_id, response_id, created_at, "
+                "updated_at) VALUES (?, ?, ?, ?, ?)",
+                [wave["id"], contact_id, event.response_id, stamp, stamp],
+            )
         return "duplicate" if duplicate else "complete"
 
 
@@ -103,28 +119,44 @@ def assign_unmatched(db: Database, wave: dict, row_id: int, contact_id: int, now
     (flagged as a duplicate if they or their city had answered), they are done (no more reminders, a
     thank-you) and an interview opt-in in its answers queues them. Returns complete or duplicate."""
     with transaction(db):
-        row = db.execute("SELECT platform, response_id, answers, embedded FROM responses WHERE id = ? AND wave_id = ? "
-                         "AND status = 'unmatched'", [row_id, wave["id"]]).fetchone()
+        row = db.execute(
+            "SELECT platform, response_id, answers, embedded FROM responses WHERE id = ? AND wave_id = ? "
+            "AND status = 'unmatched'",
+            [row_id, wave["id"]],
+        ).fetchone()
         if row is None:
             raise NotFound(f"no unmatched response {row_id} in wave {wave['slug']!r}")
-        if not db.execute("SELECT 1 FROM recipients WHERE wave_id = ? AND contact_id = ?",
-                          [wave["id"], contact_id]).fetchone():
+        if not db.execute(
+            "SELECT 1 FROM recipients WHERE wave_id = ? AND contact_id = ?", [wave["id"], contact_id]
+        ).fetchone():
             raise InvalidInput(f"that contact was not invited to wave {wave['slug']!r}", field="email")
         duplicate = _duplicate_of(db, wave["id"], contact_id)
-        db.execute("UPDATE responses SET contact_id = ?, status = 'complete', duplicate = ? WHERE id = ?",
-                   [contact_id, duplicate, row_id])
+        db.execute(
+            "UPDATE responses SET contact_id = ?, status = 'complete', duplicate = ? WHERE id = ?",
+            [contact_id, duplicate, row_id],
+        )
         recipients.mark_completed(db, wave["id"], contact_id, now)
-        event = ResponseEvent(platform=row[0], response_id=row[1], finished=True, token=None,
-                              answers=json.loads(row[2]), embedded=json.loads(row[3]))
+        event = ResponseEvent(
+            platform=row[0],
+            response_id=row[1],
+            finished=True,
+            token=None,
+            answers=json.loads(row[2]),
+            embedded=json.loads(row[3]),
+        )
         if opted_in(wave, event):
-            db.execute("INSERT OR IGNORE INTO interview_queue (wave_id, contact_id, response_id, created_at, "
-                       "updated_at) VALUES (?, ?, ?, ?, ?)", [wave["id"], contact_id, row[1], iso(now), iso(now)])
+            db.execute(
+                "INSERT OR IGNORE INTO interview_queue (wave_id, contact_id, response_id, created_at, "
+                "updated_at) VALUES (?, ?, ?, ?, ?)",
+                [wave["id"], contact_id, row[1], iso(now), iso(now)],
+            )
     return "duplicate" if duplicate else "complete"
 
 
 def _duplicate_of(db: Database, wave_id: int, contact_id: int) -> str:
-    if db.execute("SELECT 1 FROM responses WHERE wave_id = ? AND contact_id = ? AND status = 'complete'",
-                  [wave_id, contact_id]).fetchone():
+    if db.execute(
+        "SELECT 1 FROM responses WHERE wave_id = ? AND contact_id = ? AND status = 'complete'", [wave_id, contact_id]
+    ).fetchone():
         return "contact"
     city, country = db.execute("SELECT city, country FROM contacts WHERE id = ?", [contact_id]).fetchone()
     place = _place(city, country)
@@ -137,7 +169,8 @@ def _duplicate_of(db: Database, wave_id: int, contact_id: int) -> str:
         """SELECT 1 FROM responses r JOIN contacts c ON c.id = r.contact_id
            WHERE r.wave_id = ? AND r.status = 'complete' AND r.contact_id != ?
              AND surveybot_fold(c.city) = ? AND surveybot_fold(c.country) = ? LIMIT 1""",
-        [wave_id, contact_id, *place]).fetchone()
+        [wave_id, contact_id, *place],
+    ).fetchone()
     return "city" if same else ""
 
 
@@ -156,9 +189,19 @@ def _insert(db, wave, event: ResponseEvent, contact_id, status, duplicate, stamp
     db.execute(
         "INSERT INTO responses (wave_id, platform, response_id, contact_id, status, duplicate, answers, embedded, "
         "recorded_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [wave["id"], event.platform, event.response_id, contact_id, status, duplicate,
-         json.dumps(event.answers, ensure_ascii=False, default=str),
-         json.dumps(event.embedded, ensure_ascii=False, default=str), event.recorded_at, stamp])
+        [
+            wave["id"],
+            event.platform,
+            event.response_id,
+            contact_id,
+            status,
+            duplicate,
+            json.dumps(event.answers, ensure_ascii=False, default=str),
+            json.dumps(event.embedded, ensure_ascii=False, default=str),
+            event.recorded_at,
+            stamp,
+        ],
+    )
 
 
 def counts(db: Database, wave_id: int) -> dict:
@@ -173,25 +216,33 @@ def counts(db: Database, wave_id: int) -> dict:
                   (SELECT count(*) FROM responses WHERE wave_id = :w AND status = 'unmatched'),
                   (SELECT count(*) FROM partial_audit p WHERE p.wave_id = :w AND NOT EXISTS
                       (SELECT 1 FROM responses r WHERE r.platform = p.platform AND r.response_id = p.response_id)),
-                  (SELECT count(*) FROM interview_queue WHERE wave_id = :w AND state IN ('queued', 'invited', 'booked'))""",
-        {"w": wave_id}).fetchone()
+                  (SELECT count(*) FROM interview_queue
+                   WHERE wave_id = :w AND state IN ('queued', 'invited', 'booked'))""",
+        {"w": wave_id},
+    ).fetchone()
     keys = ("responses", "duplicate_contact", "duplicate_city", "unmatched", "partial_discarded", "interview_queue")
     found = dict(zip(keys, row))
     found["completed"] = found["responses"] - found["duplicate_contact"]
     found["duplicate_responses"] = found["duplicate_city"] + found["duplicate_contact"]
     places = db.execute(
         """SELECT DISTINCT c.city, c.country FROM responses r JOIN contacts c ON c.id = r.contact_id
-           WHERE r.wave_id = ? AND r.status = 'complete'""", [wave_id])
+           WHERE r.wave_id = ? AND r.status = 'complete'""",
+        [wave_id],
+    )
     found["cities_responded"] = len({_place(*place) for place in places} - {None})
     return found
 
 
 def partials_by_contact(db: Database, wave_id: int) -> dict[int, int]:
     """How many partial responses each recipient of the wave left (discarded ones; no answers are kept)."""
-    return dict(db.execute(
-        """SELECT contact_id, count(*) FROM partial_audit p WHERE wave_id = ? AND contact_id IS NOT NULL
+    return dict(
+        db.execute(
+            """SELECT contact_id, count(*) FROM partial_audit p WHERE wave_id = ? AND contact_id IS NOT NULL
            AND NOT EXISTS (SELECT 1 FROM responses r WHERE r.platform = p.platform AND r.response_id = p.response_id)
-           GROUP BY contact_id""", [wave_id]).fetchall())
+           GROUP BY contact_id""",
+            [wave_id],
+        ).fetchall()
+    )
 
 
 # Cells a spreadsheet would run as a formula start with one of these (OWASP's list), or with their full-width
@@ -210,23 +261,40 @@ def safe_cell(value) -> str:
 
 def export_csv(db: Database, wave: dict) -> str:
     """Complete and unmatched responses as CSV: contact fields, flags, then one column per answer."""
-    rows = list(db.query(
-        """SELECT r.response_id, r.status, r.duplicate, r.recorded_at, r.answers, r.embedded,
+    rows = list(
+        db.query(
+            """SELECT r.response_id, r.status, r.duplicate, r.recorded_at, r.answers, r.embedded,
                   c.email, c.name, c.city, c.country, c.region, c.language
            FROM responses r LEFT JOIN contacts c ON c.id = r.contact_id
-           WHERE r.wave_id = ? ORDER BY r.id""", [wave["id"]]))
+           WHERE r.wave_id = ? ORDER BY r.id""",
+            [wave["id"]],
+        )
+    )
     answers = [json.loads(r["answers"]) for r in rows]
     embedded = [json.loads(r["embedded"]) for r in rows]
     questions = sorted({k for a in answers for k in a}, key=_question_order)
     extra = sorted({k for e in embedded for k in e})
-    fixed = ["response_id", "status", "duplicate", "recorded_at", "email", "name", "city", "country", "region",
-             "language"]
+    fixed = [
+        "response_id",
+        "status",
+        "duplicate",
+        "recorded_at",
+        "email",
+        "name",
+        "city",
+        "country",
+        "region",
+        "language",
+    ]
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow([safe_cell(h) for h in fixed + questions + extra])
     for row, a, e in zip(rows, answers, embedded):
-        writer.writerow([safe_cell(row[k]) for k in fixed] + [safe_cell(a.get(q)) for q in questions]
-                        + [safe_cell(e.get(k)) for k in extra])
+        writer.writerow(
+            [safe_cell(row[k]) for k in fixed]
+            + [safe_cell(a.get(q)) for q in questions]
+            + [safe_cell(e.get(k)) for k in extra]
+        )
     return out.getvalue()
 
 

@@ -13,7 +13,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
@@ -59,8 +59,15 @@ def _in_loop(job: Callable[[], object]) -> Callable[[], Awaitable[None]]:
 
 
 class Planner:
-    def __init__(self, db: Database, secret: str, *, on_queued: Callable[[], None] = lambda: None,
-                 check_every: float = 1.0, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        db: Database,
+        secret: str,
+        *,
+        on_queued: Callable[[], None] = lambda: None,
+        check_every: float = 1.0,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         self.db, self.secret, self.on_queued = db, secret, on_queued
         self.check_every, self.clock = check_every, clock
         self.scheduler = AsyncIOScheduler(timezone="UTC")
@@ -71,9 +78,16 @@ class Planner:
         """Start inside the running event loop; the first check (at once) catches up and schedules the next
         step."""
         self.scheduler.start()
-        self.scheduler.add_job(_in_loop(self._check), "interval", seconds=self.check_every, id="plan-check",
-                               coalesce=True, max_instances=1, misfire_grace_time=None,
-                               next_run_time=datetime.now(timezone.utc))
+        self.scheduler.add_job(
+            _in_loop(self._check),
+            "interval",
+            seconds=self.check_every,
+            id="plan-check",
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=None,
+            next_run_time=datetime.now(UTC),
+        )
 
     def alive(self) -> bool:
         """Whether the clock ticks: the scheduler runs and its plan check ran lately (even if the database was
@@ -82,8 +96,9 @@ class Planner:
 
     def every(self, seconds: float, job: Callable[[], None], name: str) -> None:
         """Run ``job`` every ``seconds`` (one at a time, late runs merged)."""
-        self.scheduler.add_job(_in_loop(job), "interval", seconds=seconds, id=name, coalesce=True, max_instances=1,
-                               misfire_grace_time=None)
+        self.scheduler.add_job(
+            _in_loop(job), "interval", seconds=seconds, id=name, coalesce=True, max_instances=1, misfire_grace_time=None
+        )
 
     def stop(self) -> None:
         if self.scheduler.running:
@@ -107,8 +122,13 @@ class Planner:
             if self.scheduler.get_job("plan-step"):
                 self.scheduler.remove_job("plan-step")
             return
-        self.scheduler.add_job(_in_loop(self.run_now), DateTrigger(run_date=parse_stored(due)), id="plan-step",
-                               replace_existing=True, misfire_grace_time=None)
+        self.scheduler.add_job(
+            _in_loop(self.run_now),
+            DateTrigger(run_date=parse_stored(due)),
+            id="plan-step",
+            replace_existing=True,
+            misfire_grace_time=None,
+        )
 
     def _check(self) -> None:
         self.last_tick = time.monotonic()

@@ -66,8 +66,10 @@ def _move_out_of_database(db: Database, path: Path) -> None:
             stored = str(row[0])
             kept = _read(path) or _create(path, stored)
             if not hmac.compare_digest(kept.encode(), stored.encode()):
-                raise DatabaseError(f"the database holds a service secret different from the one in {path}, and "
-                                    f"the links it sent were signed with its own: move {path} aside to keep them")
+                raise DatabaseError(
+                    f"the database holds a service secret different from the one in {path}, and "
+                    f"the links it sent were signed with its own: move {path} aside to keep them"
+                )
             db.execute("DELETE FROM meta WHERE key = 'secret'")
     finally:
         db.execute(f"PRAGMA secure_delete = {int(secure_delete)}")
@@ -89,8 +91,10 @@ def _read(path: Path) -> str | None:
             break
         time.sleep(0.05)  # created in place (no hard links on this file system) and not yet written
     if len(value) < MIN_SECRET:
-        raise DatabaseError(f"the secret file {path} holds no usable secret (at least {MIN_SECRET} characters); "
-                            f"restore it from a backup, or set SURVEYBOT_SECRET")
+        raise DatabaseError(
+            f"the secret file {path} holds no usable secret (at least {MIN_SECRET} characters); "
+            f"restore it from a backup, or set SURVEYBOT_SECRET"
+        )
     if stat.S_IMODE(mode) & 0o077:
         try:
             os.chmod(path, 0o600)

@@ -48,8 +48,13 @@ class Health:
         return found
 
 
-async def supervise(name: str, run: Callable[[], Awaitable[None]], health: Health,
-                    stopping: Callable[[], bool], backoff: tuple[float, ...] = BACKOFF) -> None:
+async def supervise(
+    name: str,
+    run: Callable[[], Awaitable[None]],
+    health: Health,
+    stopping: Callable[[], bool],
+    backoff: tuple[float, ...] = BACKOFF,
+) -> None:
     """Run ``run()`` until it returns (it returns when asked to stop); restart it after any error."""
     state = health.loop(name)
     failures = 0  # in a row: sets the pause before the next restart
@@ -73,8 +78,9 @@ async def supervise(name: str, run: Callable[[], Awaitable[None]], health: Healt
             delay = backoff[min(failures, len(backoff) - 1)]
             failures += 1
             state.restarts += 1
-            log.exception("%s stopped by an unexpected error; restarting it in %.0f s (restart %d)", name, delay,
-                          state.restarts)
+            log.exception(
+                "%s stopped by an unexpected error; restarting it in %.0f s (restart %d)", name, delay, state.restarts
+            )
             deadline = time.monotonic() + delay
             while time.monotonic() < deadline:  # a stop during the pause ends it at once
                 if stopping():

@@ -90,10 +90,15 @@ def unsuppress(db: Database, email: str, reason: str, now=None) -> dict:
         if row is None:
             raise InvalidInput(f"{address} is not suppressed", field="email")
         if row["kind"] == "bounce":
-            raise InvalidInput(f"{address} bounced ({row['reason'] or 'no such mailbox'}): a bounce is not lifted; "
-                               f"import the contact's correct address instead", field="email")
-        db.execute("INSERT INTO suppression_lifts (email, kind, reason, suppressed_at, lifted_at, lift_reason) "
-                   "VALUES (?, ?, ?, ?, ?, ?)", [address, row["kind"], row["reason"], row["created_at"],
-                                                 iso(now or utcnow()), reason.strip()])
+            raise InvalidInput(
+                f"{address} bounced ({row['reason'] or 'no such mailbox'}): a bounce is not lifted; "
+                f"import the contact's correct address instead",
+                field="email",
+            )
+        db.execute(
+            "INSERT INTO suppression_lifts (email, kind, reason, suppressed_at, lifted_at, lift_reason) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [address, row["kind"], row["reason"], row["created_at"], iso(now or utcnow()), reason.strip()],
+        )
         db.execute("DELETE FROM suppressions WHERE email = ?", [address])
     return row

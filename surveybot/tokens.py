@@ -23,8 +23,9 @@ ROLES = ("coordinator", "network", "researcher")
 PREFIX = "sbt_"
 
 
-def create(db: Database, role: str, network: str | None, now: datetime, label: str = "",
-           email: str | None = None) -> tuple[int, str]:
+def create(
+    db: Database, role: str, network: str | None, now: datetime, label: str = "", email: str | None = None
+) -> tuple[int, str]:
     if role not in ROLES:
         raise InvalidInput(f"role must be one of {', '.join(ROLES)}", field="role")
     if (role == "network") != bool(network):
@@ -38,8 +39,10 @@ def create(db: Database, role: str, network: str | None, now: datetime, label: s
             raise InvalidInput(f"--email {email!r}: {exc}", field="email") from None
     token = PREFIX + secrets.token_urlsafe(32)
     with transaction(db):
-        cursor = db.execute("INSERT INTO api_tokens (role, network, token_hash, label, created_at, email) "
-                            "VALUES (?, ?, ?, ?, ?, ?)", [role, network, token_hash(token), label, iso(now), email])
+        cursor = db.execute(
+            "INSERT INTO api_tokens (role, network, token_hash, label, created_at, email) VALUES (?, ?, ?, ?, ?, ?)",
+            [role, network, token_hash(token), label, iso(now), email],
+        )
     return cursor.lastrowid, token
 
 
@@ -48,8 +51,12 @@ def check(db: Database, token: str) -> dict | None:
     if not token.startswith(PREFIX) or len(token) > 200:
         return None
     wanted = token_hash(token)
-    row = next(db.query("SELECT id, role, network, email, token_hash, revoked_at FROM api_tokens WHERE token_hash = ?",
-                        [wanted]), None)
+    row = next(
+        db.query(
+            "SELECT id, role, network, email, token_hash, revoked_at FROM api_tokens WHERE token_hash = ?", [wanted]
+        ),
+        None,
+    )
     if row is None or not hmac.compare_digest(row["token_hash"], wanted) or row["revoked_at"]:
         return None
     return row
@@ -57,8 +64,12 @@ def check(db: Database, token: str) -> dict | None:
 
 def revoke(db: Database, token_id: int, now: datetime) -> None:
     with transaction(db):
-        if db.execute("UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?",
-                      [iso(now), token_id]).rowcount == 0:
+        if (
+            db.execute(
+                "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?", [iso(now), token_id]
+            ).rowcount
+            == 0
+        ):
             raise NotFound(f"no token {token_id}")
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone, tzinfo
-from zoneinfo import ZoneInfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from sqlite_utils import Database
 
@@ -60,13 +60,28 @@ def create_wave(db: Database, spec: WaveSpec, now: datetime) -> dict:
                close_after, networks, interview_question, interview_yes, required, created_at, title_es,
                close_at_end_of_day, timezone, send_window, send_days, share_status_with_networks)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            [spec.slug, spec.title, spec.platform, spec.survey_id, spec.survey_url, spec.survey_url_es,
-             iso(spec.start) if spec.start else None,
-             json.dumps([int(r.total_seconds()) for r in spec.reminders]), int(spec.close_after.total_seconds()),
-             json.dumps(list(spec.networks)), spec.interview_question, spec.interview_yes,
-             json.dumps(list(spec.required)), iso(now), spec.title_es, int(spec.close_at_end_of_day),
-             spec.timezone or windows.machine_zone(), spec.send_window.strip(), spec.send_days.strip().lower(),
-             int(spec.share_status_with_networks)],
+            [
+                spec.slug,
+                spec.title,
+                spec.platform,
+                spec.survey_id,
+                spec.survey_url,
+                spec.survey_url_es,
+                iso(spec.start) if spec.start else None,
+                json.dumps([int(r.total_seconds()) for r in spec.reminders]),
+                int(spec.close_after.total_seconds()),
+                json.dumps(list(spec.networks)),
+                spec.interview_question,
+                spec.interview_yes,
+                json.dumps(list(spec.required)),
+                iso(now),
+                spec.title_es,
+                int(spec.close_at_end_of_day),
+                spec.timezone or windows.machine_zone(),
+                spec.send_window.strip(),
+                spec.send_days.strip().lower(),
+                int(spec.share_status_with_networks),
+            ],
         )
     return get_wave(db, spec.slug)
 
@@ -80,8 +95,11 @@ def _check(db: Database, spec: WaveSpec) -> None:
         if title and not title.isprintable():
             raise InvalidInput(f"the {name.replace('_', ' ')} must be one line of text", field=name)
         if len(title) > MAX_TITLE:
-            raise InvalidInput(f"the {name.replace('_', ' ')} is {len(title):,} characters long; at most {MAX_TITLE} "
-                               f"fit in an e-mail's subject line", field=name)
+            raise InvalidInput(
+                f"the {name.replace('_', ' ')} is {len(title):,} characters long; at most {MAX_TITLE} "
+                f"fit in an e-mail's subject line",
+                field=name,
+            )
     if spec.platform not in PLATFORMS:
         raise InvalidInput(f"platform must be one of {', '.join(PLATFORMS)}", field="platform")
     if not spec.survey_id.strip():
@@ -96,8 +114,10 @@ def _check(db: Database, spec: WaveSpec) -> None:
         raise InvalidInput("the wave must stay open for some time", field="close_after")
     for reminder in spec.reminders:
         if not timedelta(0) < reminder < spec.close_after:
-            raise InvalidInput(f"every reminder must fall after the start and before the close "
-                               f"(close after {spec.close_after})", field="reminders")
+            raise InvalidInput(
+                f"every reminder must fall after the start and before the close (close after {spec.close_after})",
+                field="reminders",
+            )
     if len(set(spec.reminders)) != len(spec.reminders):
         raise InvalidInput("two reminders at the same time", field="reminders")
     if spec.timezone:
@@ -112,8 +132,9 @@ def _check(db: Database, spec: WaveSpec) -> None:
     unknown = [n for n in spec.networks if n.lower() not in known]
     if unknown:
         listed = ", ".join(sorted(known.values())) or "none yet"
-        raise InvalidInput(f"no contacts were imported for network {unknown[0]!r} (networks: {listed})",
-                           field="network")
+        raise InvalidInput(
+            f"no contacts were imported for network {unknown[0]!r} (networks: {listed})", field="network"
+        )
 
 
 def get_wave(db: Database, slug: str) -> dict:
@@ -141,15 +162,18 @@ def waves_by_id(db: Database, ids: list[int]) -> dict[int, dict]:
 
 def list_waves(db: Database) -> list[dict]:
     """Every wave with its headline counts: invited, sent, completed (people who finished)."""
-    return list(db.query(
-        """SELECT w.slug, w.title, w.platform, CASE WHEN w.paused AND w.state != 'closed' THEN 'paused'
+    return list(
+        db.query(
+            """SELECT w.slug, w.title, w.platform, CASE WHEN w.paused AND w.state != 'closed' THEN 'paused'
                   ELSE w.state END AS state, w.start_at, w.launched_at, w.closes_at, w.closed_at,
                   (SELECT count(*) FROM recipients r WHERE r.wave_id = w.id) AS invited,
                   (SELECT count(*) FROM outbox o WHERE o.wave_id = w.id AND o.state = 'sent'
                      AND o.kind IN ('invitation', 'reminder', 'final_reminder')) AS sent,
                   (SELECT count(*) FROM recipients r WHERE r.wave_id = w.id AND r.completed_at IS NOT NULL)
                      AS completed
-           FROM waves w ORDER BY w.id"""))
+           FROM waves w ORDER BY w.id"""
+        )
+    )
 
 
 def plan_version(db: Database) -> int:
@@ -173,10 +197,14 @@ def launch(db: Database, slug: str, now: datetime, *, skip_overlap: bool = False
             db.execute("UPDATE waves SET skip_overlap = 1 WHERE id = ?", [wave["id"]])
         steps = planned_steps(wave, now)
         closes = steps[-1][1]
-        db.conn.executemany("INSERT INTO wave_steps (wave_id, kind, due_at) VALUES (?, ?, ?)",
-                            [(wave["id"], kind, iso(at)) for kind, at in steps])
-        db.execute("UPDATE waves SET state = 'scheduled', launched_at = ?, closes_at = ? WHERE id = ?",
-                   [iso(now), iso(closes), wave["id"]])
+        db.conn.executemany(
+            "INSERT INTO wave_steps (wave_id, kind, due_at) VALUES (?, ?, ?)",
+            [(wave["id"], kind, iso(at)) for kind, at in steps],
+        )
+        db.execute(
+            "UPDATE waves SET state = 'scheduled', launched_at = ?, closes_at = ? WHERE id = ?",
+            [iso(now), iso(closes), wave["id"]],
+        )
         bump_plan(db)
     return get_wave(db, slug)
 
@@ -185,8 +213,10 @@ def set_paused(db: Database, slug: str, paused: bool) -> dict:
     with transaction(db):
         wave = get_wave(db, slug)
         if wave["state"] in ("draft", "closed"):
-            raise InvalidInput(f"wave {slug!r} is {wave['state']}: only a launched wave can be "
-                               f"{'paused' if paused else 'resumed'}", field="slug")
+            raise InvalidInput(
+                f"wave {slug!r} is {wave['state']}: only a launched wave can be {'paused' if paused else 'resumed'}",
+                field="slug",
+            )
         if bool(wave["paused"]) == paused:
             raise InvalidInput(f"wave {slug!r} is {'already paused' if paused else 'not paused'}", field="slug")
         db.execute("UPDATE waves SET paused = ? WHERE id = ?", [int(paused), wave["id"]])
@@ -215,13 +245,16 @@ def retry_failed(db: Database, slug: str, now: datetime) -> int:
                JOIN contacts c ON c.id = o.contact_id
                WHERE o.wave_id = ? AND o.state = 'failed' AND o.kind IN ('invitation', 'reminder', 'final_reminder')
                  AND r.completed_at IS NULL AND o.to_email NOT IN (SELECT email FROM suppressions)""",
-            [wave["id"]]).fetchall()
+            [wave["id"]],
+        ).fetchall()
         window = windows.of_wave(wave)
         for outbox_id, city, country, zone in rows:
             known = zone_of({"timezone": zone, "city": city, "country": country})[0]
             due = now if window is None else window.opens(now, known or wave["timezone"])
-            db.execute("UPDATE outbox SET state = 'queued', attempts = 0, last_error = '', due_at = ? WHERE id = ?",
-                       [iso(due), outbox_id])
+            db.execute(
+                "UPDATE outbox SET state = 'queued', attempts = 0, last_error = '', due_at = ? WHERE id = ?",
+                [iso(due), outbox_id],
+            )
     return len(rows)
 
 
@@ -239,11 +272,16 @@ def close_wave(db: Database, wave_id: int, now: datetime) -> None:
     """Inside a transaction: mark the wave closed, cancel its pending steps and unsent survey mail."""
     stamp = iso(now)
     db.execute("UPDATE waves SET state = 'closed', closed_at = ? WHERE id = ?", [stamp, wave_id])
-    db.execute("UPDATE wave_steps SET state = CASE WHEN kind = 'close' THEN 'done' ELSE 'cancelled' END, "
-               "done_at = ? WHERE wave_id = ? AND state = 'pending'", [stamp, wave_id])
-    db.execute("""UPDATE outbox SET state = 'cancelled', last_error = 'wave closed'
+    db.execute(
+        "UPDATE wave_steps SET state = CASE WHEN kind = 'close' THEN 'done' ELSE 'cancelled' END, "
+        "done_at = ? WHERE wave_id = ? AND state = 'pending'",
+        [stamp, wave_id],
+    )
+    db.execute(
+        """UPDATE outbox SET state = 'cancelled', last_error = 'wave closed'
                   WHERE wave_id = ? AND state = 'queued' AND kind IN ('invitation', 'reminder', 'final_reminder')""",
-               [wave_id])
+        [wave_id],
+    )
     bump_plan(db)
 
 
@@ -258,7 +296,7 @@ def planned_steps(wave: dict, now: datetime) -> list[tuple[str, datetime]]:
     closes = start + timedelta(seconds=wave["close_after"])
     if wave.get("close_at_end_of_day"):  # 23:59 of the last day, as the wave's clock shows it
         local = closes.astimezone(_zone(wave))
-        closes = local.replace(hour=23, minute=59, second=0, microsecond=0).astimezone(timezone.utc)
+        closes = local.replace(hour=23, minute=59, second=0, microsecond=0).astimezone(UTC)
     steps.append(("close", closes))
     return steps
 
@@ -270,13 +308,19 @@ def _zone(wave: dict) -> tzinfo | None:
 
 
 def next_step(db: Database, wave: dict) -> dict | None:
-    row = db.execute("SELECT kind, due_at FROM wave_steps WHERE wave_id = ? AND state = 'pending' "
-                     "ORDER BY due_at, id LIMIT 1", [wave["id"]]).fetchone()
+    row = db.execute(
+        "SELECT kind, due_at FROM wave_steps WHERE wave_id = ? AND state = 'pending' ORDER BY due_at, id LIMIT 1",
+        [wave["id"]],
+    ).fetchone()
     if row is None:
         return None
     return {"kind": row[0], "at": row[1], "held": bool(wave["paused"])}
 
 
 def steps(db: Database, wave_id: int) -> list[dict]:
-    return list(db.query("SELECT id, kind, due_at, state, done_at, enqueued FROM wave_steps WHERE wave_id = ? "
-                         "ORDER BY due_at, id", [wave_id]))
+    return list(
+        db.query(
+            "SELECT id, kind, due_at, state, done_at, enqueued FROM wave_steps WHERE wave_id = ? ORDER BY due_at, id",
+            [wave_id],
+        )
+    )

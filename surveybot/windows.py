@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -31,17 +31,20 @@ class SendWindow:
     def opens(self, moment: datetime, zone: str) -> datetime:
         """The first moment at or after ``moment`` inside the window, in the recipient's ``zone`` (UTC if
         unknown). Returned in UTC."""
-        tz = ZoneInfo(zone) if zone else timezone.utc
+        tz = ZoneInfo(zone) if zone else UTC
         local = moment.astimezone(tz)
         for ahead in range(8):
             day = local.date() + timedelta(days=ahead)
             if day.weekday() not in self.days:
                 continue
             opens = datetime.combine(day, self.start, tzinfo=tz)
-            closes = (datetime.combine(day, self.end, tzinfo=tz) if self.end != time(0)
-                      else datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz))
+            closes = (
+                datetime.combine(day, self.end, tzinfo=tz)
+                if self.end != time(0)
+                else datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)
+            )
             if local < closes:
-                return max(local, opens).astimezone(timezone.utc)
+                return max(local, opens).astimezone(UTC)
         raise AssertionError("a week always holds a window day")  # days is never empty
 
 

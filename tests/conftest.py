@@ -17,8 +17,14 @@ def run_cli(tmp_path):
     env["SURVEYBOT_DB"] = str(tmp_path / "surveybot.db")
 
     def run(*args: str, extra_env: dict | None = None, check: bool = False) -> subprocess.CompletedProcess:
-        result = subprocess.run([sys.executable, "-m", "surveybot", *args], cwd=tmp_path, text=True,
-                                capture_output=True, env={**env, **(extra_env or {})}, timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-m", "surveybot", *args],
+            cwd=tmp_path,
+            text=True,
+            capture_output=True,
+            env={**env, **(extra_env or {})},
+            timeout=120,
+        )
         if check and result.returncode != 0:
             raise AssertionError(f"surveybot {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result

@@ -21,15 +21,19 @@ from surveybot.suppressions import unsubscribe_token
 from tests.service import import_rows, wait_until
 
 XSS = "<script>alert(1)</script>"
-METROPOLIS = ["Ana Pérez,ana@bogota.example.org,Bogotá,Colombia,Latin America,es",
-              "Luis Gómez,luis@bogota.example.org,Bogotá,Colombia,Latin America,es",
-              f"{XSS},joe@leeds.example.org,Leeds,UK,Europe,en",
-              "Kim Lee,kim@seoul.example.org,Seoul,Korea,Asia,en",
-              "Bo Gone,gone@nowhere.example.org,Valparaíso,Chile,Latin America,es",
-              "Sam Both,sam@porto.example.org,Porto,Portugal,Europe,en"]
-EUROCITIES = ["Eve Euro,eve@lyon.example.org,Lyon,France,Europe,en",
-              "Sam Both,sam@porto.example.org,Porto,Portugal,Europe,en",
-              "Olga Out,olga@riga.example.org,Riga,Latvia,Europe,en"]
+METROPOLIS = [
+    "Ana Pérez,ana@bogota.example.org,Bogotá,Colombia,Latin America,es",
+    "Luis Gómez,luis@bogota.example.org,Bogotá,Colombia,Latin America,es",
+    f"{XSS},joe@leeds.example.org,Leeds,UK,Europe,en",
+    "Kim Lee,kim@seoul.example.org,Seoul,Korea,Asia,en",
+    "Bo Gone,gone@nowhere.example.org,Valparaíso,Chile,Latin America,es",
+    "Sam Both,sam@porto.example.org,Porto,Portugal,Europe,en",
+]
+EUROCITIES = [
+    "Eve Euro,eve@lyon.example.org,Lyon,France,Europe,en",
+    "Sam Both,sam@porto.example.org,Porto,Portugal,Europe,en",
+    "Olga Out,olga@riga.example.org,Riga,Latvia,Europe,en",
+]
 GONE = "gone@nowhere.example.org"
 SLUG = "city"
 
@@ -40,38 +44,73 @@ def import_networks(settings) -> None:
 
 
 def create_wave(db, slug: str = SLUG, share: bool = False) -> dict:
-    return waves.create_wave(db, waves.WaveSpec(
-        slug=slug, title="City diplomacy 2026", platform="signed", survey_id="S1",
-        survey_url="https://survey.example.org/s1", interview_question="Q9", interview_yes="1",
-        timezone="America/Bogota", share_status_with_networks=share), utcnow())
+    return waves.create_wave(
+        db,
+        waves.WaveSpec(
+            slug=slug,
+            title="City diplomacy 2026",
+            platform="signed",
+            survey_id="S1",
+            survey_url="https://survey.example.org/s1",
+            interview_question="Q9",
+            interview_yes="1",
+            timezone="America/Bogota",
+            share_status_with_networks=share,
+        ),
+        utcnow(),
+    )
 
 
 def make_tokens(db) -> dict[str, str]:
     now = utcnow()
-    return {"coordinator": tokens.create(db, "coordinator", None, now)[1],
-            "metropolis": tokens.create(db, "network", "Metropolis", now)[1],
-            "eurocities": tokens.create(db, "network", "Eurocities", now)[1],
-            "researcher": tokens.create(db, "researcher", None, now, email="marta@lab.example.org")[1]}
+    return {
+        "coordinator": tokens.create(db, "coordinator", None, now)[1],
+        "metropolis": tokens.create(db, "network", "Metropolis", now)[1],
+        "eurocities": tokens.create(db, "network", "Eurocities", now)[1],
+        "researcher": tokens.create(db, "researcher", None, now, email="marta@lab.example.org")[1],
+    }
 
 
 def contact_ids(db) -> dict[str, int]:
     return {email: cid for cid, email in db.execute("SELECT id, email FROM contacts")}
 
 
-async def post_response(session: aiohttp.ClientSession, base: str, db, *, response_id: str, email: str | None,
-                        kind: str = "response.completed", progress: int = 100, answers: dict | None = None,
-                        slug: str = SLUG) -> dict:
+async def post_response(
+    session: aiohttp.ClientSession,
+    base: str,
+    db,
+    *,
+    response_id: str,
+    email: str | None,
+    kind: str = "response.completed",
+    progress: int = 100,
+    answers: dict | None = None,
+    slug: str = SLUG,
+) -> dict:
     """A signed webhook as the platform would send it; ``email=None`` sends a token that names nobody."""
     secret = service_secret(db, None)
     wave = waves.get_wave(db, slug)
     token = survey_token(secret, wave["id"], contact_ids(db)[email]) if email else "not-a-recipient-token"
-    body = json.dumps({"type": kind, "data": {"response_id": response_id, "token": token, "progress": progress,
-                                              "answers": answers or {"Q1": "Twinning"}, "embedded": {}}}).encode()
+    body = json.dumps(
+        {
+            "type": kind,
+            "data": {
+                "response_id": response_id,
+                "token": token,
+                "progress": progress,
+                "answers": answers or {"Q1": "Twinning"},
+                "embedded": {},
+            },
+        }
+    ).encode()
     stamp = int(time.time())
     whsec = signed.whsec(webhook_signing_secret(secret, wave))
-    headers = {"Content-Type": "application/json", "webhook-id": f"msg_{response_id}",
-               "webhook-timestamp": str(stamp),
-               "webhook-signature": signed.sign(whsec, f"msg_{response_id}", stamp, body)}
+    headers = {
+        "Content-Type": "application/json",
+        "webhook-id": f"msg_{response_id}",
+        "webhook-timestamp": str(stamp),
+        "webhook-signature": signed.sign(whsec, f"msg_{response_id}", stamp, body),
+    }
     async with session.post(webhook_url(base, secret, wave), data=body, headers=headers) as answer:
         assert answer.status == 200, await answer.text()
         return await answer.json()
@@ -79,8 +118,11 @@ async def post_response(session: aiohttp.ClientSession, base: str, db, *, respon
 
 async def one_click_unsubscribe(session: aiohttp.ClientSession, base: str, db, email: str, slug: str = SLUG):
     token = unsubscribe_token(service_secret(db, None), contact_ids(db)[email], waves.get_wave(db, slug)["id"])
-    async with session.post(f"{base}/unsubscribe/{token}", data=b"List-Unsubscribe=One-Click",
-                            headers={"Content-Type": "application/x-www-form-urlencoded"}) as answer:
+    async with session.post(
+        f"{base}/unsubscribe/{token}",
+        data=b"List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    ) as answer:
         assert answer.status == 200
 
 
@@ -90,22 +132,48 @@ async def drive(db, base: str, mail_sink, slug: str = SLUG) -> None:
     whose name is a script tag), an unmatched response and an opt-out."""
     mail_sink.handler.refuse_rcpt[GONE] = "550 5.1.1 No such user"
     waves.launch(db, slug, utcnow())
-    await wait_until(lambda: len(mail_sink.received) == 7 and db.execute(
-        "SELECT count(*) FROM outbox WHERE state = 'failed'").fetchone()[0] == 1, timeout=20,
-        what="seven invitations sent and one refused")
+    await wait_until(
+        lambda: (
+            len(mail_sink.received) == 7
+            and db.execute("SELECT count(*) FROM outbox WHERE state = 'failed'").fetchone()[0] == 1
+        ),
+        timeout=20,
+        what="seven invitations sent and one refused",
+    )
     async with aiohttp.ClientSession() as session:
         outcomes = [
-            await post_response(session, base, db, response_id="R1", email="ana@bogota.example.org",
-                                answers={"Q1": "Twinning", "Q9": "1"}, slug=slug),
+            await post_response(
+                session,
+                base,
+                db,
+                response_id="R1",
+                email="ana@bogota.example.org",
+                answers={"Q1": "Twinning", "Q9": "1"},
+                slug=slug,
+            ),
             await post_response(session, base, db, response_id="R2", email="luis@bogota.example.org", slug=slug),
-            await post_response(session, base, db, response_id="R3", email="joe@leeds.example.org",
-                                kind="response.partial", progress=40, slug=slug),
+            await post_response(
+                session,
+                base,
+                db,
+                response_id="R3",
+                email="joe@leeds.example.org",
+                kind="response.partial",
+                progress=40,
+                slug=slug,
+            ),
             await post_response(session, base, db, response_id="R4", email="sam@porto.example.org", slug=slug),
             await post_response(session, base, db, response_id="R5", email="eve@lyon.example.org", slug=slug),
             await post_response(session, base, db, response_id="R6", email=None, slug=slug),
         ]
-        assert [o["status"] for o in outcomes] == ["complete", "duplicate", "partial", "complete", "complete",
-                                                   "unmatched"]
+        assert [o["status"] for o in outcomes] == [
+            "complete",
+            "duplicate",
+            "partial",
+            "complete",
+            "complete",
+            "unmatched",
+        ]
         await one_click_unsubscribe(session, base, db, "olga@riga.example.org", slug=slug)
 
 
@@ -118,6 +186,12 @@ async def sign_in(page, base: str, token: str, *, lang: str | None = None) -> No
 
 
 def long_wave_spec(slug: str) -> waves.WaveSpec:
-    return waves.WaveSpec(slug=slug, title="Second wave", platform="signed", survey_id="S2",
-                          survey_url="https://survey.example.org/s2", reminders=(timedelta(days=3),),
-                          close_after=timedelta(days=5))
+    return waves.WaveSpec(
+        slug=slug,
+        title="Second wave",
+        platform="signed",
+        survey_id="S2",
+        survey_url="https://survey.example.org/s2",
+        reminders=(timedelta(days=3),),
+        close_after=timedelta(days=5),
+    )

@@ -18,8 +18,12 @@ def sql(tmp_path: Path, query: str, params: tuple = ()) -> list[tuple]:
 
 
 def all_tables(tmp_path: Path) -> list[str]:
-    names = [n for (n,) in sql(tmp_path, "SELECT name FROM sqlite_master WHERE type = 'table' "
-                                         "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+    names = [
+        n
+        for (n,) in sql(
+            tmp_path, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+        )
+    ]
     assert set(TABLES) <= set(names)
     return names
 

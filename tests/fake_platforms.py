@@ -32,13 +32,33 @@ class FakePlatform:
     subscriptions: list[dict] = field(default_factory=list)
     url: str = ""
 
-    def add_qualtrics(self, response_id: str, *, finished: bool, token: str | None, answers: dict | None = None,
-                      progress: int | None = None, embedded: dict | None = None) -> None:
-        values = {"startDate": "2026-11-25T09:00:00Z", "endDate": "2026-11-25T09:20:00Z", "status": 0,
-                  "ipAddress": "203.0.113.9", "progress": progress if progress is not None else (100 if finished else 40),
-                  "duration": 1200, "finished": 1 if finished else 0, "recordedDate": "2026-11-25T09:20:01.5Z",
-                  "_recordId": response_id, "locationLatitude": "4.6", "locationLongitude": "-74.1",
-                  "distributionChannel": "anonymous", "userLanguage": "ES", **(answers or {}), **(embedded or {})}
+    def add_qualtrics(
+        self,
+        response_id: str,
+        *,
+        finished: bool,
+        token: str | None,
+        answers: dict | None = None,
+        progress: int | None = None,
+        embedded: dict | None = None,
+    ) -> None:
+        values = {
+            "startDate": "2026-11-25T09:00:00Z",
+            "endDate": "2026-11-25T09:20:00Z",
+            "status": 0,
+            "ipAddress": "203.0.113.9",
+            "progress": progress if progress is not None else (100 if finished else 40),
+            "duration": 1200,
+            "finished": 1 if finished else 0,
+            "recordedDate": "2026-11-25T09:20:01.5Z",
+            "_recordId": response_id,
+            "locationLatitude": "4.6",
+            "locationLongitude": "-74.1",
+            "distributionChannel": "anonymous",
+            "userLanguage": "ES",
+            **(answers or {}),
+            **(embedded or {}),
+        }
         if token is not None:
             values["token"] = token
         self.qualtrics[response_id] = values
@@ -58,14 +78,26 @@ class FakePlatform:
             status = pending.pop(0)
             headers = {"Retry-After": self.retry_after} if status == 429 else {}
             if status == 429 and platform == "surveymonkey" and self.surveymonkey_day_reset is not None:
-                headers = {"X-Ratelimit-App-Global-Day-Limit": "500", "X-Ratelimit-App-Global-Day-Remaining": "0",
-                           "X-Ratelimit-App-Global-Day-Reset": str(self.surveymonkey_day_reset),
-                           "X-Ratelimit-App-Global-Minute-Limit": "120",
-                           "X-Ratelimit-App-Global-Minute-Remaining": "119",
-                           "X-Ratelimit-App-Global-Minute-Reset": "41"}
-                return web.json_response({"error": {"id": "1040", "name": "Rate limit reached",
-                                                     "message": "Too many requests were made, try again later.",
-                                                     "http_status_code": 429}}, status=429, headers=headers)
+                headers = {
+                    "X-Ratelimit-App-Global-Day-Limit": "500",
+                    "X-Ratelimit-App-Global-Day-Remaining": "0",
+                    "X-Ratelimit-App-Global-Day-Reset": str(self.surveymonkey_day_reset),
+                    "X-Ratelimit-App-Global-Minute-Limit": "120",
+                    "X-Ratelimit-App-Global-Minute-Remaining": "119",
+                    "X-Ratelimit-App-Global-Minute-Reset": "41",
+                }
+                return web.json_response(
+                    {
+                        "error": {
+                            "id": "1040",
+                            "name": "Rate limit reached",
+                            "message": "Too many requests were made, try again later.",
+                            "http_status_code": 429,
+                        }
+                    },
+                    status=429,
+                    headers=headers,
+                )
             return web.json_response({"meta": {"httpStatus": str(status)}}, status=status, headers=headers)
         return None
 
@@ -80,16 +112,33 @@ class FakePlatform:
             return failure
         if response_id not in self.qualtrics:
             return web.json_response({"meta": {"httpStatus": "404 - Not Found"}}, status=404)
-        return web.json_response({
-            "result": {"responseId": response_id, "values": self.qualtrics[response_id], "labels": {},
-                       "displayedFields": list(self.qualtrics[response_id]), "displayedValues": {}},
-            "meta": {"requestId": "req-1", "httpStatus": "200 - OK"}})
+        return web.json_response(
+            {
+                "result": {
+                    "responseId": response_id,
+                    "values": self.qualtrics[response_id],
+                    "labels": {},
+                    "displayedFields": list(self.qualtrics[response_id]),
+                    "displayedValues": {},
+                },
+                "meta": {"requestId": "req-1", "httpStatus": "200 - OK"},
+            }
+        )
 
     def _qualtrics_refusal(self, request: web.Request) -> web.Response | None:
         if request.headers.get("X-API-TOKEN") == QUALTRICS_NOT_ADMIN:  # a valid token of a non-administrator
-            return web.json_response({"meta": {"httpStatus": "403 - Forbidden", "error": {
-                "errorMessage": "You do not have permission to perform this action.", "errorCode": "AUTH_7.0"}}},
-                status=403)
+            return web.json_response(
+                {
+                    "meta": {
+                        "httpStatus": "403 - Forbidden",
+                        "error": {
+                            "errorMessage": "You do not have permission to perform this action.",
+                            "errorCode": "AUTH_7.0",
+                        },
+                    }
+                },
+                status=403,
+            )
         if request.headers.get("X-API-TOKEN") != QUALTRICS_TOKEN:
             return web.json_response({"meta": {"httpStatus": "401 - Unauthorized"}}, status=401)
         return None
@@ -99,18 +148,31 @@ class FakePlatform:
             return refusal
         body = await request.json()
         self.subscriptions.append({**body, "id": f"SUB_{len(self.subscriptions) + 1}"})
-        return web.json_response({"result": {"id": self.subscriptions[-1]["id"]},
-                                  "meta": {"httpStatus": "200 - OK", "requestId": "req-2"}})
+        return web.json_response(
+            {"result": {"id": self.subscriptions[-1]["id"]}, "meta": {"httpStatus": "200 - OK", "requestId": "req-2"}}
+        )
 
     async def _qualtrics_subscriptions(self, request: web.Request) -> web.Response:
         """The documented list: result.elements (with ``encrypted``, ``scope``, ``successfulCalls``) and nextPage."""
         if (refusal := self._qualtrics_refusal(request)) is not None:
             return refusal
-        elements = [{"id": sub["id"], "scope": "citylab", "topics": sub["topics"],
-                     "publicationUrl": sub["publicationUrl"], "encrypted": bool(sub.get("encrypt")),
-                     "successfulCalls": 0} for sub in self.subscriptions]
-        return web.json_response({"result": {"elements": elements, "nextPage": None},
-                                  "meta": {"httpStatus": "200 - OK", "requestId": "req-3"}})
+        elements = [
+            {
+                "id": sub["id"],
+                "scope": "citylab",
+                "topics": sub["topics"],
+                "publicationUrl": sub["publicationUrl"],
+                "encrypted": bool(sub.get("encrypt")),
+                "successfulCalls": 0,
+            }
+            for sub in self.subscriptions
+        ]
+        return web.json_response(
+            {
+                "result": {"elements": elements, "nextPage": None},
+                "meta": {"httpStatus": "200 - OK", "requestId": "req-3"},
+            }
+        )
 
     async def _qualtrics_unsubscribe(self, request: web.Request) -> web.Response:
         if (refusal := self._qualtrics_refusal(request)) is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 
 from icalendar import Calendar
@@ -18,9 +18,11 @@ from surveybot.platforms import ResponseEvent
 from surveybot.recipients import survey_token
 from surveybot.signing import service_secret
 
-RESPONDENTS = ["Ana Pérez,ana@bogota.example.org,Bogotá,Colombia,Latin America,es,America/Bogota",
-               "Joe Bloggs,joe@leeds.example.org,Leeds,UK,Europe,en,Europe/London",
-               "Pat Doe,pat@lima.example.org,Lima,Peru,Latin America,,America/Lima"]
+RESPONDENTS = [
+    "Ana Pérez,ana@bogota.example.org,Bogotá,Colombia,Latin America,es,America/Bogota",
+    "Joe Bloggs,joe@leeds.example.org,Leeds,UK,Europe,en,Europe/London",
+    "Pat Doe,pat@lima.example.org,Lima,Peru,Latin America,,America/Lima",
+]
 HEADER = "name,email,city,country,region,language,timezone\n"
 RESEARCHER = "marta@lab.example.org"
 MEETING = "https://meet.example.org/city-diplomacy"
@@ -39,21 +41,40 @@ def write_contacts(settings) -> None:
 def opt_in_everyone(db, slug: str = "city") -> dict:
     """Launch a wave and record a complete response with an interview opt-in for every contact; returns
     {email: interview id}."""
-    waves.create_wave(db, waves.WaveSpec(slug=slug, title="City diplomacy 2026", platform="signed", survey_id="S1",
-                                         survey_url="https://survey.example.org/s1", interview_question="Q9",
-                                         interview_yes="1"), utcnow())
+    waves.create_wave(
+        db,
+        waves.WaveSpec(
+            slug=slug,
+            title="City diplomacy 2026",
+            platform="signed",
+            survey_id="S1",
+            survey_url="https://survey.example.org/s1",
+            interview_question="Q9",
+            interview_yes="1",
+        ),
+        utcnow(),
+    )
     wave = waves.launch(db, slug, utcnow())
     secret = service_secret(db, None)
     plan.run_due(db, secret, utcnow())  # the survey invitations: their recipients carry the tokens
     db.execute("UPDATE outbox SET state = 'sent' WHERE kind = 'invitation'")  # as if sent long ago
-    for contact_id, email in db.execute("SELECT id, email FROM contacts").fetchall():
-        event = ResponseEvent(platform="signed", response_id=f"r-{contact_id}", finished=True,
-                              token=survey_token(secret, wave["id"], contact_id), answers={"Q1": "x", "Q9": "1"})
+    for (contact_id,) in db.execute("SELECT id FROM contacts").fetchall():
+        event = ResponseEvent(
+            platform="signed",
+            response_id=f"r-{contact_id}",
+            finished=True,
+            token=survey_token(secret, wave["id"], contact_id),
+            answers={"Q1": "x", "Q9": "1"},
+        )
         assert responses.record(db, wave, event, utcnow()) == "complete"
     db.execute("UPDATE outbox SET state = 'sent' WHERE kind = 'thank_you'")
     db.conn.commit()
-    return {email: iid for iid, email in db.execute(
-        "SELECT q.id, c.email FROM interview_queue q JOIN contacts c ON c.id = q.contact_id")}
+    return {
+        email: iid
+        for iid, email in db.execute(
+            "SELECT q.id, c.email FROM interview_queue q JOIN contacts c ON c.id = q.contact_id"
+        )
+    }
 
 
 def publish(db, start: datetime, count: int, researcher: str = RESEARCHER) -> list[int]:
@@ -63,7 +84,7 @@ def publish(db, start: datetime, count: int, researcher: str = RESEARCHER) -> li
 
 def in_three_days_at(hour: int) -> datetime:
     day = (utcnow() + timedelta(days=3)).date()
-    return datetime(day.year, day.month, day.day, hour, tzinfo=timezone.utc)
+    return datetime(day.year, day.month, day.day, hour, tzinfo=UTC)
 
 
 def invite_all(db, settings, wave: str = "city", nudge: float = 3600, expire: float = 86400) -> list[int]:

@@ -44,8 +44,9 @@ class Handler:
             return self.refuse_data
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self.lock:
-            self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message, time.monotonic(),
-                                          envelope.content))
+            self.received.append(
+                Received(envelope.mail_from, list(envelope.rcpt_tos), message, time.monotonic(), envelope.content)
+            )
         return "250 Message accepted"
 
 
@@ -74,8 +75,7 @@ class MailSink:
             return list(self.handler.received)
 
     def start(self) -> MailSink:
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
-                                     enable_SMTPUTF8=self.smtputf8)
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, enable_SMTPUTF8=self.smtputf8)
         self.controller.start()
         return self
 

@@ -18,10 +18,15 @@ HEADER = "name,email,city,country,region,language\n"
 
 
 def settings_for(tmp_path: Path, mail_url: str, **extra: str) -> Settings:
-    values = {"SURVEYBOT_DB": str(tmp_path / "surveybot.db"), "SURVEYBOT_MAIL_URL": mail_url,
-              "SURVEYBOT_SEND_RATE": "1000", "SURVEYBOT_RETRY_DELAY": "0.2s",
-              "SURVEYBOT_FROM": "City Diplomacy Lab <lab@example.org>",
-              "SURVEYBOT_BASE_URL": "https://survey.example.org", **extra}
+    values = {
+        "SURVEYBOT_DB": str(tmp_path / "surveybot.db"),
+        "SURVEYBOT_MAIL_URL": mail_url,
+        "SURVEYBOT_SEND_RATE": "1000",
+        "SURVEYBOT_RETRY_DELAY": "0.2s",
+        "SURVEYBOT_FROM": "City Diplomacy Lab <lab@example.org>",
+        "SURVEYBOT_BASE_URL": "https://survey.example.org",
+        **extra,
+    }
     return load_settings(values, env_file=None)
 
 
@@ -59,7 +64,6 @@ async def wait_until(condition, timeout: float = 10.0, interval: float = 0.05, w
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-
 def upload_service_db(settings: Settings):
     """A database with Eve from Eurocities and one token of each kind (plus a revoked Metropolis one):
     the setting of the upload tests. Returns (db, {name: token})."""
@@ -69,10 +73,12 @@ def upload_service_db(settings: Settings):
     import_rows(settings, ["Eve Euro,eve@lyon.example.org,Lyon,France,Europe,en"], network="Eurocities")
     db = open_db(settings.db_path)
     now = utcnow()
-    made = {"metropolis": tokens.create(db, "network", "Metropolis", now)[1],
-            "eurocities": tokens.create(db, "network", "Eurocities", now)[1],
-            "coordinator": tokens.create(db, "coordinator", None, now)[1],
-            "researcher": tokens.create(db, "researcher", None, now)[1]}
+    made = {
+        "metropolis": tokens.create(db, "network", "Metropolis", now)[1],
+        "eurocities": tokens.create(db, "network", "Eurocities", now)[1],
+        "coordinator": tokens.create(db, "coordinator", None, now)[1],
+        "researcher": tokens.create(db, "researcher", None, now)[1],
+    }
     revoked_id, made["revoked"] = tokens.create(db, "network", "Metropolis", now)
     tokens.revoke(db, revoked_id, now)
     return db, made

@@ -11,13 +11,41 @@ from email_validator import EmailNotValidError, validate_email
 from surveybot.addresses import InvalidAddress, normalise_email
 
 TRICKY = [
-    "a@example.org", "A.B@Example.ORG", "first.last+tag@sub.example.org", "a..b@example.org", ".a@example.org",
-    "a.@example.org", "a@example", "a@-example.org", "a@example-.org", "a@exa_mple.org", "a@@example.org",
-    "a b@example.org", "\"quoted\"@example.org", "a@[127.0.0.1]", "a@localhost", "a@x.test", "a@x.invalid",
-    "ü@example.org", "a@bücher.de", "a@xn--bcher-kva.de", "x" * 64 + "@example.org", "x" * 65 + "@example.org",
-    "a@" + "b" * 63 + ".org", "a@" + "b" * 64 + ".org", "a@" + ".".join(["b" * 60] * 4) + ".org",
-    "o'brien@example.org", "a!#$%&'*+/=?^_`{|}~-@example.org", "a@example..org", "a@.example.org",
-    "a@example.org.", "a@1.2.3.4", "a@example.c", "a@example.123", "postmaster@example.org", "a@ex ample.org",
+    "a@example.org",
+    "A.B@Example.ORG",
+    "first.last+tag@sub.example.org",
+    "a..b@example.org",
+    ".a@example.org",
+    "a.@example.org",
+    "a@example",
+    "a@-example.org",
+    "a@example-.org",
+    "a@exa_mple.org",
+    "a@@example.org",
+    "a b@example.org",
+    '"quoted"@example.org',
+    "a@[127.0.0.1]",
+    "a@localhost",
+    "a@x.test",
+    "a@x.invalid",
+    "ü@example.org",
+    "a@bücher.de",
+    "a@xn--bcher-kva.de",
+    "x" * 64 + "@example.org",
+    "x" * 65 + "@example.org",
+    "a@" + "b" * 63 + ".org",
+    "a@" + "b" * 64 + ".org",
+    "a@" + ".".join(["b" * 60] * 4) + ".org",
+    "o'brien@example.org",
+    "a!#$%&'*+/=?^_`{|}~-@example.org",
+    "a@example..org",
+    "a@.example.org",
+    "a@example.org.",
+    "a@1.2.3.4",
+    "a@example.c",
+    "a@example.123",
+    "postmaster@example.org",
+    "a@ex ample.org",
 ]
 
 
@@ -73,8 +101,9 @@ def test_pasted_forms_are_cleaned(pasted, expected):
     assert normalise_email(pasted) == expected
 
 
-@pytest.mark.parametrize("bad, words", [("", "blank"), ("a@b.org\r\nBcc: x@y.org", "line break"),
-                                        ("no-at-sign", "@-sign")])
+@pytest.mark.parametrize(
+    "bad, words", [("", "blank"), ("a@b.org\r\nBcc: x@y.org", "line break"), ("no-at-sign", "@-sign")]
+)
 def test_refusals_say_why(bad, words):
     with pytest.raises(InvalidAddress, match=words):
         normalise_email(bad)

@@ -16,14 +16,26 @@ from surveybot.signing import service_secret
 from tests.service import import_rows, running, settings_for, wait_until
 
 
-async def test_a_backup_taken_mid_wave_restores_and_resumes_without_resending_what_it_records(tmp_path, mail_sink,
-                                                                                          run_cli):
+async def test_a_backup_taken_mid_wave_restores_and_resumes_without_resending_what_it_records(
+    tmp_path, mail_sink, run_cli
+):
     settings = settings_for(tmp_path, mail_sink.url, SURVEYBOT_SEND_RATE="60", SURVEYBOT_SECRET="k" * 32)
-    import_rows(settings, [f"Officer {n},officer{n}@city{n}.example.org,City {n},Chile,Latin America,es"
-                           for n in range(200)])
+    import_rows(
+        settings, [f"Officer {n},officer{n}@city{n}.example.org,City {n},Chile,Latin America,es" for n in range(200)]
+    )
     db = open_db(settings.db_path)
-    waves.create_wave(db, waves.WaveSpec(slug="w", title="City diplomacy 2026", platform="signed", survey_id="S1",
-                                         survey_url="https://survey.example.org/s1", reminders=()), utcnow())
+    waves.create_wave(
+        db,
+        waves.WaveSpec(
+            slug="w",
+            title="City diplomacy 2026",
+            platform="signed",
+            survey_id="S1",
+            survey_url="https://survey.example.org/s1",
+            reminders=(),
+        ),
+        utcnow(),
+    )
     waves.launch(db, "w", utcnow())
     db.close()
     env = {"SURVEYBOT_DB": str(settings.db_path)}
@@ -50,8 +62,11 @@ async def test_a_backup_taken_mid_wave_restores_and_resumes_without_resending_wh
     shutil.copy(copy, settings.db_path)
     async with running(settings):
         db = open_db(settings.db_path)
-        await wait_until(lambda: db.execute("SELECT count(*) FROM outbox WHERE state != 'sent'").fetchone()[0] == 0,
-                         timeout=20, what="the rest of the wave")
+        await wait_until(
+            lambda: db.execute("SELECT count(*) FROM outbox WHERE state != 'sent'").fetchone()[0] == 0,
+            timeout=20,
+            what="the rest of the wave",
+        )
         status = wave_status(db, waves.get_wave(db, "w"), service_secret(db, settings.secret), settings.base_url)
     copies: dict[str, list[str]] = defaultdict(list)
     for received in mail_sink.received:

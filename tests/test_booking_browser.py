@@ -41,14 +41,35 @@ async def open_page(browser, *, timezone_id: str, locale: str, javascript: bool 
     return await context.new_page()
 
 
-@pytest.mark.parametrize("email, locale, words", [
-    ("ana@bogota.example.org", "es-CO", {"book": "Reservar este horario", "booked": "Su entrevista está reservada",
-                                         "move": "Cambiar a este horario", "cancel": "Cancelar la entrevista",
-                                         "cancelled": "Su entrevista está cancelada", "zone": "su zona horaria"}),
-    ("joe@leeds.example.org", "en-GB", {"book": "Book this time", "booked": "Your interview is booked",
-                                        "move": "Move to this time", "cancel": "Cancel the interview",
-                                        "cancelled": "Your interview is cancelled", "zone": "your time zone"}),
-])
+@pytest.mark.parametrize(
+    "email, locale, words",
+    [
+        (
+            "ana@bogota.example.org",
+            "es-CO",
+            {
+                "book": "Reservar este horario",
+                "booked": "Su entrevista está reservada",
+                "move": "Cambiar a este horario",
+                "cancel": "Cancelar la entrevista",
+                "cancelled": "Su entrevista está cancelada",
+                "zone": "su zona horaria",
+            },
+        ),
+        (
+            "joe@leeds.example.org",
+            "en-GB",
+            {
+                "book": "Book this time",
+                "booked": "Your interview is booked",
+                "move": "Move to this time",
+                "cancel": "Cancel the interview",
+                "cancelled": "Your interview is cancelled",
+                "zone": "your time zone",
+            },
+        ),
+    ],
+)
 async def test_book_move_and_cancel_in_the_respondents_language(service, browser, email, locale, words):
     db, iid = service["db"], service["ids"][email]
     page = await open_page(browser, timezone_id="Asia/Tokyo", locale=locale)
@@ -92,8 +113,10 @@ async def test_without_javascript_times_are_in_the_respondents_zone_and_the_lang
     assert "Your follow-up interview" in await page.locator("h1").inner_text()
     await page.locator("#first-slot").check()
     await page.click("#book")
-    await wait_until(lambda: queue.get(service["db"], service["ids"]["ana@bogota.example.org"])["state"] == "booked",
-                     what="the booking")
+    await wait_until(
+        lambda: queue.get(service["db"], service["ids"]["ana@bogota.example.org"])["state"] == "booked",
+        what="the booking",
+    )
     assert "Your interview is booked" in await page.locator("#current").inner_text()
     await page.context.close()
 

@@ -12,14 +12,20 @@ from surveybot import plan, responses, waves
 from surveybot.clock import utcnow
 from surveybot.db import open_db
 from surveybot.platforms import ResponseEvent, signed
-from surveybot.recipients import survey_token
 from surveybot.platforms.urls import webhook_signing_secret, webhook_url
+from surveybot.recipients import survey_token
 from surveybot.reports import wave_status
 from surveybot.signing import service_secret
 from tests.service import import_rows, running, settings_for, wait_until
 
-COUNT_KEYS = ("responses", "duplicate_contact", "completed", "cities_responded", "duplicate_city",
-              "duplicate_responses")
+COUNT_KEYS = (
+    "responses",
+    "duplicate_contact",
+    "completed",
+    "cities_responded",
+    "duplicate_city",
+    "duplicate_responses",
+)
 
 
 def counts(db, slug: str = "city") -> tuple[int, ...]:
@@ -34,14 +40,28 @@ def subjects_to(sink, address: str) -> list[str]:
 async def test_two_officers_of_one_city_both_finish_and_both_are_done(tmp_path, mail_sink):
     """The second officer of Bogotá is flagged as a city duplicate, yet is thanked and never reminded."""
     settings = settings_for(tmp_path, mail_sink.url)
-    import_rows(settings, ["Ana Pérez,ana@bogota.example.org,Bogotá,Colombia,Latin America,en",
-                           "Luis Gómez,luis@bogota.example.org,Bogotá ,colombia,Latin America,en",
-                           "Joe Bloggs,joe@leeds.example.org,Leeds,UK,Europe,en"])
+    import_rows(
+        settings,
+        [
+            "Ana Pérez,ana@bogota.example.org,Bogotá,Colombia,Latin America,en",
+            "Luis Gómez,luis@bogota.example.org,Bogotá ,colombia,Latin America,en",
+            "Joe Bloggs,joe@leeds.example.org,Leeds,UK,Europe,en",
+        ],
+    )
     db = open_db(settings.db_path)
-    waves.create_wave(db, waves.WaveSpec(slug="city", title="City diplomacy 2026", platform="signed",
-                                         survey_id="S1", survey_url="https://survey.example.org/s1",
-                                         reminders=(timedelta(seconds=4),), close_after=timedelta(seconds=8)),
-                      utcnow())
+    waves.create_wave(
+        db,
+        waves.WaveSpec(
+            slug="city",
+            title="City diplomacy 2026",
+            platform="signed",
+            survey_id="S1",
+            survey_url="https://survey.example.org/s1",
+            reminders=(timedelta(seconds=4),),
+            close_after=timedelta(seconds=8),
+        ),
+        utcnow(),
+    )
     waves.launch(db, "city", utcnow())
     secret = service_secret(db, None)
     async with running(settings) as (_, base), aiohttp.ClientSession() as session:
@@ -50,13 +70,25 @@ async def test_two_officers_of_one_city_both_finish_and_both_are_done(tmp_path, 
         whsec = signed.whsec(webhook_signing_secret(secret, wave))
         ids = dict(db.execute("SELECT email, id FROM contacts").fetchall())
         for number, email in enumerate(("ana@bogota.example.org", "luis@bogota.example.org")):
-            body = json.dumps({"type": "response.completed", "data": {
-                "response_id": f"resp-{number}", "token": survey_token(secret, wave["id"], ids[email]),
-                "progress": 100, "answers": {"q1": "Twinning"}, "embedded": {}}}).encode()
+            body = json.dumps(
+                {
+                    "type": "response.completed",
+                    "data": {
+                        "response_id": f"resp-{number}",
+                        "token": survey_token(secret, wave["id"], ids[email]),
+                        "progress": 100,
+                        "answers": {"q1": "Twinning"},
+                        "embedded": {},
+                    },
+                }
+            ).encode()
             stamp = int(time.time())
-            headers = {"Content-Type": "application/json", "webhook-id": f"msg_{number}",
-                       "webhook-timestamp": str(stamp),
-                       "webhook-signature": signed.sign(whsec, f"msg_{number}", stamp, body)}
+            headers = {
+                "Content-Type": "application/json",
+                "webhook-id": f"msg_{number}",
+                "webhook-timestamp": str(stamp),
+                "webhook-signature": signed.sign(whsec, f"msg_{number}", stamp, body),
+            }
             async with session.post(webhook_url(base, secret, wave), data=body, headers=headers) as answer:
                 assert answer.status == 200
                 assert (await answer.json())["status"] == ("complete", "duplicate")[number]
@@ -73,8 +105,9 @@ async def test_two_officers_of_one_city_both_finish_and_both_are_done(tmp_path, 
 
 def _wave_of_100(tmp_path):
     """100 officers in 97 cities: Bogotá has three, Lima two (the rest one each)."""
-    rows = [f"Officer {n},officer{n}@city{n}.example.org,City {n},Country {n % 20},Region {n % 4},en"
-            for n in range(95)]
+    rows = [
+        f"Officer {n},officer{n}@city{n}.example.org,City {n},Country {n % 20},Region {n % 4},en" for n in range(95)
+    ]
     rows += [f"Bogota {n},bogota{n}@bogota.example.org,Bogotá,Colombia,Latin America,es" for n in range(3)]
     rows += [f"Lima {n},lima{n}@lima.example.org,Lima,Peru,Latin America,es" for n in range(2)]
     return _launched_wave(tmp_path, rows)
@@ -85,27 +118,43 @@ def _launched_wave(tmp_path, rows: list[str]):
     settings = settings_for(tmp_path, "maildir://" + str(tmp_path / "mail"))
     import_rows(settings, rows)
     db = open_db(settings.db_path)
-    waves.create_wave(db, waves.WaveSpec(slug="city", title="City diplomacy 2026", platform="signed",
-                                         survey_id="S1", survey_url="https://survey.example.org/s1"), utcnow())
+    waves.create_wave(
+        db,
+        waves.WaveSpec(
+            slug="city",
+            title="City diplomacy 2026",
+            platform="signed",
+            survey_id="S1",
+            survey_url="https://survey.example.org/s1",
+        ),
+        utcnow(),
+    )
     waves.launch(db, "city", utcnow())
     secret = service_secret(db, None)
     plan.run_due(db, secret, utcnow())
     wave = waves.get_wave(db, "city")
-    tokens = {email: survey_token(secret, wave["id"], cid) for cid, email in db.execute("SELECT id, email FROM contacts")}
+    tokens = {
+        email: survey_token(secret, wave["id"], cid) for cid, email in db.execute("SELECT id, email FROM contacts")
+    }
     return db, wave, tokens
 
 
 def _complete(db, wave, response_id: str, token: str | None) -> str:
-    event = ResponseEvent(platform="signed", response_id=response_id, finished=True, token=token,
-                          answers={"q1": "Twinning"})
+    event = ResponseEvent(
+        platform="signed", response_id=response_id, finished=True, token=token, answers={"q1": "Twinning"}
+    )
     return responses.record(db, wave, event, utcnow())
 
 
 def test_49_complete_from_47_cities_counts_as_the_study_reports_them(tmp_path):
     db, wave, tokens = _wave_of_100(tmp_path)
     finishers = [f"officer{n}@city{n}.example.org" for n in range(45)]
-    finishers += ["bogota0@bogota.example.org", "bogota1@bogota.example.org", "lima0@lima.example.org",
-                  "lima1@lima.example.org"]
+    finishers += [
+        "bogota0@bogota.example.org",
+        "bogota1@bogota.example.org",
+        "lima0@lima.example.org",
+        "lima1@lima.example.org",
+    ]
     outcomes = [_complete(db, wave, f"R{n}", tokens[email]) for n, email in enumerate(finishers)]
     assert outcomes.count("complete") == 47 and outcomes.count("duplicate") == 2
     assert counts(db) == (49, 0, 49, 47, 2, 2)
@@ -114,8 +163,10 @@ def test_49_complete_from_47_cities_counts_as_the_study_reports_them(tmp_path):
     thanks = db.execute("SELECT count(*) FROM outbox WHERE kind = 'thank_you'").fetchone()[0]
     assert (done, thanks) == (49, 49)
     # a city duplicate recorded before it was marked done still counts as a person who finished
-    db.execute("UPDATE recipients SET completed_at = NULL WHERE contact_id = "
-               "(SELECT id FROM contacts WHERE email = 'bogota1@bogota.example.org')")
+    db.execute(
+        "UPDATE recipients SET completed_at = NULL WHERE contact_id = "
+        "(SELECT id FROM contacts WHERE email = 'bogota1@bogota.example.org')"
+    )
     assert counts(db) == (49, 0, 49, 47, 2, 2)
 
     # a second complete response of the same person is kept and flagged, never counted as a second person
@@ -133,29 +184,55 @@ def test_wave_status_shows_the_counts_to_a_person_too(tmp_path, run_cli):
     """`wave status` without --json prints every count the coordinator reports from."""
     db, wave, tokens = _wave_of_100(tmp_path)
     finishers = [f"officer{n}@city{n}.example.org" for n in range(45)]
-    finishers += ["bogota0@bogota.example.org", "bogota1@bogota.example.org", "lima0@lima.example.org",
-                  "lima1@lima.example.org", "lima1@lima.example.org"]
+    finishers += [
+        "bogota0@bogota.example.org",
+        "bogota1@bogota.example.org",
+        "lima0@lima.example.org",
+        "lima1@lima.example.org",
+        "lima1@lima.example.org",
+    ]
     for n, email in enumerate(finishers):
         _complete(db, wave, f"R{n}", tokens[email])
     db.close()
     output = run_cli("wave", "status", "city", check=True).stdout
-    shown = {line.rsplit(None, 1)[0].strip(): line.rsplit(None, 1)[1] for line in output.splitlines()
-             if line.startswith("  ")}
-    assert {label: shown.get(label) for label in ("responses", "duplicate contact", "completed", "cities responded",
-                                                   "duplicate city", "duplicate responses")} == {
-        "responses": "50", "duplicate contact": "1", "completed": "49", "cities responded": "47",
-        "duplicate city": "2", "duplicate responses": "3"}
+    shown = {
+        line.rsplit(None, 1)[0].strip(): line.rsplit(None, 1)[1]
+        for line in output.splitlines()
+        if line.startswith("  ")
+    }
+    assert {
+        label: shown.get(label)
+        for label in (
+            "responses",
+            "duplicate contact",
+            "completed",
+            "cities responded",
+            "duplicate city",
+            "duplicate responses",
+        )
+    } == {
+        "responses": "50",
+        "duplicate contact": "1",
+        "completed": "49",
+        "cities responded": "47",
+        "duplicate city": "2",
+        "duplicate responses": "3",
+    }
 
 
 def test_one_city_in_any_case_or_script_is_one_city(tmp_path):
     """Zürich and ZÜRICH, São Paulo and SÃO PAULO: case and surrounding spaces never make a second city."""
-    db, wave, tokens = _launched_wave(tmp_path, [
-        "Anna,anna@zurich.example.org,Zürich,Switzerland,Europe,en",
-        "Beat,beat@zurich.example.org,ZÜRICH,SWITZERLAND,Europe,en",
-        "Carla,carla@sp.example.org,São Paulo,Brasil,Latin America,es",
-        "Davi,davi@sp.example.org,SÃO PAULO,brasil,Latin America,es",
-        "Eve,eve@nowhere.example.org,,Brasil,Latin America,es",
-        "Finn,finn@nowhere.example.org,,Brasil,Latin America,es"])
+    db, wave, tokens = _launched_wave(
+        tmp_path,
+        [
+            "Anna,anna@zurich.example.org,Zürich,Switzerland,Europe,en",
+            "Beat,beat@zurich.example.org,ZÜRICH,SWITZERLAND,Europe,en",
+            "Carla,carla@sp.example.org,São Paulo,Brasil,Latin America,es",
+            "Davi,davi@sp.example.org,SÃO PAULO,brasil,Latin America,es",
+            "Eve,eve@nowhere.example.org,,Brasil,Latin America,es",
+            "Finn,finn@nowhere.example.org,,Brasil,Latin America,es",
+        ],
+    )
     outcomes = [_complete(db, wave, f"R{n}", token) for n, token in enumerate(tokens.values())]
     assert outcomes == ["complete", "duplicate", "complete", "duplicate", "complete", "complete"]
     # a blank city is no city: neither counted as one nor a duplicate of another blank one
@@ -164,8 +241,14 @@ def test_one_city_in_any_case_or_script_is_one_city(tmp_path):
 
 def test_a_partial_audit_line_names_its_recipient_and_keeps_no_answer(tmp_path):
     db, wave, tokens = _wave_of_100(tmp_path)
-    event = ResponseEvent(platform="signed", response_id="P1", finished=False, token=tokens["lima0@lima.example.org"],
-                          answers={"q1": "Secret-answer-text"}, progress=60)
+    event = ResponseEvent(
+        platform="signed",
+        response_id="P1",
+        finished=False,
+        token=tokens["lima0@lima.example.org"],
+        answers={"q1": "Secret-answer-text"},
+        progress=60,
+    )
     assert responses.record(db, wave, event, utcnow()) == "partial"
     stranger = ResponseEvent(platform="signed", response_id="P2", finished=False, token="forged", progress=10)
     assert responses.record(db, wave, stranger, utcnow()) == "partial"
@@ -173,11 +256,13 @@ def test_a_partial_audit_line_names_its_recipient_and_keeps_no_answer(tmp_path):
     lines = db.execute("SELECT response_id, contact_id, progress FROM partial_audit ORDER BY response_id").fetchall()
     assert [tuple(line) for line in lines] == [("P1", lima0, 60), ("P2", None, 10)]
     # partials per person: a second abandoned attempt counts, one later finished under the same id does not
-    again = ResponseEvent(platform="signed", response_id="P3", finished=False, token=tokens["lima0@lima.example.org"],
-                          progress=20)
+    again = ResponseEvent(
+        platform="signed", response_id="P3", finished=False, token=tokens["lima0@lima.example.org"], progress=20
+    )
     assert responses.record(db, wave, again, utcnow()) == "partial"
-    officer = ResponseEvent(platform="signed", response_id="P4", finished=False,
-                            token=tokens["officer1@city1.example.org"], progress=90)
+    officer = ResponseEvent(
+        platform="signed", response_id="P4", finished=False, token=tokens["officer1@city1.example.org"], progress=90
+    )
     assert responses.record(db, wave, officer, utcnow()) == "partial"
     assert _complete(db, wave, "P4", tokens["officer1@city1.example.org"]) == "complete"
     assert responses.partials_by_contact(db, wave["id"]) == {lima0: 2}
@@ -187,8 +272,23 @@ def test_a_partial_audit_line_names_its_recipient_and_keeps_no_answer(tmp_path):
     assert not wal.exists() or b"Secret-answer-text" not in wal.read_bytes()
 
 
-DANGEROUS = ['=1+1', '+1', '-1', '@SUM(A1)', '\t=1', '\r=1', '\n=1', ' =1', '\u00a0=HYPERLINK("x")',
-             '\u3000=1', '\uff1dHYPERLINK("x")', '\uff0b1', '\uff0d1', '\uff20SUM(A1)', '\x0b=1']
+DANGEROUS = [
+    "=1+1",
+    "+1",
+    "-1",
+    "@SUM(A1)",
+    "\t=1",
+    "\r=1",
+    "\n=1",
+    " =1",
+    '\u00a0=HYPERLINK("x")',
+    "\u3000=1",
+    '\uff1dHYPERLINK("x")',
+    "\uff0b1",
+    "\uff0d1",
+    "\uff20SUM(A1)",
+    "\x0b=1",
+]
 
 
 def test_every_spreadsheet_leading_character_is_neutralised_in_the_export(tmp_path, run_cli):
@@ -197,8 +297,13 @@ def test_every_spreadsheet_leading_character_is_neutralised_in_the_export(tmp_pa
 
     db, wave, tokens = _wave_of_100(tmp_path)
     answers = {f"q{n}": value for n, value in enumerate(DANGEROUS)} | {"plain": "Hermanamientos", "number": 3}
-    event = ResponseEvent(platform="signed", response_id="R-formulas", finished=True,
-                          token=tokens["officer1@city1.example.org"], answers=answers)
+    event = ResponseEvent(
+        platform="signed",
+        response_id="R-formulas",
+        finished=True,
+        token=tokens["officer1@city1.example.org"],
+        answers=answers,
+    )
     assert responses.record(db, wave, event, utcnow()) == "complete"
     db.close()
     run_cli("responses", "export", "city", "--output", str(tmp_path / "export.csv"), check=True)

@@ -80,9 +80,7 @@ def test_secrets_are_not_echoed_in_errors():
 def test_cli_stops_with_one_line_for_a_bad_setting(run_cli):
     result = run_cli("contacts", "list", extra_env={"SURVEYBOT_SEND_RATE": "lots"})
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [
-        "Error: invalid setting SURVEYBOT_SEND_RATE='lots': must be a number"
-    ]
+    assert result.stderr.strip().splitlines() == ["Error: invalid setting SURVEYBOT_SEND_RATE='lots': must be a number"]
 
 
 def test_every_setting_is_documented_in_the_readme():

@@ -27,8 +27,18 @@ from tests.browser import chromium
 from tests.service import running, settings_for, wait_until
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-FUNNEL = ("invited", "sent", "bounced", "delivered", "completed", "opted_out", "partial_discarded", "duplicates",
-          "unmatched", "failed")
+FUNNEL = (
+    "invited",
+    "sent",
+    "bounced",
+    "delivered",
+    "completed",
+    "opted_out",
+    "partial_discarded",
+    "duplicates",
+    "unmatched",
+    "failed",
+)
 RATES = ("rr1", "rr2", "coop1", "ref1", "con1")
 
 
@@ -54,8 +64,9 @@ async def browser():
 
 
 async def coordinator_page(service, browser, *, javascript: bool = True):
-    context = await browser.new_context(locale="en-GB", java_script_enabled=javascript,
-                                        viewport={"width": 1280, "height": 900})
+    context = await browser.new_context(
+        locale="en-GB", java_script_enabled=javascript, viewport={"width": 1280, "height": 900}
+    )
     page = await context.new_page()
     page.set_default_timeout(10_000)
     page.dialogs = []
@@ -75,10 +86,13 @@ def from_database(db) -> dict:
     bounced = "SELECT email FROM suppressions WHERE kind = 'bounce'"
     return {
         "invited": one("SELECT count(*) FROM recipients"),
-        "sent": one("SELECT count(DISTINCT contact_id) FROM outbox WHERE kind = 'invitation' AND (state = 'sent' "
-                    f"OR to_email IN ({bounced}))"),
-        "bounced": one("SELECT count(*) FROM recipients r JOIN contacts c ON c.id = r.contact_id "
-                       f"WHERE c.email IN ({bounced})"),
+        "sent": one(
+            "SELECT count(DISTINCT contact_id) FROM outbox WHERE kind = 'invitation' AND (state = 'sent' "
+            f"OR to_email IN ({bounced}))"
+        ),
+        "bounced": one(
+            f"SELECT count(*) FROM recipients r JOIN contacts c ON c.id = r.contact_id WHERE c.email IN ({bounced})"
+        ),
         "completed": one("SELECT count(DISTINCT contact_id) FROM responses WHERE status = 'complete'"),
         "opted_out": one("SELECT count(*) FROM suppressions WHERE kind = 'opt_out'"),
         "partial_discarded": one("SELECT count(*) FROM partial_audit"),
@@ -99,8 +113,10 @@ async def rates_row(page, table: str, group: str) -> dict[str, str]:
 
 async def report_json(service) -> dict:
     async with aiohttp.ClientSession() as session:
-        async with session.get(f"{service['base']}/api/waves/{field.SLUG}/report",
-                               headers={"Authorization": f"Bearer {service['tokens']['coordinator']}"}) as answer:
+        async with session.get(
+            f"{service['base']}/api/waves/{field.SLUG}/report",
+            headers={"Authorization": f"Bearer {service['tokens']['coordinator']}"},
+        ) as answer:
             assert answer.status == 200
             return await answer.json()
 
@@ -111,42 +127,65 @@ async def test_the_dashboard_shows_the_databases_figures_in_both_languages(servi
     await page.goto(f"{service['base']}/waves/{field.SLUG}")
     counted = from_database(db)
     counted["delivered"] = counted["sent"] - counted["bounced"]
-    assert counted == {"invited": 8, "sent": 8, "bounced": 1, "delivered": 7, "completed": 4, "opted_out": 1,
-                       "partial_discarded": 1, "duplicates": 1, "unmatched": 1, "failed": 1}
+    assert counted == {
+        "invited": 8,
+        "sent": 8,
+        "bounced": 1,
+        "delivered": 7,
+        "completed": 4,
+        "opted_out": 1,
+        "partial_discarded": 1,
+        "duplicates": 1,
+        "unmatched": 1,
+        "failed": 1,
+    }
     assert await funnel_on(page) == {key: str(value) for key, value in counted.items()}
     # the same figures as 'wave status'
     status = wave_status(db, waves.get_wave(db, field.SLUG), service_secret(db, None), "https://survey.example.org")
-    assert (status["invited"], status["completed"], status["bounced"], status["opted_out"],
-            status["partial_discarded"], status["duplicate_responses"], status["unmatched_responses"]) == (
-        8, 4, 1, 1, 1, 1, 1)
+    assert (
+        status["invited"],
+        status["completed"],
+        status["bounced"],
+        status["opted_out"],
+        status["partial_discarded"],
+        status["duplicate_responses"],
+        status["unmatched_responses"],
+    ) == (8, 4, 1, 1, 1, 1, 1)
 
     # rates: the report's JSON, overall and by group (a contact of both networks counts in both)
     report = await report_json(service)
     assert (report["rr1"], report["coop1"], report["dispositions"]["R"]) == (0.5, 4 / 6, 2)
-    for table, group, figures in [("overall", "Overall", report),
-                                  *[("by_network", name, report["by_network"][name])
-                                    for name in ("Metropolis", "Eurocities")],
-                                  *[("by_country", name, figures) for name, figures in report["by_country"].items()]]:
+    for table, group, figures in [
+        ("overall", "Overall", report),
+        *[("by_network", name, report["by_network"][name]) for name in ("Metropolis", "Eurocities")],
+        *[("by_country", name, figures) for name, figures in report["by_country"].items()],
+    ]:
         shown = await rates_row(page, table, group)
-        assert shown == {**{r: percent(figures[r], "en") for r in RATES},
-                         **{c: str(figures["dispositions"][c]) for c in ("I", "P", "R", "UO")}}, (table, group)
+        assert shown == {
+            **{r: percent(figures[r], "en") for r in RATES},
+            **{c: str(figures["dispositions"][c]) for c in ("I", "P", "R", "UO")},
+        }, (table, group)
     assert (await rates_row(page, "overall", "Overall"))["coop1"] == "66.7%"
 
     # completions per day, in the wave's zone (America/Bogota), with the reminder days marked
     today = datetime.now(ZoneInfo("America/Bogota")).date().isoformat()
-    days = await page.eval_on_selector_all("#per-day g.day", "gs => gs.map(g => [g.dataset.day, +g.dataset.count, "
-                                                             "g.dataset.reminder === '1'])")
+    days = await page.eval_on_selector_all(
+        "#per-day g.day", "gs => gs.map(g => [g.dataset.day, +g.dataset.count, g.dataset.reminder === '1'])"
+    )
     assert len(days) == 15 and sum(count for _, count, _ in days) == 4
     assert [count for day, count, _ in days if day == today] == [4]
     plan = waves.steps(db, waves.get_wave(db, field.SLUG)["id"])
-    reminder_days = {parse_stored(s["due_at"]).astimezone(ZoneInfo("America/Bogota")).date().isoformat()
-                     for s in plan if s["kind"] in ("reminder", "final_reminder")}
+    reminder_days = {
+        parse_stored(s["due_at"]).astimezone(ZoneInfo("America/Bogota")).date().isoformat()
+        for s in plan
+        if s["kind"] in ("reminder", "final_reminder")
+    }
     assert {day for day, _, reminder in days if reminder} == reminder_days and len(reminder_days) == 2
 
     # schedule, outbox, partial audit, unmatched, interview queue
-    assert await page.eval_on_selector_all("#schedule tr[data-step]", "rows => rows.map(r => [r.dataset.step, "
-                                                                     "r.dataset.state])") == [
-        ["invitation", "done"], ["reminder", "pending"], ["final_reminder", "pending"], ["close", "pending"]]
+    assert await page.eval_on_selector_all(
+        "#schedule tr[data-step]", "rows => rows.map(r => [r.dataset.step, r.dataset.state])"
+    ) == [["invitation", "done"], ["reminder", "pending"], ["final_reminder", "pending"], ["close", "pending"]]
     assert await page.inner_text("#outbox tr[data-kind=invitation] td[data-key=sent]") == "7"
     assert await page.inner_text("#outbox tr[data-kind=invitation] td[data-key=failed]") == "1"
     assert "550 5.1.1 No such user" in await page.inner_text("#failed-reasons")
@@ -185,8 +224,13 @@ async def test_the_wave_list_shows_state_dates_and_headline_rates(service, brows
     row = page.locator("tr[data-wave=city]")
     assert await row.locator("td[data-key=state]").inner_text() == "open"
     keys = ("invited", "sent", "completed", "rr1", "rr2")
-    assert [await row.locator(f"td[data-key={k}]").inner_text() for k in keys] \
-        == ["8", "7", "4", percent(report["rr1"], "en"), percent(report["rr2"], "en")]
+    assert [await row.locator(f"td[data-key={k}]").inner_text() for k in keys] == [
+        "8",
+        "7",
+        "4",
+        percent(report["rr1"], "en"),
+        percent(report["rr2"], "en"),
+    ]
     draft = page.locator("tr[data-wave=later]")
     assert await draft.locator("td[data-key=state]").inner_text() == "draft"
     assert await draft.locator("td[data-key=rr1]").inner_text() == "—"
@@ -200,8 +244,9 @@ async def test_the_page_follows_a_new_response_within_five_seconds(service, brow
     assert await page.inner_text("#funnel [data-key=completed] .value") == "4"
     await page.evaluate("window.sameDocument = true")
     async with aiohttp.ClientSession() as session:
-        outcome = await field.post_response(session, service["base"], db, response_id="R7",
-                                            email="kim@seoul.example.org")
+        outcome = await field.post_response(
+            session, service["base"], db, response_id="R7", email="kim@seoul.example.org"
+        )
     assert outcome["status"] == "complete"
     started = time.monotonic()
     while await page.inner_text("#funnel [data-key=completed] .value") != "5":
@@ -221,8 +266,11 @@ async def test_actions_ask_first_and_work_without_javascript(service, browser):
     await page.click("#action-pause")
     await page.click("#cancel")  # changing one's mind changes nothing
     assert waves.get_wave(db, field.SLUG)["paused"] == 0
-    for action, check in (("pause", lambda w: w["paused"] == 1), ("resume", lambda w: w["paused"] == 0),
-                          ("close", lambda w: w["state"] == "closed")):
+    for action, check in (
+        ("pause", lambda w: w["paused"] == 1),
+        ("resume", lambda w: w["paused"] == 0),
+        ("close", lambda w: w["state"] == "closed"),
+    ):
         await page.click(f"#action-{action}")
         assert page.url == f"{base}/waves/{field.SLUG}/{action}"
         async with page.expect_navigation():
@@ -242,8 +290,11 @@ async def test_retry_sends_failed_messages_again_only_to_those_still_due(service
     ids = field.contact_ids(db)
     kim, eve, joe = ids["kim@seoul.example.org"], ids["eve@lyon.example.org"], ids["joe@leeds.example.org"]
     db.execute("INSERT INTO suppressions (email, kind, created_at) VALUES ('joe@leeds.example.org', 'opt_out', '2026')")
-    db.execute("UPDATE outbox SET state = 'failed', last_error = '554 5.7.1 policy' WHERE kind = 'invitation' "
-               "AND contact_id IN (?, ?, ?)", [kim, eve, joe])
+    db.execute(
+        "UPDATE outbox SET state = 'failed', last_error = '554 5.7.1 policy' WHERE kind = 'invitation' "
+        "AND contact_id IN (?, ?, ?)",
+        [kim, eve, joe],
+    )
     db.conn.commit()
     context, page = await coordinator_page(service, browser)
     await page.goto(f"{base}/waves/{field.SLUG}")
@@ -255,8 +306,12 @@ async def test_retry_sends_failed_messages_again_only_to_those_still_due(service
         await page.click("#confirm")
     assert await page.inner_text("#notice") == "1 messages queued again."
     await wait_until(lambda: len(sink.to("kim@seoul.example.org")) == before + 1, what="the retried invitation")
-    states = dict(db.execute("SELECT contact_id, state FROM outbox WHERE kind = 'invitation' AND contact_id IN "
-                             "(?, ?, ?)", [kim, eve, joe]).fetchall())
+    states = dict(
+        db.execute(
+            "SELECT contact_id, state FROM outbox WHERE kind = 'invitation' AND contact_id IN (?, ?, ?)",
+            [kim, eve, joe],
+        ).fetchall()
+    )
     assert states == {kim: "sent", eve: "failed", joe: "failed"}
     await context.close()
 
@@ -280,10 +335,13 @@ async def test_a_coordinator_assigns_an_unmatched_response(service, browser):
     assert "a complete response" in await page.inner_text("#notice")
     assert await page.locator("#unmatched tr[data-unmatched]").count() == 0
     assert await page.inner_text("#funnel [data-key=completed] .value") == "5"
-    assert db.execute("SELECT c.email, r.status FROM responses r JOIN contacts c ON c.id = r.contact_id "
-                      "WHERE r.response_id = 'R6'").fetchone() == ("kim@seoul.example.org", "complete")
-    await wait_until(lambda: any("Thank" in str(m.message["Subject"]) for m in sink.to("kim@seoul.example.org")),
-                     what="Kim's thank-you")
+    assert db.execute(
+        "SELECT c.email, r.status FROM responses r JOIN contacts c ON c.id = r.contact_id WHERE r.response_id = 'R6'"
+    ).fetchone() == ("kim@seoul.example.org", "complete")
+    await wait_until(
+        lambda: any("Thank" in str(m.message["Subject"]) for m in sink.to("kim@seoul.example.org")),
+        what="Kim's thank-you",
+    )
     await context.close()
 
 
@@ -299,25 +357,30 @@ async def test_researchers_see_their_own_interviews_coordinators_all(tmp_path, b
     booking.book(db, ids["joe@leeds.example.org"], mine, utcnow())
     booking.book(db, ids["ana@bogota.example.org"], theirs, utcnow())
     from surveybot import tokens
+
     now = utcnow()
     marta = tokens.create(db, "researcher", None, now, email=interview_field.RESEARCHER)[1]
     older = tokens.create(db, "researcher", None, now)[1]  # made before tokens named their researcher
     coordinator = tokens.create(db, "coordinator", None, now)[1]
     try:
         async with running(settings) as (_, base), aiohttp.ClientSession() as session:
-            for token, expected in ((marta, {interview_field.RESEARCHER}),
-                                    (older, {interview_field.RESEARCHER, "ola@lab.example.org"}),
-                                    (coordinator, {interview_field.RESEARCHER, "ola@lab.example.org"})):
+            for token, expected in (
+                (marta, {interview_field.RESEARCHER}),
+                (older, {interview_field.RESEARCHER, "ola@lab.example.org"}),
+                (coordinator, {interview_field.RESEARCHER, "ola@lab.example.org"}),
+            ):
                 async with session.get(f"{base}/api/interviews", headers={"Authorization": f"Bearer {token}"}) as r:
                     assert {i["researcher"] for i in (await r.json())["interviews"]} == expected
                 context = await browser.new_context()
                 page = await context.new_page()
                 await field.sign_in(page, base, token)
                 await page.goto(f"{base}/interviews")
-                shown = set(await page.eval_on_selector_all("#interviews td[data-key=researcher]",
-                                                            "cells => cells.map(c => c.firstChild.textContent)"))
+                shown = set(
+                    await page.eval_on_selector_all(
+                        "#interviews td[data-key=researcher]", "cells => cells.map(c => c.firstChild.textContent)"
+                    )
+                )
                 assert shown == expected
                 await context.close()
     finally:
         db.close()
-

@@ -132,5 +132,6 @@ def test_dockerfile_installs_the_wheel_built_from_the_packaged_sources():
     assert "pip wheel" in build and re.search(r"pip install [^\n]*\.whl", runtime)
     assert "-e ." not in text and "--editable" not in text
     ignore = (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
-    assert ignore[ignore.index("*") + 1:ignore.index("*") + 1 + len(SOURCES)] == [
-        f"!{name}/" if (ROOT / name).is_dir() else f"!{name}" for name in SOURCES]
+    assert ignore[ignore.index("*") + 1 : ignore.index("*") + 1 + len(SOURCES)] == [
+        f"!{name}/" if (ROOT / name).is_dir() else f"!{name}" for name in SOURCES
+    ]

@@ -27,29 +27,58 @@ ANA, JOE = "ana@bogota.example.org", "joe@leeds.example.org"
 async def qualtrics_field(tmp_path, mail_sink):
     fake = fake_platforms.FakePlatform()
     runner = await fake_platforms.start(fake)
-    settings = settings_for(tmp_path, mail_sink.url, QUALTRICS_BASE_URL=fake.url, SURVEYBOT_FETCH_GRACE="4s",
-                            QUALTRICS_API_TOKEN=fake_platforms.QUALTRICS_TOKEN)
+    settings = settings_for(
+        tmp_path,
+        mail_sink.url,
+        QUALTRICS_BASE_URL=fake.url,
+        SURVEYBOT_FETCH_GRACE="4s",
+        QUALTRICS_API_TOKEN=fake_platforms.QUALTRICS_TOKEN,
+    )
     import_rows(settings, [f"Ana Pérez,{ANA},Bogotá,Colombia,Latin America,es", f"Joe Bloggs,{JOE},Leeds,UK,Europe,en"])
     db = open_db(settings.db_path)
-    waves.create_wave(db, waves.WaveSpec(slug="city", title="City diplomacy 2026", platform="qualtrics",
-                                         survey_id="SV_city", survey_url="https://lab.qualtrics.com/jfe/form/SV_city",
-                                         reminders=(), close_after=timedelta(minutes=10)), utcnow())
+    waves.create_wave(
+        db,
+        waves.WaveSpec(
+            slug="city",
+            title="City diplomacy 2026",
+            platform="qualtrics",
+            survey_id="SV_city",
+            survey_url="https://lab.qualtrics.com/jfe/form/SV_city",
+            reminders=(),
+            close_after=timedelta(minutes=10),
+        ),
+        utcnow(),
+    )
     waves.launch(db, "city", utcnow())
     secret = service_secret(db, None)
     async with running(settings) as (app, base), aiohttp.ClientSession() as session:
         await wait_until(lambda: len(mail_sink.received) == 2, what="the invitations")
         wave = waves.get_wave(db, "city")
-        tokens = {email: survey_token(secret, wave["id"], cid) for cid, email in db.execute("SELECT id, email FROM contacts")}
+        tokens = {
+            email: survey_token(secret, wave["id"], cid) for cid, email in db.execute("SELECT id, email FROM contacts")
+        }
 
         async def notify(response_id: str) -> int:
-            form = {"Topic": "citylab.surveyengine.completedResponse.SV_city", "Status": "Complete",
-                    "SurveyID": "SV_city", "ResponseID": response_id, "CompletedDate": "2026-11-25 09:20:01",
-                    "BrandID": "citylab"}
+            form = {
+                "Topic": "citylab.surveyengine.completedResponse.SV_city",
+                "Status": "Complete",
+                "SurveyID": "SV_city",
+                "ResponseID": response_id,
+                "CompletedDate": "2026-11-25 09:20:01",
+                "BrandID": "citylab",
+            }
             async with session.post(webhook_url(base, secret, wave), data=form) as answer:
                 return answer.status
 
-        yield {"db": db, "fake": fake, "tokens": tokens, "notify": notify, "wave": wave, "secret": secret,
-               "settings": settings}
+        yield {
+            "db": db,
+            "fake": fake,
+            "tokens": tokens,
+            "notify": notify,
+            "wave": wave,
+            "secret": secret,
+            "settings": settings,
+        }
     await runner.cleanup()
 
 
@@ -63,8 +92,11 @@ async def test_a_response_not_readable_yet_is_recorded_when_it_is(qualtrics_fiel
     f["fake"].add_qualtrics("R_late", finished=True, token=f["tokens"][ANA], answers={"QID1": 1})
     f["fake"].failures["R_late"] = [404]  # Qualtrics answers 404 a moment after the event
     assert await f["notify"]("R_late") == 200
-    await wait_until(lambda: f["db"].execute("SELECT count(*) FROM responses").fetchone()[0] == 1, timeout=15,
-                     what="the response, once readable")
+    await wait_until(
+        lambda: f["db"].execute("SELECT count(*) FROM responses").fetchone()[0] == 1,
+        timeout=15,
+        what="the response, once readable",
+    )
     assert status(f)["completed"] == 1 and status(f)["intake_failed"] == 0
 
 
@@ -110,7 +142,7 @@ async def test_a_refused_token_waits_without_hammering_and_says_so_once(qualtric
 async def test_a_surveymonkey_quota_spent_for_14_hours_loses_no_complete(tmp_path, mail_sink):
     """SurveyMonkey's 429 has no Retry-After; its day quota headers say 14 hours. Nothing is asked for meanwhile;
     when the quota is back every complete is recorded, once."""
-    from tests.test_webhooks_platforms import field_for, surveymonkey_body, sm_id, complete_body
+    from tests.test_webhooks_platforms import complete_body, field_for, sm_id, surveymonkey_body
 
     async with field_for("surveymonkey", tmp_path, mail_sink) as sm:
         sm.fake.surveymonkey_day_reset = 14 * 3600
@@ -119,8 +151,10 @@ async def test_a_surveymonkey_quota_spent_for_14_hours_loses_no_complete(tmp_pat
             complete_body(sm, rid, sorted(sm.tokens)[number])
             sm.fake.failures[rid] = [429]
             assert (await sm.surveymonkey(surveymonkey_body(rid)))[0] == 200
-        await wait_until(lambda: sm.count("SELECT count(*) FROM webhook_inbox WHERE last_error != ''") == 3,
-                         what="each asked for once")
+        await wait_until(
+            lambda: sm.count("SELECT count(*) FROM webhook_inbox WHERE last_error != ''") == 3,
+            what="each asked for once",
+        )
         due = [row[0] for row in sm.db.execute("SELECT due_at FROM webhook_inbox")]
         assert all(d >= iso(utcnow() + timedelta(hours=13, minutes=59)) for d in due)  # waits for the reset
         await asyncio.sleep(1)
@@ -128,6 +162,7 @@ async def test_a_surveymonkey_quota_spent_for_14_hours_loses_no_complete(tmp_pat
         # fourteen hours later (the rows fall due), the quota is back
         sm.db.execute("UPDATE webhook_inbox SET due_at = ?", [iso(utcnow())])
         sm.db.conn.commit()
-        await wait_until(lambda: sm.count("SELECT count(*) FROM responses") == 3, timeout=15,
-                         what="every complete recorded")
+        await wait_until(
+            lambda: sm.count("SELECT count(*) FROM responses") == 3, timeout=15, what="every complete recorded"
+        )
         assert len(sm.fake.requests) == 6

@@ -12,10 +12,12 @@ from surveybot.clock import utcnow
 from surveybot.db import open_db
 from surveybot.signing import service_secret
 
-LIST = ("name,email,city,country,region,language\n"
-        "Ana Pérez,ana@bogota.example.org,Bogotá,Colombia,Latin America,es\n"
-        "Joe Bloggs,joe@leeds.example.org,Leeds,UK,Europe,en\n"
-        "Pat Doe,pat@lima.example.org,Lima,Peru,Latin America,\n")
+LIST = (
+    "name,email,city,country,region,language\n"
+    "Ana Pérez,ana@bogota.example.org,Bogotá,Colombia,Latin America,es\n"
+    "Joe Bloggs,joe@leeds.example.org,Leeds,UK,Europe,en\n"
+    "Pat Doe,pat@lima.example.org,Lima,Peru,Latin America,\n"
+)
 CREATE = ("--title", "City diplomacy 2026", "--survey-id", "SV_1", "--survey-url", "https://survey.example.org/s1")
 
 
@@ -47,7 +49,9 @@ def test_wave_list_and_the_whole_plan_in_status(tmp_path, run_cli):
     run_cli("wave", "launch", "spring", "--yes", check=True)
     listed = json.loads(run_cli("wave", "list", "--json", check=True).stdout)["waves"]
     assert [(w["slug"], w["state"], w["platform"]) for w in listed] == [
-        ("spring", "scheduled", "qualtrics"), ("autumn", "draft", "signed")]
+        ("spring", "scheduled", "qualtrics"),
+        ("autumn", "draft", "signed"),
+    ]
     assert "spring" in run_cli("wave", "list", check=True).stdout
     status = run_cli("wave", "status", "spring", check=True).stdout
     for kind in ("invitation", "reminder", "final_reminder", "close"):
@@ -85,16 +89,18 @@ def test_launch_shows_the_audience_refuses_nobody_and_warns_about_overlap_and_no
     skipped = run_cli("wave", "launch", "third", "--skip-overlap", "--yes")
     assert skipped.returncode == 1 and "in another open wave" in skipped.stderr
     # a newcomer joins: only she is invited by a wave launched with --skip-overlap
-    (tmp_path / "more.csv").write_text(LIST.splitlines()[0] + "\nEva Ruiz,eva@quito.example.org,Quito,Ecuador,,es\n",
-                                       encoding="utf-8")
+    (tmp_path / "more.csv").write_text(
+        LIST.splitlines()[0] + "\nEva Ruiz,eva@quito.example.org,Quito,Ecuador,,es\n", encoding="utf-8"
+    )
     run_cli("contacts", "import", "more.csv", "--network", "Metropolis", check=True)
     skipped = json.loads(run_cli("wave", "launch", "third", "--skip-overlap", "--json", check=True).stdout)
     assert skipped["audience"]["recipients"] == 1
     db = open_db(tmp_path / "surveybot.db")
     plan.run_due(db, service_secret(db, None), utcnow())
     third = waves.get_wave(db, "third")
-    invited = db.execute("SELECT c.email FROM recipients r JOIN contacts c ON c.id = r.contact_id WHERE r.wave_id = ?",
-                         [third["id"]]).fetchall()
+    invited = db.execute(
+        "SELECT c.email FROM recipients r JOIN contacts c ON c.id = r.contact_id WHERE r.wave_id = ?", [third["id"]]
+    ).fetchall()
     assert [e for (e,) in invited] == ["eva@quito.example.org"]
     db.close()
     # a wave of a network nobody listed: nobody to invite, refused
@@ -115,8 +121,15 @@ def test_launch_at_a_terminal_asks_first(tmp_path, run_cli):
     for answer, launched in (("n", False), ("y", True)):
         primary, secondary = os.openpty()
         os.write(primary, f"{answer}\n".encode())
-        process = subprocess.run([sys.executable, "-m", "surveybot", "wave", "launch", "w"], stdin=secondary,
-                                 capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+        process = subprocess.run(
+            [sys.executable, "-m", "surveybot", "wave", "launch", "w"],
+            stdin=secondary,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=60,
+        )
         os.close(primary)
         os.close(secondary)
         assert "Launch w?" in process.stdout
@@ -144,11 +157,16 @@ def test_a_misspelled_network_is_caught_and_a_new_one_is_not(tmp_path, run_cli):
     run_cli("contacts", "import", "list.csv", "--network", "Metropolis", check=True)  # the first is simply new
     typo = run_cli("contacts", "import", "list.csv", "--network", "Metroplis")
     assert typo.returncode == 1 and "did you mean 'Metropolis'" in typo.stderr and "--new-network" in typo.stderr
-    assert run_cli("contacts", "import", "list.csv", "--network", "metropolis ").returncode == 0  # same, spelled loosely
+    assert (
+        run_cli("contacts", "import", "list.csv", "--network", "metropolis ").returncode == 0
+    )  # same, spelled loosely
     assert run_cli("contacts", "import", "list.csv", "--network", "Metroplis", "--new-network").returncode == 0
     assert run_cli("contacts", "import", "list.csv", "--network", "Eurocities").returncode == 0  # unlike any: new
-    networks = {n for c in json.loads(run_cli("contacts", "list", "--json", check=True).stdout)["contacts"]
-                for n in c["networks"]}
+    networks = {
+        n
+        for c in json.loads(run_cli("contacts", "list", "--json", check=True).stdout)["contacts"]
+        for n in c["networks"]
+    }
     assert {"Metropolis", "Metroplis", "Eurocities"} <= {n.strip() for n in networks}
 
 
@@ -169,4 +187,5 @@ def test_a_mistaken_opt_out_can_be_lifted_with_a_reason_a_bounce_cannot(tmp_path
     db = open_db(tmp_path / "surveybot.db")
     assert [r[0] for r in db.execute("SELECT email FROM suppressions")] == ["joe@leeds.example.org"]
     assert db.execute("SELECT email, kind, lift_reason FROM suppression_lifts").fetchall() == [
-        ("ana@bogota.example.org", "opt_out", "her assistant clicked it")]
+        ("ana@bogota.example.org", "opt_out", "her assistant clicked it")
+    ]

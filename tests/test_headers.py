@@ -7,7 +7,7 @@ import email
 import email.policy
 import random
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.header import decode_header, make_header
 
 import pytest
@@ -19,14 +19,46 @@ from surveybot.mail.message import build_message, one_line
 from surveybot.mail.render import Rendered
 from tests.service import import_rows, running, settings_for, wait_until
 
-NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 # what names and titles are made of, including what has broken mail before: CR/LF, quotes and backslashes,
 # RFC 5322 specials, lone surrogates, NUL, bidi overrides, combining accents, astral characters, and text
 # that a reader would take for an RFC 2047 encoded word
-PIECES = [*"abcXYZ019 .,;:<>()[]@\\\"'=?_-\t\r\n", "é", "ß", "ñ", "\u0301", "😀", "日", "\u202e", "\x00", "\x7f",
-          "\x85", "\u2028", "\ud800", "\udfff", "\ufeff", "\u00a0", "=?utf-8?b?SGk=?=", "=?iso-8859-1?q?Hi?="]
-FIXED = ["", " ", "Ana\r\nBcc: everyone@example.org", "=?utf-8?b?QWRtaW4=?=", '"quoted\\', "José \"Pepe\" <x@y>",
-         "a,b;c:d", "x" * 997, "x " * 600, "ß" * 900, "😀" * 300, "ä" * 5 + "x" * 1000, "\u202eevil", "(comment)"]
+PIECES = [
+    *"abcXYZ019 .,;:<>()[]@\\\"'=?_-\t\r\n",
+    "é",
+    "ß",
+    "ñ",
+    "\u0301",
+    "😀",
+    "日",
+    "\u202e",
+    "\x00",
+    "\x7f",
+    "\x85",
+    "\u2028",
+    "\ud800",
+    "\udfff",
+    "\ufeff",
+    "\u00a0",
+    "=?utf-8?b?SGk=?=",
+    "=?iso-8859-1?q?Hi?=",
+]
+FIXED = [
+    "",
+    " ",
+    "Ana\r\nBcc: everyone@example.org",
+    "=?utf-8?b?QWRtaW4=?=",
+    '"quoted\\',
+    'José "Pepe" <x@y>',
+    "a,b;c:d",
+    "x" * 997,
+    "x " * 600,
+    "ß" * 900,
+    "😀" * 300,
+    "ä" * 5 + "x" * 1000,
+    "\u202eevil",
+    "(comment)",
+]
 
 
 def header_lines(data: bytes) -> list[bytes]:
@@ -52,17 +84,21 @@ def cases() -> list[tuple[str, str]]:
     rng = random.Random(20260601)  # fixed: the same thousand cases on every run
     made = [(text, text) for text in FIXED]
     for _ in range(1000):
-        made.append(tuple("".join(rng.choice(PIECES) for _ in range(rng.choice([3, 30, 300, 1000])))
-                          for _ in range(2)))
+        made.append(tuple("".join(rng.choice(PIECES) for _ in range(rng.choice([3, 30, 300, 1000]))) for _ in range(2)))
     return made
 
 
 def test_no_name_or_subject_can_break_a_message_or_change_what_people_read():
     for name, subject in cases():
-        message = build_message(Rendered(subject, "text", "<p>html</p>", ("en",)), now=NOW,
-                                sender="Équipe d’enquête <team@example.org>", to_email="ana@example.org",
-                                to_name=name, reply_to="Replies <replies@example.org>",
-                                unsubscribe_url="https://survey.example.org/unsubscribe/t")
+        message = build_message(
+            Rendered(subject, "text", "<p>html</p>", ("en",)),
+            now=NOW,
+            sender="Équipe d’enquête <team@example.org>",
+            to_email="ana@example.org",
+            to_name=name,
+            reply_to="Replies <replies@example.org>",
+            unsubscribe_url="https://survey.example.org/unsubscribe/t",
+        )
         lines = header_lines(message.data)
         assert max(map(len, lines)) <= 998, (name, subject)
         for line in lines:  # RFC 5322 2.1.1: 78 where a space allows folding
@@ -70,26 +106,53 @@ def test_no_name_or_subject_can_break_a_message_or_change_what_people_read():
         assert message.data.split(b"\r\n\r\n", 1)[0].isascii()
         parsed = email.message_from_bytes(message.data, policy=email.policy.compat32)
         assert [key for key, _ in parsed.items()] == [
-            "From", "To", "Reply-To", "Subject", "Date", "Message-ID", "Content-Language", "List-Unsubscribe",
-            "List-Unsubscribe-Post", "MIME-Version", "Content-Type"], (name, subject)
+            "From",
+            "To",
+            "Reply-To",
+            "Subject",
+            "Date",
+            "Message-ID",
+            "Content-Language",
+            "List-Unsubscribe",
+            "List-Unsubscribe-Post",
+            "MIME-Version",
+            "Content-Type",
+        ], (name, subject)
         assert read(parsed["Subject"]) == one_line(subject), (name, subject)
         assert shown_name(parsed["To"]) == one_line(name), (name, subject)
         assert read(parsed["To"]).endswith("<ana@example.org>") or not one_line(name)
         assert shown_name(parsed["From"]) == "Équipe d’enquête"
 
 
-@pytest.mark.parametrize("domain, shown", [("example.org", "example.org"), ("münchen.de", "xn--mnchen-3ya.de")],
-                         ids=["ascii-domain", "international-domain"])
+@pytest.mark.parametrize(
+    "domain, shown",
+    [("example.org", "example.org"), ("münchen.de", "xn--mnchen-3ya.de")],
+    ids=["ascii-domain", "international-domain"],
+)
 async def test_a_sender_name_in_any_script_signs_the_message_as_written(tmp_path, mail_sink, domain, shown):
     """The team's name from SURVEYBOT_FROM signs every message and heads its From line as written (never
     as ``=?utf-8?…?=``); an international sender or reply domain goes out as punycode."""
-    settings = settings_for(tmp_path, mail_sink.url, SURVEYBOT_FROM=f"Équipe d’enquête <team@{domain}>",
-                            SURVEYBOT_REPLY_TO=f"Réponses <replies@{domain}>")
+    settings = settings_for(
+        tmp_path,
+        mail_sink.url,
+        SURVEYBOT_FROM=f"Équipe d’enquête <team@{domain}>",
+        SURVEYBOT_REPLY_TO=f"Réponses <replies@{domain}>",
+    )
     import_rows(settings, ["Joe Bloggs,joe@leeds.example.org,Leeds,UK,Europe,en"])
     db = open_db(settings.db_path)
-    waves.create_wave(db, waves.WaveSpec(slug="w", title="City diplomacy 2026", platform="signed", survey_id="S1",
-                                         survey_url="https://survey.example.org/s1", reminders=(),
-                                         close_after=timedelta(hours=1)), utcnow())
+    waves.create_wave(
+        db,
+        waves.WaveSpec(
+            slug="w",
+            title="City diplomacy 2026",
+            platform="signed",
+            survey_id="S1",
+            survey_url="https://survey.example.org/s1",
+            reminders=(),
+            close_after=timedelta(hours=1),
+        ),
+        utcnow(),
+    )
     waves.launch(db, "w", utcnow())
     async with running(settings):
         await wait_until(lambda: len(mail_sink.received) == 1, what="the invitation")
@@ -118,9 +181,19 @@ async def test_a_name_or_title_that_looks_encoded_reaches_people_as_written(tmp_
     title = "Survey =?utf-8?q?You_have_won?="
     import_rows(settings, [f"{name},joe@leeds.example.org,Leeds,UK,Europe,en"])
     db = open_db(settings.db_path)
-    waves.create_wave(db, waves.WaveSpec(slug="w", title=title, platform="signed", survey_id="S1",
-                                         survey_url="https://survey.example.org/s1", reminders=(),
-                                         close_after=timedelta(hours=1)), utcnow())
+    waves.create_wave(
+        db,
+        waves.WaveSpec(
+            slug="w",
+            title=title,
+            platform="signed",
+            survey_id="S1",
+            survey_url="https://survey.example.org/s1",
+            reminders=(),
+            close_after=timedelta(hours=1),
+        ),
+        utcnow(),
+    )
     waves.launch(db, "w", utcnow())
     async with running(settings):
         await wait_until(lambda: len(mail_sink.received) == 1, what="the invitation")

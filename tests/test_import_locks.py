@@ -76,37 +76,41 @@ def test_a_dry_run_of_a_large_file_holds_no_write_lock(tmp_path, db):
     assert {k: v for k, v in after.items() if k != "meta"} == {k: v for k, v in before.items() if k != "meta"}
 
 
-BASE = ("email,name,city,country,language,notes\n"
-        "old@x.example.org,Old,,Peru,,\n"
-        "full@x.example.org,Full,Quito,Ecuador,es,VIP\n"
-        "blocked@x.example.org,Blocked,Accra,Ghana,en,\n")
+BASE = (
+    "email,name,city,country,language,notes\n"
+    "old@x.example.org,Old,,Peru,,\n"
+    "full@x.example.org,Full,Quito,Ecuador,es,VIP\n"
+    "blocked@x.example.org,Blocked,Accra,Ghana,en,\n"
+)
 
 CASES = {
     "new, duplicates in the file, fills, conflicts, rejected": (
         "Email,Name,City,Country,Notes\r\n"
-        "old@x.example.org,Old,Lima,,x\r\n"             # fills city, notes
-        "full@x.example.org,Full,Cuenca,,\r\n"          # conflicts on city
-        "new@x.example.org,New,Accra,Ghana,\r\n"        # new
-        "NEW@x.example.org,New,Kumasi,Ghana,late\r\n"   # duplicate in the file: conflict, fills notes
-        "blocked@x.example.org,,,,\r\n"                 # suppressed, duplicate
-        "nope,Nope,Accra,,\r\n"                         # rejected
-        "new@x.example.org,,,,\r\n"),                   # duplicate again
+        "old@x.example.org,Old,Lima,,x\r\n"  # fills city, notes
+        "full@x.example.org,Full,Cuenca,,\r\n"  # conflicts on city
+        "new@x.example.org,New,Accra,Ghana,\r\n"  # new
+        "NEW@x.example.org,New,Kumasi,Ghana,late\r\n"  # duplicate in the file: conflict, fills notes
+        "blocked@x.example.org,,,,\r\n"  # suppressed, duplicate
+        "nope,Nope,Accra,,\r\n"  # rejected
+        "new@x.example.org,,,,\r\n"
+    ),  # duplicate again
     "semicolons, a language warning, a bad time zone": (
         "Correo;Nombre;Idioma;Zona horaria\n"
         "old@x.example.org;Old;Klingon;Mars/Base\n"
         "x1@x.example.org;X1;es;America/Lima\n"
         "x1@x.example.org;X1 Other;en;\n"
         ";;;\n"
-        "@;;;\n"),
+        "@;;;\n"
+    ),
 }
 
 
 def _big_case() -> str:
     # Across batches: a row far into the file meets its first listing in an earlier batch.
     lines = ["email,name,city"] + [f"p{i}@x.example.org,P {i}," for i in range(4500)]
-    lines[4300] = "P7@x.example.org,P 7,Lima"          # fills the blank of row 9, two batches later
-    lines[4400] = "p8@x.example.org,Another,Cusco"     # conflicts with row 10 and fills
-    lines[3000] = "old@x.example.org,Older,Cusco"      # known address: conflict on the name, fills the city
+    lines[4300] = "P7@x.example.org,P 7,Lima"  # fills the blank of row 9, two batches later
+    lines[4400] = "p8@x.example.org,Another,Cusco"  # conflicts with row 10 and fills
+    lines[3000] = "old@x.example.org,Older,Cusco"  # known address: conflict on the name, fills the city
     return "\n".join(lines) + "\n"
 
 

@@ -23,19 +23,31 @@ from surveybot.signing import service_secret
 from tests.mailsink import MailSink
 from tests.service import import_rows, running, settings_for, wait_until
 
-CONTACTS = ["José Núñez,josé@example.org,Sevilla,Spain,Europe,es",
-            "Uwe Müller,uwe@münchen.de,München,Germany,Europe,en",
-            "Ana Pérez,ana@bogota.example.org,Bogotá,Colombia,Latin America,es",
-            "Joe Bloggs,joe@leeds.example.org,Leeds,UK,Europe,en"]
+CONTACTS = [
+    "José Núñez,josé@example.org,Sevilla,Spain,Europe,es",
+    "Uwe Müller,uwe@münchen.de,München,Germany,Europe,en",
+    "Ana Pérez,ana@bogota.example.org,Bogotá,Colombia,Latin America,es",
+    "Joe Bloggs,joe@leeds.example.org,Leeds,UK,Europe,en",
+]
 ASCII = ("ana@bogota.example.org", "joe@leeds.example.org")
 
 
 def launch(settings):
     report = import_rows(settings, CONTACTS)
     db = open_db(settings.db_path)
-    waves.create_wave(db, waves.WaveSpec(slug="w", title="City diplomacy 2026", platform="signed", survey_id="S1",
-                                         survey_url="https://survey.example.org/s1", reminders=(),
-                                         close_after=timedelta(hours=1)), utcnow())
+    waves.create_wave(
+        db,
+        waves.WaveSpec(
+            slug="w",
+            title="City diplomacy 2026",
+            platform="signed",
+            survey_id="S1",
+            survey_url="https://survey.example.org/s1",
+            reminders=(),
+            close_after=timedelta(hours=1),
+        ),
+        utcnow(),
+    )
     waves.launch(db, "w", utcnow())
     return db, report
 
@@ -61,8 +73,10 @@ async def test_international_addresses_over_smtp_never_stop_the_others(tmp_path,
         expected = 4 if smtputf8 else 3
         async with running(settings) as (_, base):
             await wait_until(lambda: len(sink.received) == expected, what=f"{expected} invitations")
-            await wait_until(lambda: all(state in ("sent", "failed") for state, _ in outbox_states(db).values()),
-                             what="every message settled")
+            await wait_until(
+                lambda: all(state in ("sent", "failed") for state, _ in outbox_states(db).values()),
+                what="every message settled",
+            )
             import aiohttp
 
             async with aiohttp.ClientSession() as session, session.get(f"{base}/healthz") as health:
@@ -91,10 +105,14 @@ async def test_international_addresses_are_written_to_a_maildir(tmp_path):
     settings = settings_for(tmp_path, "maildir://" + str(folder))
     db, _ = launch(settings)
     async with running(settings):
-        await wait_until(lambda: len(list((folder / "new").iterdir())) == 4 if (folder / "new").exists() else False,
-                         what="four messages in the Maildir")
-    to = sorted(str(email.message_from_bytes(m.as_bytes(), policy=email.policy.default)["To"])
-                for m in mailbox.Maildir(str(folder)))
+        await wait_until(
+            lambda: len(list((folder / "new").iterdir())) == 4 if (folder / "new").exists() else False,
+            what="four messages in the Maildir",
+        )
+    to = sorted(
+        str(email.message_from_bytes(m.as_bytes(), policy=email.policy.default)["To"])
+        for m in mailbox.Maildir(str(folder))
+    )
     assert any("josé@example.org" in t for t in to) and any("uwe@xn--mnchen-3ya.de" in t for t in to)
     assert {state for state, _ in outbox_states(db).values()} == {"sent"}
 
@@ -106,12 +124,27 @@ async def test_long_names_and_titles_fold_within_the_line_limits(tmp_path, mail_
     long_name = "N" * 199
     spaced_name = " ".join(["Officer"] * 24)  # 191 characters with spaces
     title = ("International affairs of cities " * 7)[:200].strip()
-    import_rows(settings, [f"{long_name},long@example.org,Leeds,UK,Europe,en",
-                           f"{spaced_name},spaced@example.org,Leeds,UK,Europe,en",
-                           f"Ñandú {'Ö' * 150},n@example.org,Lima,Peru,Latin America,es"])
+    import_rows(
+        settings,
+        [
+            f"{long_name},long@example.org,Leeds,UK,Europe,en",
+            f"{spaced_name},spaced@example.org,Leeds,UK,Europe,en",
+            f"Ñandú {'Ö' * 150},n@example.org,Lima,Peru,Latin America,es",
+        ],
+    )
     db = open_db(settings.db_path)
-    waves.create_wave(db, waves.WaveSpec(slug="w", title=title, platform="signed", survey_id="S1",
-                                         survey_url="https://survey.example.org/s1", reminders=()), utcnow())
+    waves.create_wave(
+        db,
+        waves.WaveSpec(
+            slug="w",
+            title=title,
+            platform="signed",
+            survey_id="S1",
+            survey_url="https://survey.example.org/s1",
+            reminders=(),
+        ),
+        utcnow(),
+    )
     waves.launch(db, "w", utcnow())
     async with running(settings):
         await wait_until(lambda: len(mail_sink.received) == 3, what="three invitations")
@@ -139,8 +172,19 @@ def test_too_long_names_and_titles_are_refused_at_input_with_their_limit(tmp_pat
     report = json.loads(result.stdout)
     assert report["imported"] == 1 and report["errors"][0]["row"] == 2
     assert report["errors"][0]["field"] == "name" and "at most 200" in report["errors"][0]["message"]
-    created = run_cli("wave", "create", "w", "--title", "T" * 201, "--platform", "signed", "--survey-id", "S",
-                      "--survey-url", "https://survey.example.org/s")
+    created = run_cli(
+        "wave",
+        "create",
+        "w",
+        "--title",
+        "T" * 201,
+        "--platform",
+        "signed",
+        "--survey-id",
+        "S",
+        "--survey-url",
+        "https://survey.example.org/s",
+    )
     assert created.returncode == 1 and "at most 200" in created.stderr
 
 
@@ -153,10 +197,16 @@ async def test_an_address_the_wire_cannot_carry_fails_alone_and_the_next_message
     rendered = Rendered("Invitation", "text", "<p>html</p>", ("en",))
     try:
         with pytest.raises(PermanentFailure, match="ana@bad_домен"):
-            await transport.send(build_message(rendered, sender=settings.sender, to_email="ana@bad_домен.org",
-                                               to_name="Ana", now=utcnow()))
-        await transport.send(build_message(rendered, sender=settings.sender, to_email="joe@leeds.example.org",
-                                           to_name="Joe", now=utcnow()))
+            await transport.send(
+                build_message(
+                    rendered, sender=settings.sender, to_email="ana@bad_домен.org", to_name="Ana", now=utcnow()
+                )
+            )
+        await transport.send(
+            build_message(
+                rendered, sender=settings.sender, to_email="joe@leeds.example.org", to_name="Joe", now=utcnow()
+            )
+        )
     finally:
         await transport.close()
     assert [r.rcpt_tos for r in mail_sink.received] == [["joe@leeds.example.org"]]

@@ -21,11 +21,22 @@ from tests.service import import_rows, running, settings_for, wait_until
 
 
 def wave_with_queued_mail(settings, count: int = 30):
-    import_rows(settings, [f"Officer {n},officer{n}@city{n}.example.org,City {n},Chile,Latin America,es"
-                           for n in range(count)])
+    import_rows(
+        settings, [f"Officer {n},officer{n}@city{n}.example.org,City {n},Chile,Latin America,es" for n in range(count)]
+    )
     db = open_db(settings.db_path)
-    waves.create_wave(db, waves.WaveSpec(slug="w", title="City diplomacy 2026", platform="signed", survey_id="S1",
-                                         survey_url="https://survey.example.org/s1", reminders=()), utcnow())
+    waves.create_wave(
+        db,
+        waves.WaveSpec(
+            slug="w",
+            title="City diplomacy 2026",
+            platform="signed",
+            survey_id="S1",
+            survey_url="https://survey.example.org/s1",
+            reminders=(),
+        ),
+        utcnow(),
+    )
     waves.launch(db, "w", utcnow())
     plan.run_due(db, service_secret(db, None), utcnow())
     return db
@@ -34,10 +45,15 @@ def wave_with_queued_mail(settings, count: int = 30):
 def old_holder(db, *, host: str, pid: int, seen_ago: timedelta, sending: int) -> None:
     """What a serve that died mid-batch leaves: its lease, and messages claimed but never recorded."""
     seen = iso(utcnow() - seen_ago)
-    db.execute("INSERT INTO service_lease (name, holder, pid, host, started_at, heartbeat_at) "
-               "VALUES ('serve', 'old', ?, ?, ?, ?)", [pid, host, seen, seen])
-    db.execute("UPDATE outbox SET state = 'sending', attempts = 1 WHERE id IN (SELECT id FROM outbox ORDER BY id "
-               "LIMIT ?)", [sending])
+    db.execute(
+        "INSERT INTO service_lease (name, holder, pid, host, started_at, heartbeat_at) "
+        "VALUES ('serve', 'old', ?, ?, ?, ?)",
+        [pid, host, seen, seen],
+    )
+    db.execute(
+        "UPDATE outbox SET state = 'sending', attempts = 1 WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT ?)",
+        [sending],
+    )
     db.conn.commit()
 
 
@@ -61,8 +77,14 @@ def second_serve(settings, mail_url: str, tmp_path) -> subprocess.CompletedProce
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SURVEYBOT_", "QUALTRICS_"))}
     env.update(SURVEYBOT_DB=str(settings.db_path), SURVEYBOT_MAIL_URL=mail_url)
     try:
-        return subprocess.run([sys.executable, "-m", "surveybot", "serve", "--port", str(free_port())],
-                              cwd=tmp_path, env=env, text=True, capture_output=True, timeout=20)
+        return subprocess.run(
+            [sys.executable, "-m", "surveybot", "serve", "--port", str(free_port())],
+            cwd=tmp_path,
+            env=env,
+            text=True,
+            capture_output=True,
+            timeout=20,
+        )
     except subprocess.TimeoutExpired:
         pytest.fail("a second serve started on a database another serve is using")
 
@@ -89,16 +111,21 @@ async def test_a_second_serve_on_the_same_database_is_refused_naming_the_holder(
     assert holder(db) is None
 
 
-@pytest.mark.parametrize("host, seen_ago, why", [
-    ("another-machine", timedelta(minutes=2), "stopped beating over a minute ago"),
-    ("this-machine", timedelta(seconds=5), "its process is gone from this host"),
-])
-async def test_a_crashed_holders_lease_is_taken_over_and_its_batch_recovered_once(tmp_path, mail_sink, host,
-                                                                                  seen_ago, why):
+@pytest.mark.parametrize(
+    "host, seen_ago, why",
+    [
+        ("another-machine", timedelta(minutes=2), "stopped beating over a minute ago"),
+        ("this-machine", timedelta(seconds=5), "its process is gone from this host"),
+    ],
+)
+async def test_a_crashed_holders_lease_is_taken_over_and_its_batch_recovered_once(
+    tmp_path, mail_sink, host, seen_ago, why
+):
     settings = settings_for(tmp_path, mail_sink.url)
     db = wave_with_queued_mail(settings)
-    old_holder(db, host=socket.gethostname() if host == "this-machine" else host, pid=dead_pid(),
-               seen_ago=seen_ago, sending=8)
+    old_holder(
+        db, host=socket.gethostname() if host == "this-machine" else host, pid=dead_pid(), seen_ago=seen_ago, sending=8
+    )
     async with running(settings):
         await wait_until(lambda: len(mail_sink.received) == 30, what=f"every invitation ({why})")
         taken = holder(db)

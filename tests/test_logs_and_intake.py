@@ -65,8 +65,13 @@ def test_arguments_are_captured_when_logged_not_when_written():
 
 
 def _wave(db):
-    spec = waves.WaveSpec(slug="w", title="W", platform="qualtrics", survey_id="SV_1",
-                          survey_url="https://example.qualtrics.com/jfe/form/SV_1")
+    spec = waves.WaveSpec(
+        slug="w",
+        title="W",
+        platform="qualtrics",
+        survey_id="SV_1",
+        survey_url="https://example.qualtrics.com/jfe/form/SV_1",
+    )
     waves.create_wave(db, spec, utcnow())
     return waves.get_wave(db, "w")
 
@@ -90,7 +95,9 @@ async def test_a_failed_commit_fails_every_waiting_handler_and_keeps_nothing(tmp
     db = open_db(tmp_path / "s.db")
     intake = inbox.Intake(db)
     # Wave 999 does not exist: the foreign key fails the batch.
-    results = await asyncio.gather(*(intake.add(999, FetchNeeded("qualtrics", "SV_1", f"R_{n}", "completed"))
-                                     for n in range(3)), return_exceptions=True)
+    results = await asyncio.gather(
+        *(intake.add(999, FetchNeeded("qualtrics", "SV_1", f"R_{n}", "completed")) for n in range(3)),
+        return_exceptions=True,
+    )
     assert all(isinstance(r, sqlite3.IntegrityError) for r in results)
     assert db.execute("SELECT count(*) FROM webhook_inbox").fetchone()[0] == 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -30,7 +30,7 @@ def test_time_left_in_each_language(delta, en, es):
 
 
 def test_closing_date_is_in_the_contacts_time_zone():
-    closes = datetime(2026, 6, 17, 2, 0, tzinfo=timezone.utc)
+    closes = datetime(2026, 6, 17, 2, 0, tzinfo=UTC)
     assert closing_date(closes, "", "en") == "17 June"
     assert closing_date(closes, "", "es") == "17 de junio"
     assert closing_date(closes, "America/Bogota", "en") == "16 June"  # still the evening before there
@@ -38,11 +38,21 @@ def test_closing_date_is_in_the_contacts_time_zone():
 
 def test_every_builtin_template_renders_in_both_languages_and_bilingually():
     renderer = Renderer()
-    variables = {"name": "Ana", "city": "Bogotá", "country": "Colombia", "email": "a@x.org", "wave_title": "T",
-                 "survey_link": "https://s.example.org/?token=abc&x=<b>", "survey_links": {},
-                 "closes_on": "17 June", "closes_time": "10:04 (UTC)", "time_left": "5 days",
-                 "unsubscribe_url": "https://u.example.org/u/1",
-                 "team": "Lab", "language": "en"}
+    variables = {
+        "name": "Ana",
+        "city": "Bogotá",
+        "country": "Colombia",
+        "email": "a@x.org",
+        "wave_title": "T",
+        "survey_link": "https://s.example.org/?token=abc&x=<b>",
+        "survey_links": {},
+        "closes_on": "17 June",
+        "closes_time": "10:04 (UTC)",
+        "time_left": "5 days",
+        "unsubscribe_url": "https://u.example.org/u/1",
+        "team": "Lab",
+        "language": "en",
+    }
     context = {"en": variables, "es": {**variables, "language": "es"}}
     for kind in KINDS:
         for language in ("en", "es", ""):
@@ -78,13 +88,17 @@ def test_serialised_message_parses_back_exactly():
 
     name = "Nguyễn Thị Lan — Oficina de Relaciones Internacionales de la Alcaldía de Bogotá D.C. 🌍"
     text = "Línea uno con acentos: áéíóú ñ ü\n" + "x" * 200 + "\n= signo igual =3D\n.\nfin"
-    html = "<p>Más información: <a href=\"https://s.example.org/?a=1&amp;b=2\">aquí</a></p>" * 5
+    html = '<p>Más información: <a href="https://s.example.org/?a=1&amp;b=2">aquí</a></p>' * 5
     subject = "Invitación: Encuesta de diplomacia de ciudades 2026 / Invitation: City diplomacy survey 2026"
-    outgoing = build_message(Rendered(subject, text, html, ("es", "en")), sender="Laboratorio Ñandú <lab@example.org>",
-                             to_email="lan@hanoi.example.org", to_name=name,
-                             now=datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc),
-                             unsubscribe_url="https://survey.example.org/unsubscribe/1.2.abc",
-                             reply_to="Lab <reply@example.org>")
+    outgoing = build_message(
+        Rendered(subject, text, html, ("es", "en")),
+        sender="Laboratorio Ñandú <lab@example.org>",
+        to_email="lan@hanoi.example.org",
+        to_name=name,
+        now=datetime(2026, 11, 25, 9, 0, tzinfo=UTC),
+        unsubscribe_url="https://survey.example.org/unsubscribe/1.2.abc",
+        reply_to="Lab <reply@example.org>",
+    )
     assert all(len(line) <= 998 for line in outgoing.data.split(b"\r\n"))
     assert b"\n" not in outgoing.data.replace(b"\r\n", b"")
     message = message_from_bytes(outgoing.data, policy=policy.default)

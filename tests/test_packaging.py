@@ -24,9 +24,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ("pyproject.toml", "setup.py", "README.md", "surveybot", "templates")
-SHIPPED = ("surveybot/templates/email/invitation.en.txt.j2", "surveybot/templates/email/invitation.es.html.j2",
-           "surveybot/templates/email/bilingual.txt.j2", "surveybot/templates/web/upload.html.j2",
-           "surveybot/templates/web/static/localtime.js")
+SHIPPED = (
+    "surveybot/templates/email/invitation.en.txt.j2",
+    "surveybot/templates/email/invitation.es.html.j2",
+    "surveybot/templates/email/bilingual.txt.j2",
+    "surveybot/templates/web/upload.html.j2",
+    "surveybot/templates/web/static/localtime.js",
+)
 
 pytestmark = pytest.mark.slow
 
@@ -42,32 +46,64 @@ def installed(tmp_path_factory) -> dict:
             shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(ROOT / name, source / name)
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(base / "dist"),
-                            str(source)], capture_output=True, text=True, timeout=300, check=False)
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(base / "dist"), str(source)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert built.returncode == 0, built.stderr
     (wheel,) = (base / "dist").glob("surveybot-*.whl")
     venv = base / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
-    purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             capture_output=True, text=True, check=True).stdout.strip()
+    purelib = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     # the dependencies, from where the tests run; a plain path line does not run that folder's .pth files,
     # so the checkout's editable install stays out of sight
     Path(purelib, "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    done = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
-                           "--no-index", "--quiet", str(wheel)], capture_output=True, text=True, timeout=300,
-                          check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--no-deps",
+            "--no-index",
+            "--quiet",
+            str(wheel),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     work = base / "work"
     work.mkdir()
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("SURVEYBOT_", "QUALTRICS_", "SURVEYMONKEY_", "PYTHON"))}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("SURVEYBOT_", "QUALTRICS_", "SURVEYMONKEY_", "PYTHON"))
+    }
     return {"wheel": wheel, "venv": venv, "python": python, "work": work, "env": env}
 
 
 def surveybot(installed: dict, *args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run([installed["venv"] / "bin" / "surveybot", *args], cwd=installed["work"],
-                            env=installed["env"], capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [installed["venv"] / "bin" / "surveybot", *args],
+        cwd=installed["work"],
+        env=installed["env"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, f"surveybot {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
     return result
 
@@ -84,17 +120,39 @@ WHERE = "import surveybot.mail.render as r, surveybot.web.pages as p; print(r.BU
 
 
 def test_installed_wheel_reads_its_own_templates(installed):
-    where = subprocess.run([installed["python"], "-c", WHERE], cwd=installed["work"], env=installed["env"],
-                           capture_output=True, text=True, timeout=60, check=True).stdout.split()
+    where = subprocess.run(
+        [installed["python"], "-c", WHERE],
+        cwd=installed["work"],
+        env=installed["env"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.split()
     packaged = installed["venv"].resolve() / "lib"
     assert [(Path(w).resolve().is_relative_to(packaged), Path(w).name, Path(w).is_dir()) for w in where] == [
-        (True, "email", True), (True, "web", True)], where
+        (True, "email", True),
+        (True, "web", True),
+    ], where
 
 
 def test_installed_wheel_previews_and_test_sends_in_both_languages(installed):
-    surveybot(installed, "wave", "create", "w", "--title", "City diplomacy 2026", "--platform", "signed",
-              "--survey-id", "SV_1", "--survey-url", "https://survey.example.org/s",
-              "--survey-url-es", "https://survey.example.org/s-es")
+    surveybot(
+        installed,
+        "wave",
+        "create",
+        "w",
+        "--title",
+        "City diplomacy 2026",
+        "--platform",
+        "signed",
+        "--survey-id",
+        "SV_1",
+        "--survey-url",
+        "https://survey.example.org/s",
+        "--survey-url-es",
+        "https://survey.example.org/s-es",
+    )
     english = surveybot(installed, "wave", "preview", "w", "--kind", "invitation", "--language", "en").stdout
     spanish = surveybot(installed, "wave", "preview", "w", "--kind", "invitation", "--language", "es").stdout
     assert "Subject: Invitation: City diplomacy 2026" in english
@@ -122,9 +180,14 @@ def get(url: str) -> tuple[int, str]:
 def test_installed_wheel_serves_pages(installed):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    service = subprocess.Popen([installed["venv"] / "bin" / "surveybot", "serve", "--port", str(port)],
-                               cwd=installed["work"], env=installed["env"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    service = subprocess.Popen(
+        [installed["venv"] / "bin" / "surveybot", "serve", "--port", str(port)],
+        cwd=installed["work"],
+        env=installed["env"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 30
         status = None

@@ -9,17 +9,19 @@ import pytest
 from surveybot.signing import service_secret
 from surveybot.suppressions import unsubscribe_token
 from tests.browser import chromium
-from tests.service import upload_service_db, running, settings_for
+from tests.service import running, settings_for, upload_service_db
 
 XSS = "<img src=x onerror=alert(1)>"
 
 # 5 data rows (rows 2-6): three good, one bad e-mail (row 5), one duplicate of Ana (row 6, same values).
-GOOD_CSV = ("name,email,city,country,region,language\n"
-            "Ana Pérez,ana@bogota.example.org,Bogotá,Colombia,Latin America,es\n"
-            "Joe Bloggs,joe@leeds.example.org,Leeds,UK,Europe,en\n"
-            "Kim Lee,kim@seoul.example.org,Seoul,Korea,Asia,en\n"
-            "Nobody,not-an-address,Nowhere,Nowhere,Nowhere,en\n"
-            "Ana Pérez,ANA@bogota.example.org,Bogotá,Colombia,Latin America,es\n")
+GOOD_CSV = (
+    "name,email,city,country,region,language\n"
+    "Ana Pérez,ana@bogota.example.org,Bogotá,Colombia,Latin America,es\n"
+    "Joe Bloggs,joe@leeds.example.org,Leeds,UK,Europe,en\n"
+    "Kim Lee,kim@seoul.example.org,Seoul,Korea,Asia,en\n"
+    "Nobody,not-an-address,Nowhere,Nowhere,Nowhere,en\n"
+    "Ana Pérez,ANA@bogota.example.org,Bogotá,Colombia,Latin America,es\n"
+)
 COUNT_KEYS = ("rows", "imported", "updated", "duplicates", "conflicts", "rejected")
 
 
@@ -60,8 +62,9 @@ def write_csv(service, name: str, text: str | bytes) -> str:
     return str(path)
 
 
-async def submit_upload(page, service, *, token: str, file: str | None, network: str | None = None,
-                        dry_run: bool = False, goto: bool = True) -> int:
+async def submit_upload(
+    page, service, *, token: str, file: str | None, network: str | None = None, dry_run: bool = False, goto: bool = True
+) -> int:
     """Fill the form like a person and submit it; returns the HTTP status of the page that comes back."""
     if goto:
         response = await page.goto(f"{service['base']}/upload")
@@ -123,8 +126,14 @@ async def test_upload_imports_and_shows_the_report(service, page):
     file = write_csv(service, "metropolis-2026.csv", GOOD_CSV)
     status = await submit_upload(page, service, token=service["tokens"]["metropolis"], file=file)
     assert status == 200
-    assert await counts_on(page) == {"rows": 5, "imported": 3, "updated": 0, "duplicates": 1, "conflicts": 0,
-                                     "rejected": 1}
+    assert await counts_on(page) == {
+        "rows": 5,
+        "imported": 3,
+        "updated": 0,
+        "duplicates": 1,
+        "conflicts": 0,
+        "rejected": 1,
+    }
     report = await page.inner_text("#report")
     assert "Importado / Imported" in report and "metropolis-2026.csv" in report and "Metropolis" in report
     rows = await page.locator("#errors tr").all_inner_texts()
@@ -136,15 +145,24 @@ async def test_upload_imports_and_shows_the_report(service, page):
     await assert_form_usable(page)
 
     emails = [r[0] for r in db.execute("SELECT email FROM contacts ORDER BY email")]
-    assert emails == ["ana@bogota.example.org", "eve@lyon.example.org", "joe@leeds.example.org",
-                      "kim@seoul.example.org"]
-    assert db.execute("SELECT name, city, language FROM contacts WHERE email = 'ana@bogota.example.org'"
-                      ).fetchone() == ("Ana Pérez", "Bogotá", "es")
-    source, filename, network = db.execute("SELECT source, filename, network FROM uploads ORDER BY id DESC"
-                                           ).fetchone()
+    assert emails == [
+        "ana@bogota.example.org",
+        "eve@lyon.example.org",
+        "joe@leeds.example.org",
+        "kim@seoul.example.org",
+    ]
+    assert db.execute(
+        "SELECT name, city, language FROM contacts WHERE email = 'ana@bogota.example.org'"
+    ).fetchone() == ("Ana Pérez", "Bogotá", "es")
+    source, filename, network = db.execute("SELECT source, filename, network FROM uploads ORDER BY id DESC").fetchone()
     assert (source, filename, network) == ("web", "metropolis-2026.csv", "Metropolis")
-    listed = {r[0] for r in db.execute("SELECT c.email FROM contact_sources s JOIN contacts c ON c.id = s.contact_id "
-                                       "WHERE s.network = 'Metropolis'")}
+    listed = {
+        r[0]
+        for r in db.execute(
+            "SELECT c.email FROM contact_sources s JOIN contacts c ON c.id = s.contact_id "
+            "WHERE s.network = 'Metropolis'"
+        )
+    }
     assert listed == {"ana@bogota.example.org", "joe@leeds.example.org", "kim@seoul.example.org"}
 
     shot = service["tmp"] / "report.png"
@@ -158,8 +176,14 @@ async def test_upload_again_counts_duplicates_not_new(service, page):
     assert await submit_upload(page, service, token=service["tokens"]["metropolis"], file=file) == 200
     # the report page keeps the form: upload the same file again from it
     assert await submit_upload(page, service, token=service["tokens"]["metropolis"], file=file, goto=False) == 200
-    assert await counts_on(page) == {"rows": 5, "imported": 0, "updated": 0, "duplicates": 4, "conflicts": 0,
-                                     "rejected": 1}
+    assert await counts_on(page) == {
+        "rows": 5,
+        "imported": 0,
+        "updated": 0,
+        "duplicates": 4,
+        "conflicts": 0,
+        "rejected": 1,
+    }
     assert contact_count(service["db"]) == 4
 
 
@@ -169,8 +193,14 @@ async def test_dry_run_shows_the_report_and_stores_nothing(service, page):
     file = write_csv(service, "check.csv", GOOD_CSV)
     status = await submit_upload(page, service, token=service["tokens"]["metropolis"], file=file, dry_run=True)
     assert status == 200
-    assert await counts_on(page) == {"rows": 5, "imported": 3, "updated": 0, "duplicates": 1, "conflicts": 0,
-                                     "rejected": 1}
+    assert await counts_on(page) == {
+        "rows": 5,
+        "imported": 3,
+        "updated": 0,
+        "duplicates": 1,
+        "conflicts": 0,
+        "rejected": 1,
+    }
     assert "Comprobado, sin guardar nada / Checked, nothing saved" in await page.inner_text("#report")
     assert contact_count(db) == 1
     assert db.execute("SELECT count(*) FROM uploads").fetchone()[0] == uploads_before
@@ -180,14 +210,15 @@ async def test_dry_run_shows_the_report_and_stores_nothing(service, page):
 async def test_coordinator_names_the_network(service, page):
     db = service["db"]
     file = write_csv(service, "citynet.csv", GOOD_CSV)
-    status = await submit_upload(page, service, token=service["tokens"]["coordinator"], file=file,
-                                 network="CityNet")
+    status = await submit_upload(page, service, token=service["tokens"]["coordinator"], file=file, network="CityNet")
     assert status == 200
     assert await page.input_value("#network") == "CityNet"
     assert "CityNet" in await page.inner_text("#report")
     assert (await counts_on(page))["imported"] == 3
-    assert db.execute("SELECT count(DISTINCT contact_id) FROM contact_sources WHERE network = 'CityNet'"
-                      ).fetchone()[0] == 3
+    assert (
+        db.execute("SELECT count(DISTINCT contact_id) FROM contact_sources WHERE network = 'CityNet'").fetchone()[0]
+        == 3
+    )
 
 
 async def test_coordinator_without_a_network_is_refused(service, page):
@@ -207,14 +238,18 @@ async def test_values_from_the_file_are_shown_as_text(service, page):
     # Ana is known first, so a different name for her in the hostile file is a conflict
     file = write_csv(service, "first.csv", "name,email\nAna Pérez,ana@bogota.example.org\n")
     assert await submit_upload(page, service, token=service["tokens"]["metropolis"], file=file) == 200
-    hostile = write_csv(service, f"{XSS}.csv",
-                        "name,email,city\n"
-                        f"{XSS},ana@bogota.example.org,{XSS}\n"
-                        f"Someone,{XSS},Lima\n")
-    assert await submit_upload(page, service, token=service["tokens"]["metropolis"],
-                               file=hostile) == 200
-    assert await counts_on(page) == {"rows": 2, "imported": 0, "updated": 1, "duplicates": 0, "conflicts": 1,
-                                     "rejected": 1}
+    hostile = write_csv(
+        service, f"{XSS}.csv", f"name,email,city\n{XSS},ana@bogota.example.org,{XSS}\nSomeone,{XSS},Lima\n"
+    )
+    assert await submit_upload(page, service, token=service["tokens"]["metropolis"], file=hostile) == 200
+    assert await counts_on(page) == {
+        "rows": 2,
+        "imported": 0,
+        "updated": 1,
+        "duplicates": 0,
+        "conflicts": 1,
+        "rejected": 1,
+    }
     errors = await page.inner_text("#errors")
     conflicts = await page.inner_text("#conflicts")
     assert XSS in errors  # the rejected address, as text
@@ -224,8 +259,9 @@ async def test_values_from_the_file_are_shown_as_text(service, page):
     await page.wait_for_timeout(200)
     assert page.dialogs == []
     # the stored name was kept; the city it filled is stored as given, to be escaped wherever it is shown
-    assert service["db"].execute("SELECT name, city FROM contacts WHERE email = 'ana@bogota.example.org'"
-                                 ).fetchone() == ("Ana Pérez", XSS)
+    assert service["db"].execute(
+        "SELECT name, city FROM contacts WHERE email = 'ana@bogota.example.org'"
+    ).fetchone() == ("Ana Pérez", XSS)
 
 
 # --- refusals -------------------------------------------------------------------------------------------
@@ -263,8 +299,10 @@ async def test_token_of_another_network_gets_403(service, page):
     db = service["db"]
     file = write_csv(service, "list.csv", GOOD_CSV)
     got = await submit_upload(page, service, token=service["tokens"]["eurocities"], file=file, network="Metropolis")
-    landed = db.execute("SELECT s.network, count(*) FROM contact_sources s JOIN uploads u ON u.id = s.upload_id "
-                        "WHERE u.source = 'web' GROUP BY s.network").fetchall()
+    landed = db.execute(
+        "SELECT s.network, count(*) FROM contact_sources s JOIN uploads u ON u.id = s.upload_id "
+        "WHERE u.source = 'web' GROUP BY s.network"
+    ).fetchall()
     shown = await page.inner_text("#report") if await page.locator("#report").count() else ""
     assert landed == [], f"HTTP {got}; the upload was stored under {landed}; the page says: {shown!r}"
     await expect_refusal(page, 403, got, "Esta clave no sirve para esa red", "This token is not for that network")
@@ -276,7 +314,8 @@ async def test_network_token_with_its_own_network_in_any_case(service, page):
     got = await submit_upload(page, service, token=service["tokens"]["metropolis"], file=file, network="metropolis")
     assert got == 200 and (await counts_on(page))["imported"] == 3
     assert service["db"].execute("SELECT DISTINCT network FROM uploads WHERE source = 'web'").fetchall() == [
-        ("Metropolis",)]
+        ("Metropolis",)
+    ]
 
 
 async def test_no_file_gets_400(service, page):
@@ -284,10 +323,13 @@ async def test_no_file_gets_400(service, page):
     await expect_refusal(page, 400, got, "Elija un archivo CSV", "Choose a CSV file")
 
 
-@pytest.mark.parametrize("name, content, words", [
-    ("logo.png", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8, ("File refused", "PNG")),
-    ("no-email.csv", b"name,city\nAna,Lima\n", ("File refused", "no e-mail column")),
-])
+@pytest.mark.parametrize(
+    "name, content, words",
+    [
+        ("logo.png", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8, ("File refused", "PNG")),
+        ("no-email.csv", b"name,city\nAna,Lima\n", ("File refused", "no e-mail column")),
+    ],
+)
 async def test_refused_file_gets_422_and_the_form_stays(service, page, name, content, words):
     file = write_csv(service, name, content)
     got = await submit_upload(page, service, token=service["tokens"]["metropolis"], file=file, network="Metropolis")
@@ -335,8 +377,13 @@ async def test_unsubscribe_forged_or_garbage_token_is_invalid(service, page):
     db = service["db"]
     eve_id = db.execute("SELECT id FROM contacts WHERE email = 'eve@lyon.example.org'").fetchone()[0]
     good = unsubscribe_token(service_secret(db, None), eve_id, 3)
-    forged = [unsubscribe_token("not-the-secret", eve_id, 3), good[:-3] + "abc", f"{eve_id + 1}.3.{good.split('.')[2]}",
-              "garbage", "1.1.x"]
+    forged = [
+        unsubscribe_token("not-the-secret", eve_id, 3),
+        good[:-3] + "abc",
+        f"{eve_id + 1}.3.{good.split('.')[2]}",
+        "garbage",
+        "1.1.x",
+    ]
     for token in forged:
         response = await page.goto(f"{service['base']}/unsubscribe/{token}")
         assert response.status == 404, token

@@ -25,8 +25,7 @@ VALUES = ("name", "city", "country", "region", "language", "position", "timezone
 
 def probe(email: str) -> bytes:
     """What a curious network would send: other values for an address, and the blanks Eve's record has."""
-    return ("E-mail,Full name,City,Language,Timezone,Role\n"
-            f"{email},Mallory Spy,Paris,es,Asia/Tokyo,Mayor\n").encode()
+    return (f"E-mail,Full name,City,Language,Timezone,Role\n{email},Mallory Spy,Paris,es,Asia/Tokyo,Mayor\n").encode()
 
 
 def contact_row(settings, email: str) -> dict:
@@ -65,8 +64,9 @@ async def upload(service, who: str, network: str, body: bytes, query: str = "") 
 
 async def listing(service, who: str, network: str) -> list[dict]:
     headers = {"Authorization": f"Bearer {service['tokens'][who]}"}
-    async with service["session"].get(f"{service['base']}/api/networks/{network}/contacts",
-                                       headers=headers) as response:
+    async with service["session"].get(
+        f"{service['base']}/api/networks/{network}/contacts", headers=headers
+    ) as response:
         assert response.status == 200
         return (await response.json())["contacts"]
 
@@ -85,11 +85,22 @@ async def test_a_networks_upload_of_another_networks_address_reveals_and_changes
     # The values Eve's e-mail uses are Eurocities' still: not overwritten, no blank filled.
     assert contact_row(service["settings"], EVE) == eve_before
     assert (eve_before["name"], eve_before["language"], eve_before["timezone"], eve_before["position"]) == (
-        "Eve Euro", "en", "", "")
+        "Eve Euro",
+        "en",
+        "",
+        "",
+    )
     # Metropolis sees its own listing, and no word of Eurocities.
     seen = {c["email"]: c for c in await listing(service, "metropolis", "Metropolis")}
-    assert seen[EVE] == {"email": EVE, "name": "Mallory Spy", "city": "Paris", "country": "", "region": "",
-                         "language": "es", "networks": ["Metropolis"]}
+    assert seen[EVE] == {
+        "email": EVE,
+        "name": "Mallory Spy",
+        "city": "Paris",
+        "country": "",
+        "region": "",
+        "language": "es",
+        "networks": ["Metropolis"],
+    }
     # Uploading again is a duplicate in its own listing; a bare address adds nothing and learns nothing.
     again = await upload(service, "metropolis", "Metropolis", f"email\n{EVE}\n".encode())
     assert (again["imported"], again["duplicates"], again["conflicts"], again["suppressed"]) == (0, 1, 0, 0)
@@ -100,11 +111,20 @@ async def test_a_bare_address_gives_a_network_only_its_own_blank_listing(service
     report = await upload(service, "metropolis", "Metropolis", f"email\n{EVE}\n".encode())
     assert report["imported"] == 1 and report["changes"] == [] and report["conflict_details"] == []
     assert await listing(service, "metropolis", "Metropolis") == [
-        {"email": EVE, "name": "", "city": "", "country": "", "region": "", "language": "", "networks": ["Metropolis"]}]
+        {"email": EVE, "name": "", "city": "", "country": "", "region": "", "language": "", "networks": ["Metropolis"]}
+    ]
     # Eurocities' own view is unchanged: its values, and only its name.
     assert await listing(service, "eurocities", "Eurocities") == [
-        {"email": EVE, "name": "Eve Euro", "city": "Lyon", "country": "France", "region": "Europe", "language": "en",
-         "networks": ["Eurocities"]}]
+        {
+            "email": EVE,
+            "name": "Eve Euro",
+            "city": "Lyon",
+            "country": "France",
+            "region": "Europe",
+            "language": "en",
+            "networks": ["Eurocities"],
+        }
+    ]
     # The coordinator reading Metropolis through the API sees Metropolis' listing too.
     assert [c["name"] for c in await listing(service, "coordinator", "Metropolis")] == [""]
 
@@ -122,14 +142,16 @@ async def test_the_upload_page_for_a_network_shows_no_other_networks_values(serv
 
 
 async def test_a_networks_own_contact_takes_its_later_fills_but_never_anothers(service):
-    first = ("email,name,city\nnew.person@rome.example.org,Nuova Persona,\n").encode()
+    first = b"email,name,city\nnew.person@rome.example.org,Nuova Persona,\n"
     await upload(service, "metropolis", "Metropolis", first)
-    await upload(service, "metropolis", "Metropolis", b"email,city,timezone\nnew.person@rome.example.org,Roma,"
-                                                      b"Europe/Rome\n")
+    await upload(
+        service, "metropolis", "Metropolis", b"email,city,timezone\nnew.person@rome.example.org,Roma,Europe/Rome\n"
+    )
     assert contact_row(service["settings"], "new.person@rome.example.org")["city"] == "Roma"
     # Another network listing the same person keeps its values to its own listing.
-    report = await upload(service, "eurocities", "Eurocities",
-                          b"email,name,position\nnew.person@rome.example.org,Someone Else,Clerk\n")
+    report = await upload(
+        service, "eurocities", "Eurocities", b"email,name,position\nnew.person@rome.example.org,Someone Else,Clerk\n"
+    )
     assert report["imported"] == 1 and report["conflict_details"] == []
     row = contact_row(service["settings"], "new.person@rome.example.org")
     assert (row["name"], row["city"], row["timezone"], row["position"]) == ("Nuova Persona", "Roma", "Europe/Rome", "")
@@ -139,7 +161,10 @@ async def test_a_coordinator_import_still_fills_blanks_and_reports_conflicts(ser
     report = await upload(service, "coordinator", "Metropolis", probe(EVE))
     assert (report["imported"], report["updated"], report["conflicts"], report["suppressed"]) == (0, 1, 1, 1)
     assert sorted((c["field"], c["current"], c["proposed"]) for c in report["conflict_details"]) == [
-        ("city", "Lyon", "Paris"), ("language", "en", "es"), ("name", "Eve Euro", "Mallory Spy")]
+        ("city", "Lyon", "Paris"),
+        ("language", "en", "es"),
+        ("name", "Eve Euro", "Mallory Spy"),
+    ]
     assert sorted(c["field"] for c in report["changes"]) == ["position", "timezone"]
     row = contact_row(service["settings"], EVE)
     assert (row["name"], row["city"], row["timezone"], row["position"]) == ("Eve Euro", "Lyon", "Asia/Tokyo", "Mayor")
@@ -150,11 +175,11 @@ async def test_a_coordinator_import_still_fills_blanks_and_reports_conflicts(ser
 
 def test_the_coordinator_chooses_which_listing_a_contact_uses(tmp_path, run_cli):
     (tmp_path / "euro.csv").write_text("email,name,city,language\nana@x.example.org,Ana Euro,Lyon,en\n")
-    (tmp_path / "metro.csv").write_text("email,name,city,timezone\nana@x.example.org,Ana Metro,Paris,"
-                                        "Europe/Paris\n")
+    (tmp_path / "metro.csv").write_text("email,name,city,timezone\nana@x.example.org,Ana Metro,Paris,Europe/Paris\n")
     run_cli("contacts", "import", "euro.csv", "--network", "Eurocities", check=True)
-    conflicts = json.loads(run_cli("contacts", "import", "metro.csv", "--network", "Metropolis", "--json",
-                                   check=True).stdout)
+    conflicts = json.loads(
+        run_cli("contacts", "import", "metro.csv", "--network", "Metropolis", "--json", check=True).stdout
+    )
     assert conflicts["conflicts"] == 1 and {c["field"] for c in conflicts["conflict_details"]} == {"name", "city"}
 
     def listed() -> dict:
@@ -162,23 +187,37 @@ def test_the_coordinator_chooses_which_listing_a_contact_uses(tmp_path, run_cli)
 
     merged = listed()
     assert (merged["name"], merged["city"], merged["language"], merged["timezone"], merged["values_from"]) == (
-        "Ana Euro", "Lyon", "en", "Europe/Paris", "")
+        "Ana Euro",
+        "Lyon",
+        "en",
+        "Europe/Paris",
+        "",
+    )
     assert [(li["network"], li["name"], li["city"]) for li in merged["listings"]] == [
-        ("Eurocities", "Ana Euro", "Lyon"), ("Metropolis", "Ana Metro", "Paris")]
+        ("Eurocities", "Ana Euro", "Lyon"),
+        ("Metropolis", "Ana Metro", "Paris"),
+    ]
 
     used = run_cli("contacts", "use", "Ana@X.example.org", "--network", "metropolis", check=True)
     assert "Metropolis" in used.stdout and "'Ana Euro' -> 'Ana Metro'" in used.stdout
     chosen = listed()
     assert (chosen["name"], chosen["city"], chosen["language"], chosen["values_from"]) == (
-        "Ana Metro", "Paris", "", "Metropolis")
+        "Ana Metro",
+        "Paris",
+        "",
+        "Metropolis",
+    )
     assert run_cli("contacts", "list", check=True).stdout.splitlines()[1].split("  ")[-1] == "Metropolis"
 
     back = json.loads(run_cli("contacts", "use", "ana@x.example.org", "--merged", "--json", check=True).stdout)
     assert back["values_from"] == "" and back["values"]["name"] == "Ana Euro"
     assert listed()["city"] == "Lyon"
 
-    for args, message in ((("--network", "Nowhere"), "no listing by 'Nowhere'"), ((), "--network NAME or --merged"),
-                          (("--network", "Metropolis", "--merged"), "--network NAME or --merged")):
+    for args, message in (
+        (("--network", "Nowhere"), "no listing by 'Nowhere'"),
+        ((), "--network NAME or --merged"),
+        (("--network", "Metropolis", "--merged"), "--network NAME or --merged"),
+    ):
         refused = run_cli("contacts", "use", "ana@x.example.org", *args)
         assert refused.returncode != 0 and message in refused.stderr
     missing = run_cli("contacts", "use", "zed@x.example.org", "--merged")
@@ -200,9 +239,13 @@ def test_a_chosen_networks_later_uploads_fill_the_contact_and_no_one_elses(tmp_p
     import_contacts(db, csv("m2.csv", "email,language\nana@x.example.org,es\n"), "Metropolis", by="network")
     assert db.execute("SELECT name, language FROM contacts").fetchone() == ("Ana Euro", "")
     use_values(db, "ana@x.example.org", "Metropolis")
-    import_contacts(db, csv("m3.csv", "email,timezone\nana@x.example.org,Europe/Paris\n"), "Metropolis",
-                    by="network")
+    import_contacts(db, csv("m3.csv", "email,timezone\nana@x.example.org,Europe/Paris\n"), "Metropolis", by="network")
     import_contacts(db, csv("e2.csv", "email,position\nana@x.example.org,Mayor\n"), "Eurocities", by="network")
     assert db.execute("SELECT name, language, timezone, position, values_from FROM contacts").fetchone() == (
-        "Ana Metro", "es", "Europe/Paris", "", "Metropolis")
+        "Ana Metro",
+        "es",
+        "Europe/Paris",
+        "",
+        "Metropolis",
+    )
     db.close()

@@ -4,7 +4,6 @@ from the CLI and the API."""
 from __future__ import annotations
 
 import csv
-import io
 import json
 
 import aiohttp
@@ -26,35 +25,51 @@ def field(tmp_path, rows_by_network: dict[str, list[str]], title: str = "City di
     for network, rows in rows_by_network.items():
         import_rows(settings, rows, network=network, name=f"{network}.csv")
     db = open_db(settings.db_path)
-    waves.create_wave(db, waves.WaveSpec(slug="city", title=title, platform="signed", survey_id="S1",
-                                         survey_url="https://survey.example.org/s1"), utcnow())
+    waves.create_wave(
+        db,
+        waves.WaveSpec(
+            slug="city", title=title, platform="signed", survey_id="S1", survey_url="https://survey.example.org/s1"
+        ),
+        utcnow(),
+    )
     waves.launch(db, "city", utcnow())
     secret = service_secret(db, None)
     plan.run_due(db, secret, utcnow())
     wave = waves.get_wave(db, "city")
-    tokens_by_email = {email: survey_token(secret, wave["id"], cid)
-                       for cid, email in db.execute("SELECT id, email FROM contacts")}
+    tokens_by_email = {
+        email: survey_token(secret, wave["id"], cid) for cid, email in db.execute("SELECT id, email FROM contacts")
+    }
     return settings, db, wave, tokens_by_email
 
 
 def answer(db, wave, response_id: str, token: str | None, *, finished: bool = True, progress: int | None = None):
-    event = ResponseEvent(platform="signed", response_id=response_id, finished=finished, token=token,
-                          answers={"q1": "x"}, progress=progress if progress is not None else (100 if finished else 0))
+    event = ResponseEvent(
+        platform="signed",
+        response_id=response_id,
+        finished=finished,
+        token=token,
+        answers={"q1": "x"},
+        progress=progress if progress is not None else (100 if finished else 0),
+    )
     return responses.record(db, wave, event, utcnow())
 
 
 SMALL = {
-    "Metropolis": ["A One,a1@x.example.org,Quito,Ecuador,Latin America,es",
-                   "A Two,a2@x.example.org,Lima,Peru,Latin America,es",
-                   "A Three,a3@x.example.org,Lyon,France,Europe,en",
-                   "B One,b1@x.example.org,Oslo,Norway,Europe,en",
-                   "B Two,b2@x.example.org,Seoul,Korea,Asia,en"],
-    "CityNet": ["B Two,b2@x.example.org,Seoul,Korea,Asia,en",
-                "C One,c1@x.example.org,Hanoi,Vietnam,Asia,",
-                "C Two,c2@x.example.org,Manila,Philippines,Asia,en",
-                "D One,d1@x.example.org,Delhi,India,Asia,en",
-                "D Two,d2@x.example.org,Dhaka,Bangladesh,Asia,en",
-                "D Three,d3@x.example.org,Tokyo,Japan,Asia,en"],
+    "Metropolis": [
+        "A One,a1@x.example.org,Quito,Ecuador,Latin America,es",
+        "A Two,a2@x.example.org,Lima,Peru,Latin America,es",
+        "A Three,a3@x.example.org,Lyon,France,Europe,en",
+        "B One,b1@x.example.org,Oslo,Norway,Europe,en",
+        "B Two,b2@x.example.org,Seoul,Korea,Asia,en",
+    ],
+    "CityNet": [
+        "B Two,b2@x.example.org,Seoul,Korea,Asia,en",
+        "C One,c1@x.example.org,Hanoi,Vietnam,Asia,",
+        "C Two,c2@x.example.org,Manila,Philippines,Asia,en",
+        "D One,d1@x.example.org,Delhi,India,Asia,en",
+        "D Two,d2@x.example.org,Dhaka,Bangladesh,Asia,en",
+        "D Three,d3@x.example.org,Tokyo,Japan,Asia,en",
+    ],
 }
 
 
@@ -111,8 +126,10 @@ def test_a_group_with_no_cases_has_null_rates_not_an_error(tmp_path):
 
 def test_the_seed_sized_wave_gives_the_published_rates(tmp_path):
     """100 invited, 49 complete, 12 partial above the threshold, 1 opt-out, 38 no reaction."""
-    rows = [f"Officer {n},o{n}@city{n}.example.org,City {n},Country {n % 30},Region {n % 4},{'es' if n % 2 else 'en'}"
-            for n in range(100)]
+    rows = [
+        f"Officer {n},o{n}@city{n}.example.org,City {n},Country {n % 30},Region {n % 4},{'es' if n % 2 else 'en'}"
+        for n in range(100)
+    ]
     _, db, wave, t = field(tmp_path, {"Metropolis": rows[:40], "CityNet": rows[40:70], "Eurocities": rows[70:]})
     for n in range(49):
         answer(db, wave, f"c{n}", t[f"o{n}@city{n}.example.org"])
@@ -132,8 +149,18 @@ def test_report_command_in_every_format_and_language(tmp_path, run_cli):
     db.execute("UPDATE contact_sources SET network = '=HYPERLINK(\"x\")' WHERE network = 'CityNet'")
     db.conn.commit()
     as_json = json.loads(run_cli("report", "city", "--format", "json", check=True).stdout)
-    assert set(as_json) >= {"dispositions", "rr1", "rr2", "coop1", "ref1", "con1", "by_network", "by_region",
-                            "by_language", "method"}
+    assert set(as_json) >= {
+        "dispositions",
+        "rr1",
+        "rr2",
+        "coop1",
+        "ref1",
+        "con1",
+        "by_network",
+        "by_region",
+        "by_language",
+        "method",
+    }
     assert as_json["dispositions"]["I"] == 3 and 0 <= as_json["rr1"] <= 1
     english = run_cli("report", "city", check=True).stdout
     assert "sent to 10 officers" in english and "RR1" in english and "| Invited | 10 |" in english
@@ -147,7 +174,7 @@ def test_report_command_in_every_format_and_language(tmp_path, run_cli):
     with open(tmp_path / "r.csv", newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert rows[0]["group_kind"] == "overall" and rows[0]["I"] == "3" and rows[0]["rr1"] == "0.30"
-    assert any(r["group"] == "'=HYPERLINK(\"x\")" for r in rows)  # a network name cannot run as a formula
+    assert any(r["group"] == '\'=HYPERLINK("x")' for r in rows)  # a network name cannot run as a formula
     assert run_cli("report", "nope").returncode == 1
     threshold = run_cli("report", "city", "--format", "json", "--partial-threshold", "70", check=True).stdout
     assert json.loads(threshold)["dispositions"]["R"] == 3
@@ -159,6 +186,7 @@ async def test_the_report_api_answers_coordinators_only_with_the_same_json(tmp_p
     network = tokens.create(db, "network", "Metropolis", utcnow())[1]
     expected = json.loads(run_cli("report", "city", "--format", "json", check=True).stdout)
     async with running(settings) as (_, base), aiohttp.ClientSession() as session:
+
         async def get(path: str, token: str | None = None):
             headers = {"Authorization": f"Bearer {token}"} if token else {}
             async with session.get(f"{base}{path}", headers=headers) as response:
@@ -167,7 +195,8 @@ async def test_the_report_api_answers_coordinators_only_with_the_same_json(tmp_p
         status, body = await get("/api/waves/city/report", coordinator)
         assert status == 200 and body == expected
         assert (await get("/api/waves/city/report?language=es", coordinator))[1]["method"]["paragraph"].startswith(
-            "La encuesta")
+            "La encuesta"
+        )
         assert (await get("/api/waves/city/report", network))[0] == 403
         assert (await get("/api/waves/city/report"))[0] == 401
         assert (await get("/api/waves/city/report", "sbt_forged"))[0] == 401

@@ -39,8 +39,20 @@ def mode(path: Path) -> int:
 
 
 def create_wave(run_cli) -> None:
-    run_cli("wave", "create", "w", "--title", "City diplomacy", "--platform", "signed", "--survey-id", "SV_1",
-            "--survey-url", "https://survey.example.org/s", check=True)
+    run_cli(
+        "wave",
+        "create",
+        "w",
+        "--title",
+        "City diplomacy",
+        "--platform",
+        "signed",
+        "--survey-id",
+        "SV_1",
+        "--survey-url",
+        "https://survey.example.org/s",
+        check=True,
+    )
 
 
 def webhook_url(run_cli, **extra_env: str) -> str:
@@ -101,8 +113,21 @@ def test_configured_secret_wins(run_cli, tmp_path):
 
 
 def test_configured_secret_only_creates_no_file(run_cli, tmp_path):
-    run_cli("wave", "create", "w", "--title", "T", "--platform", "signed", "--survey-id", "SV_1",
-            "--survey-url", "https://survey.example.org/s", extra_env={"SURVEYBOT_SECRET": CONFIGURED}, check=True)
+    run_cli(
+        "wave",
+        "create",
+        "w",
+        "--title",
+        "T",
+        "--platform",
+        "signed",
+        "--survey-id",
+        "SV_1",
+        "--survey-url",
+        "https://survey.example.org/s",
+        extra_env={"SURVEYBOT_SECRET": CONFIGURED},
+        check=True,
+    )
     webhook_url(run_cli, SURVEYBOT_SECRET=CONFIGURED)
     assert not (tmp_path / "surveybot.db.secret").exists()
     assert CONFIGURED.encode() not in database_bytes(tmp_path / "surveybot.db")
@@ -119,8 +144,12 @@ print(service_secret(open_db(sys.argv[1]), None))
 def test_processes_starting_together_agree_on_one_secret(tmp_path):
     db_path = tmp_path / "surveybot.db"
     open_db(db_path).close()
-    procs = [subprocess.Popen([sys.executable, "-c", SECRET_OF, str(db_path)], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(6)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", SECRET_OF, str(db_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(6)
+    ]
     results = [p.communicate(timeout=60) for p in procs]
     assert all(p.returncode == 0 for p in procs), [err for _, err in results]
     secrets_seen = {out.strip() for out, _ in results}
@@ -162,5 +191,8 @@ def test_damaged_secret_file_is_named(run_cli, tmp_path):
     result = run_cli("wave", "status", "w")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        (f"Error: the secret file {tmp_path / 'surveybot.db.secret'} holds no usable secret (at least 16 "
-         f"characters); restore it from a backup, or set SURVEYBOT_SECRET")]
+        (
+            f"Error: the secret file {tmp_path / 'surveybot.db.secret'} holds no usable secret (at least 16 "
+            f"characters); restore it from a backup, or set SURVEYBOT_SECRET"
+        )
+    ]

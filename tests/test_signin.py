@@ -76,7 +76,7 @@ async def test_a_token_typed_once_becomes_a_session_until_signed_out(service, br
     assert cookie["secure"]  # the base URL is https
     assert 11 * 3600 < cookie["expires"] - time.time() <= 12 * 3600
     # only hashes are stored; neither the token nor the session id is in the page, its URL or the database
-    (id_hash, token_id, csrf), = session_rows(db)
+    ((id_hash, token_id, csrf),) = session_rows(db)
     assert id_hash == token_hash(cookie["value"]) and cookie["value"] not in json.dumps(session_rows(db))
     html = await page.content()
     assert token not in html and cookie["value"] not in html and token not in page.url
@@ -116,9 +116,11 @@ async def test_expired_idle_and_revoked_sessions_go_back_to_sign_in(service, bro
     db, base = service["db"], service["base"]
     context, page = await new_page(browser)
     wave_url = f"{base}/waves/{field.SLUG}"
-    for spoil in ("UPDATE web_sessions SET expires_at = ?",  # past its 12 hours
-                  "UPDATE web_sessions SET last_seen_at = ?",  # two hours without a request
-                  "UPDATE api_tokens SET revoked_at = ? WHERE role = 'coordinator'"):
+    for spoil in (
+        "UPDATE web_sessions SET expires_at = ?",  # past its 12 hours
+        "UPDATE web_sessions SET last_seen_at = ?",  # two hours without a request
+        "UPDATE api_tokens SET revoked_at = ? WHERE role = 'coordinator'",
+    ):
         db.execute("UPDATE api_tokens SET revoked_at = NULL")
         db.conn.commit()
         await field.sign_in(page, base, service["tokens"]["coordinator"])
@@ -143,7 +145,8 @@ async def test_a_form_without_its_csrf_token_is_refused(service, browser):
         status = await page.evaluate(
             """async ([url, body]) => (await fetch(url, {method: "POST", body: body,
                  headers: {"Content-Type": "application/x-www-form-urlencoded"}})).status""",
-            [f"{base}/waves/{field.SLUG}/pause", body])
+            [f"{base}/waves/{field.SLUG}/pause", body],
+        )
         assert status == 403
     assert db.execute("SELECT paused FROM waves").fetchone() == (0,)
     logout = await page.evaluate("async (url) => (await fetch(url, {method: 'POST'})).status", f"{base}/logout")
@@ -193,17 +196,27 @@ async def test_the_session_cookie_is_secure_only_on_https(tmp_path):
 
 async def test_sign_in_goes_back_only_to_a_page_of_this_site(service):
     async with aiohttp.ClientSession() as session:
-        for target, landing in (("/waves/city?lang=es", "/waves/city?lang=es"), ("//evil.example.org/", "/waves"),
-                                ("https://evil.example.org/", "/waves"), ("/\\evil.example.org", "/waves"),
-                                ("/caf\u00e9", "/waves")):
-            async with session.post(f"{service['base']}/login", allow_redirects=False,
-                                    data={"token": service["tokens"]["coordinator"], "next": target}) as answer:
+        for target, landing in (
+            ("/waves/city?lang=es", "/waves/city?lang=es"),
+            ("//evil.example.org/", "/waves"),
+            ("https://evil.example.org/", "/waves"),
+            ("/\\evil.example.org", "/waves"),
+            ("/caf\u00e9", "/waves"),
+        ):
+            async with session.post(
+                f"{service['base']}/login",
+                allow_redirects=False,
+                data={"token": service["tokens"]["coordinator"], "next": target},
+            ) as answer:
                 assert (answer.status, answer.headers["Location"]) == (303, landing), target
 
 
 def test_token_create_ties_a_researcher_token_to_an_email(run_cli):
-    made = json.loads(run_cli("token", "create", "--role", "researcher", "--email", " Marta@Lab.example.org ",
-                              "--json", check=True).stdout)
+    made = json.loads(
+        run_cli(
+            "token", "create", "--role", "researcher", "--email", " Marta@Lab.example.org ", "--json", check=True
+        ).stdout
+    )
     assert made["email"] == "marta@lab.example.org" and made["token"].startswith("sbt_")
     listed = json.loads(run_cli("token", "list", "--json", check=True).stdout)["tokens"]
     assert [(t["role"], t["email"]) for t in listed] == [("researcher", "marta@lab.example.org")]
@@ -218,10 +231,19 @@ def test_token_create_ties_a_researcher_token_to_an_email(run_cli):
 
 def _serve(tmp_path, port: int) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SURVEYBOT_")}
-    env.update(SURVEYBOT_DB=str(tmp_path / "surveybot.db"), SURVEYBOT_MAIL_URL=f"maildir://{tmp_path / 'mail'}",
-               SURVEYBOT_BASE_URL=f"http://127.0.0.1:{port}")
-    return subprocess.Popen([sys.executable, "-m", "surveybot", "serve", "--port", str(port)], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env.update(
+        SURVEYBOT_DB=str(tmp_path / "surveybot.db"),
+        SURVEYBOT_MAIL_URL=f"maildir://{tmp_path / 'mail'}",
+        SURVEYBOT_BASE_URL=f"http://127.0.0.1:{port}",
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "surveybot", "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def _stop(server: subprocess.Popen) -> str:

@@ -17,8 +17,8 @@ from surveybot import waves
 from surveybot.clock import utcnow
 from surveybot.db import open_db
 from surveybot.platforms import signed
-from surveybot.recipients import survey_token
 from surveybot.platforms.urls import webhook_signing_secret, webhook_url
+from surveybot.recipients import survey_token
 from surveybot.signing import service_secret
 from surveybot.suppressions import unsubscribe_token
 from tests.service import import_rows, running, settings_for, wait_until
@@ -34,16 +34,27 @@ conn.execute("ROLLBACK")
 
 
 def officers(count: int) -> list[str]:
-    return [f"Officer {n},officer{n}@city{n}.example.org,City {n},Country {n % 9},Region {n % 3},en"
-            for n in range(count)]
+    return [
+        f"Officer {n},officer{n}@city{n}.example.org,City {n},Country {n % 9},Region {n % 3},en" for n in range(count)
+    ]
 
 
 def make_wave(settings, count: int, slug: str = "w"):
     import_rows(settings, officers(count))
     db = open_db(settings.db_path)
-    waves.create_wave(db, waves.WaveSpec(slug=slug, title="City diplomacy 2026", platform="signed", survey_id="S1",
-                                         survey_url="https://survey.example.org/s1", reminders=(),
-                                         close_after=timedelta(hours=2)), utcnow())
+    waves.create_wave(
+        db,
+        waves.WaveSpec(
+            slug=slug,
+            title="City diplomacy 2026",
+            platform="signed",
+            survey_id="S1",
+            survey_url="https://survey.example.org/s1",
+            reminders=(),
+            close_after=timedelta(hours=2),
+        ),
+        utcnow(),
+    )
     return db
 
 
@@ -65,8 +76,9 @@ async def test_a_write_lock_held_by_another_process_for_32_s_loses_nothing(tmp_p
     secret = service_secret(db, None)
     async with running(settings) as (_, base), aiohttp.ClientSession() as session:
         await wait_until(lambda: len(mail_sink.received) >= 20, what="the first invitations")
-        locker = subprocess.Popen([sys.executable, "-c", LOCKER, str(settings.db_path), "32"],
-                                  stdout=subprocess.PIPE, text=True)
+        locker = subprocess.Popen(
+            [sys.executable, "-c", LOCKER, str(settings.db_path), "32"], stdout=subprocess.PIPE, text=True
+        )
         try:
             assert locker.stdout.readline().strip() == "locked"
             # what was claimed before the lock may still go out; nothing more can be claimed until it is gone
@@ -81,14 +93,26 @@ async def test_a_write_lock_held_by_another_process_for_32_s_loses_nothing(tmp_p
             async def deliver(number: int) -> None:
                 """A platform's delivery: sent again after every 503 until it is taken."""
                 email = invited[number]
-                body = json.dumps({"type": "response.completed", "data": {
-                    "response_id": f"resp-{number}", "token": survey_token(secret, wave["id"], ids[email]),
-                    "progress": 100, "answers": {"q1": "Twinning"}, "embedded": {}}}).encode()
+                body = json.dumps(
+                    {
+                        "type": "response.completed",
+                        "data": {
+                            "response_id": f"resp-{number}",
+                            "token": survey_token(secret, wave["id"], ids[email]),
+                            "progress": 100,
+                            "answers": {"q1": "Twinning"},
+                            "embedded": {},
+                        },
+                    }
+                ).encode()
                 while True:
                     stamp = int(time.time())
-                    headers = {"Content-Type": "application/json", "webhook-id": f"msg_{number}_{stamp}",
-                               "webhook-timestamp": str(stamp),
-                               "webhook-signature": signed.sign(whsec, f"msg_{number}_{stamp}", stamp, body)}
+                    headers = {
+                        "Content-Type": "application/json",
+                        "webhook-id": f"msg_{number}_{stamp}",
+                        "webhook-timestamp": str(stamp),
+                        "webhook-signature": signed.sign(whsec, f"msg_{number}_{stamp}", stamp, body),
+                    }
                     async with session.post(webhook_url(base, secret, wave), data=body, headers=headers) as answer:
                         answers.append(answer.status)
                         if answer.status == 200:
@@ -121,8 +145,10 @@ async def test_a_write_lock_held_by_another_process_for_32_s_loses_nothing(tmp_p
             locker.wait()
             locker.stdout.close()
         await wait_until(lambda: len(mail_sink.received) >= 240 + 10, timeout=40, what="every invitation and thanks")
-        await wait_until(lambda: db.execute("SELECT count(*) FROM outbox WHERE state != 'sent'").fetchone()[0] == 0,
-                         what="every message recorded as sent")
+        await wait_until(
+            lambda: db.execute("SELECT count(*) FROM outbox WHERE state != 'sent'").fetchone()[0] == 0,
+            what="every message recorded as sent",
+        )
         assert (await health(session, base))[0] == 200
     assert 503 in answers  # some deliveries really met the lock
     per_address = invitations_per_address(mail_sink)
@@ -138,22 +164,26 @@ async def test_a_message_that_breaks_fails_alone_and_the_dispatcher_lives_on(tmp
     a traceback in the log; everyone else is mailed and /healthz stays 200."""
     overrides = tmp_path / "templates"
     overrides.mkdir()
-    builtin = (settings_for(tmp_path, mail_sink.url).db_path.parent)  # noqa: F841 - the folder exists
+    builtin = settings_for(tmp_path, mail_sink.url).db_path.parent  # noqa: F841 - the folder exists
     from surveybot.mail.render import BUILTIN
 
     text = (BUILTIN / "invitation.en.txt.j2").read_text(encoding="utf-8")
     (overrides / "invitation.en.txt.j2").write_text(
-        text + '{{ (1 / 0) if name == "Officer 3" else "" }}\n', encoding="utf-8")
+        text + '{{ (1 / 0) if name == "Officer 3" else "" }}\n', encoding="utf-8"
+    )
     settings = settings_for(tmp_path, mail_sink.url, SURVEYBOT_TEMPLATES=str(overrides))
     db = make_wave(settings, 8)
     waves.launch(db, "w", utcnow())
     async with running(settings) as (_, base), aiohttp.ClientSession() as session:
         await wait_until(lambda: len(mail_sink.received) == 7, what="seven invitations")
-        await wait_until(lambda: db.execute("SELECT count(*) FROM outbox WHERE state = 'failed'").fetchone()[0] == 1,
-                         what="the broken message failed")
+        await wait_until(
+            lambda: db.execute("SELECT count(*) FROM outbox WHERE state = 'failed'").fetchone()[0] == 1,
+            what="the broken message failed",
+        )
         assert (await health(session, base))[0] == 200
-    state, error = db.execute("SELECT state, last_error FROM outbox WHERE to_email = 'officer3@city3.example.org'"
-                              ).fetchone()
+    state, error = db.execute(
+        "SELECT state, last_error FROM outbox WHERE to_email = 'officer3@city3.example.org'"
+    ).fetchone()
     assert state == "failed" and "ZeroDivisionError" in error
     assert "officer3@city3.example.org" not in invitations_per_address(mail_sink)
 
@@ -180,7 +210,9 @@ async def test_pause_and_close_from_another_process_stop_messages_already_claime
     closed = len(mail_sink.received)
     assert closed < 200 and max(invitations_per_address(mail_sink).values()) == 1
     cancelled = db.execute("SELECT count(*) FROM outbox WHERE state = 'cancelled'").fetchone()[0]
-    assert cancelled == 200 - closed, db.execute("SELECT state, last_error, count(*) FROM outbox GROUP BY 1, 2").fetchall()
+    assert cancelled == 200 - closed, db.execute(
+        "SELECT state, last_error, count(*) FROM outbox GROUP BY 1, 2"
+    ).fetchall()
 
 
 async def test_a_loop_that_dies_is_restarted_with_backoff_and_reported(tmp_path, mail_sink, caplog):
@@ -189,13 +221,16 @@ async def test_a_loop_that_dies_is_restarted_with_backoff_and_reported(tmp_path,
     once the outbox takes writes again every invitation goes out, once, and /healthz is 200 again."""
     settings = settings_for(tmp_path, mail_sink.url)
     db = make_wave(settings, 20)
-    db.execute("CREATE TRIGGER frozen BEFORE UPDATE OF state ON outbox WHEN NEW.state = 'sending' "
-               "BEGIN SELECT RAISE(ABORT, 'outbox frozen for maintenance'); END")
+    db.execute(
+        "CREATE TRIGGER frozen BEFORE UPDATE OF state ON outbox WHEN NEW.state = 'sending' "
+        "BEGIN SELECT RAISE(ABORT, 'outbox frozen for maintenance'); END"
+    )
     db.conn.commit()
     waves.launch(db, "w", utcnow())
     async with running(settings) as (_, base), aiohttp.ClientSession() as session:
-        await wait_until(lambda: db.execute("SELECT count(*) FROM outbox").fetchone()[0] == 20,
-                         what="the invitations queued")
+        await wait_until(
+            lambda: db.execute("SELECT count(*) FROM outbox").fetchone()[0] == 20, what="the invitations queued"
+        )
         await wait_until(lambda: "restarting" in caplog.text, what="the dispatcher's failure logged")
         for _ in range(5):  # not only between restarts: the whole time it cannot work
             status, report = await health(session, base)
@@ -205,8 +240,10 @@ async def test_a_loop_that_dies_is_restarted_with_backoff_and_reported(tmp_path,
         db.execute("DROP TRIGGER frozen")
         db.conn.commit()
         await wait_until(lambda: len(mail_sink.received) == 20, timeout=20, what="every invitation")
-        await wait_until(lambda: db.execute("SELECT count(*) FROM outbox WHERE state = 'sent'").fetchone()[0] == 20,
-                         what="every invitation recorded")
+        await wait_until(
+            lambda: db.execute("SELECT count(*) FROM outbox WHERE state = 'sent'").fetchone()[0] == 20,
+            what="every invitation recorded",
+        )
         deadline = time.monotonic() + 15
         while (await health(session, base))[0] != 200:
             assert time.monotonic() < deadline, "healthz did not recover"
@@ -226,8 +263,9 @@ async def test_stopping_while_another_process_holds_the_lock_keeps_what_was_sent
     try:
         async with running(settings):
             await wait_until(lambda: len(mail_sink.received) >= 10, what="the first invitations")
-            locker = subprocess.Popen([sys.executable, "-c", LOCKER, str(settings.db_path), "4"],
-                                      stdout=subprocess.PIPE, text=True)
+            locker = subprocess.Popen(
+                [sys.executable, "-c", LOCKER, str(settings.db_path), "4"], stdout=subprocess.PIPE, text=True
+            )
             assert await asyncio.to_thread(locker.stdout.readline) == "locked\n"
             await asyncio.sleep(0.5)  # a few more go out meanwhile; then the service is asked to stop
         assert await asyncio.to_thread(locker.wait, 30) == 0

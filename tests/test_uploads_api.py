@@ -10,13 +10,15 @@ import pytest
 
 from surveybot.signing import service_secret
 from surveybot.suppressions import unsubscribe_token
-from tests.service import upload_service_db, running, settings_for
+from tests.service import running, settings_for, upload_service_db
 
-CSV = ("Full name,E-mail,City,Country,Preferred language\n"
-       "Ana Pérez,ana@bogota.example.org,Bogotá,Colombia,es\n"
-       "Joe Bloggs,joe@leeds.example.org,Leeds,UK,en\n"
-       "Nobody,not-an-address,Nowhere,Nowhere,en\n"
-       "Ana Again,ANA@bogota.example.org,Bogotá,Colombia,es\n").encode("utf-8")
+CSV = (
+    "Full name,E-mail,City,Country,Preferred language\n"
+    "Ana Pérez,ana@bogota.example.org,Bogotá,Colombia,es\n"
+    "Joe Bloggs,joe@leeds.example.org,Leeds,UK,en\n"
+    "Nobody,not-an-address,Nowhere,Nowhere,en\n"
+    "Ana Again,ANA@bogota.example.org,Bogotá,Colombia,es\n"
+).encode()
 
 
 @pytest.fixture
@@ -27,8 +29,9 @@ async def service(tmp_path):
         yield {"db": db, "base": base, "session": session, "tokens": made}
 
 
-async def upload(service, network: str, token: str | None, body: bytes = CSV, query: str = "",
-                 content_type: str = "text/csv"):
+async def upload(
+    service, network: str, token: str | None, body: bytes = CSV, query: str = "", content_type: str = "text/csv"
+):
     headers = {"Content-Type": content_type}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
@@ -65,13 +68,25 @@ async def test_upload_auth_matrix(service, who, network, status):
 
 
 async def test_upload_report_is_the_cli_report(service):
-    status, report, _ = await upload(service, "Metropolis", service["tokens"]["metropolis"],
-                                     query="?filename=metropolis-2026.csv")
+    status, report, _ = await upload(
+        service, "Metropolis", service["tokens"]["metropolis"], query="?filename=metropolis-2026.csv"
+    )
     assert status == 200
     assert {k: report[k] for k in ("rows", "imported", "updated", "duplicates", "conflicts", "rejected")} == {
-        "rows": 4, "imported": 2, "updated": 0, "duplicates": 1, "conflicts": 1, "rejected": 1}
-    assert report["errors"] == [{"row": 4, "field": "email", "message":
-                                 "'not-an-address' is not a valid e-mail address: An email address must have an @-sign."}]
+        "rows": 4,
+        "imported": 2,
+        "updated": 0,
+        "duplicates": 1,
+        "conflicts": 1,
+        "rejected": 1,
+    }
+    assert report["errors"] == [
+        {
+            "row": 4,
+            "field": "email",
+            "message": "'not-an-address' is not a valid e-mail address: An email address must have an @-sign.",
+        }
+    ]
     assert report["file"] == "metropolis-2026.csv" and report["network"] == "Metropolis"
     source, filename = service["db"].execute("SELECT source, filename FROM uploads ORDER BY id DESC").fetchone()
     assert (source, filename) == ("web", "metropolis-2026.csv")
@@ -103,9 +118,13 @@ async def test_refused_files_and_limits(service):
 
 
 async def test_a_broken_multipart_form_is_refused_with_a_clear_error(service):
-    status, body, _ = await upload(service, "Metropolis", service["tokens"]["metropolis"],
-                                   body=b"--x\r\nno colon in this header\r\n\r\nemail\r\n--x--\r\n",
-                                   content_type="multipart/form-data; boundary=x")
+    status, body, _ = await upload(
+        service,
+        "Metropolis",
+        service["tokens"]["metropolis"],
+        body=b"--x\r\nno colon in this header\r\n\r\nemail\r\n--x--\r\n",
+        content_type="multipart/form-data; boundary=x",
+    )
     assert (status, body) == (400, {"error": "the multipart form could not be read"})
     _, listed, _ = await upload(service, "Metropolis", service["tokens"]["metropolis"], body=CSV)
     assert listed["imported"] == 2  # the service goes on working
@@ -134,8 +153,11 @@ async def test_unsubscribe_link_one_click_and_page(service):
     assert response.status == 200 and "eve@lyon.example.org" in page and "Darse de baja" in page
     assert "Unsubscribe" in page and response.headers["Content-Security-Policy"].startswith("default-src 'none'")
     assert db.execute("SELECT count(*) FROM suppressions").fetchone()[0] == 0  # a GET changes nothing
-    async with session.post(f"{base}/unsubscribe/{token}", data=b"List-Unsubscribe=One-Click",
-                            headers={"Content-Type": "application/x-www-form-urlencoded"}) as response:
+    async with session.post(
+        f"{base}/unsubscribe/{token}",
+        data=b"List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    ) as response:
         assert response.status == 200 and (await response.json()) == {"status": "unsubscribed"}
     assert db.execute("SELECT email, kind FROM suppressions").fetchall() == [("eve@lyon.example.org", "opt_out")]
     for forged in (token[:-3] + "abc", "1.1.x", "../../etc/passwd"):
@@ -146,8 +168,9 @@ async def test_unsubscribe_link_one_click_and_page(service):
 
 
 def test_token_commands(run_cli):
-    made = json.loads(run_cli("token", "create", "--role", "network", "--network", "CityNet", "--json",
-                              check=True).stdout)
+    made = json.loads(
+        run_cli("token", "create", "--role", "network", "--network", "CityNet", "--json", check=True).stdout
+    )
     assert made["token"].startswith("sbt_") and len(made["token"]) > 40
     listed = run_cli("token", "list", "--json", check=True).stdout
     assert made["token"] not in listed and json.loads(listed)["tokens"][0]["network"] == "CityNet"
@@ -175,15 +198,18 @@ async def test_access_log_is_one_json_line_without_secrets_or_bodies(tmp_path, c
     try:
         with caplog.at_level(logging.INFO, logger="surveybot.access"):
             async with aiohttp.ClientSession() as session:
-                async with session.post(f"{base}/webhooks/qualtrics/w/SECRET-IN-URL-123",
-                                        data={"QID1": "ANSWER-TEXT-456"}) as response:
+                async with session.post(
+                    f"{base}/webhooks/qualtrics/w/SECRET-IN-URL-123", data={"QID1": "ANSWER-TEXT-456"}
+                ) as response:
                     assert response.status == 401
                 async with session.get(f"{base}/unsubscribe/1.1.SIGNATURE789") as response:
                     assert response.status == 404
     finally:
         await runner.cleanup()
     lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "surveybot.access"]
-    assert [(l["method"], l["path"], l["status"]) for l in lines] == [
-        ("POST", "/webhooks/qualtrics/w/***", 401), ("GET", "/unsubscribe/***", 404)]
+    assert [(line["method"], line["path"], line["status"]) for line in lines] == [
+        ("POST", "/webhooks/qualtrics/w/***", 401),
+        ("GET", "/unsubscribe/***", 404),
+    ]
     logged = caplog.text
     assert "SECRET-IN-URL-123" not in logged and "ANSWER-TEXT-456" not in logged and "SIGNATURE789" not in logged

@@ -12,12 +12,25 @@ import urllib.request
 
 from tests.mailsink import free_port
 
-CONTACTS = ("name,email,city,country,language\n"
-            "Ana Pérez,ana@bogota.example.org,Bogotá,Colombia,es\n"
-            "Joe Bloggs,joe@leeds.example.org,Leeds,UK,en\n"
-            "Pat Doe,pat@lima.example.org,Lima,Peru,\n")
-CREATE = ("wave", "create", "w1", "--title", "City diplomacy 2026", "--platform", "qualtrics",
-          "--survey-id", "SV_1", "--survey-url", "https://lab.qualtrics.com/jfe/form/SV_1")
+CONTACTS = (
+    "name,email,city,country,language\n"
+    "Ana Pérez,ana@bogota.example.org,Bogotá,Colombia,es\n"
+    "Joe Bloggs,joe@leeds.example.org,Leeds,UK,en\n"
+    "Pat Doe,pat@lima.example.org,Lima,Peru,\n"
+)
+CREATE = (
+    "wave",
+    "create",
+    "w1",
+    "--title",
+    "City diplomacy 2026",
+    "--platform",
+    "qualtrics",
+    "--survey-id",
+    "SV_1",
+    "--survey-url",
+    "https://lab.qualtrics.com/jfe/form/SV_1",
+)
 
 
 def setup_contacts(tmp_path, run_cli):
@@ -41,8 +54,14 @@ def test_serve_picks_up_launch_pause_and_close_from_other_processes(tmp_path, ru
     port = free_port()
     server_env = {k: v for k, v in os.environ.items() if not k.startswith("SURVEYBOT_")}
     server_env.update(env, SURVEYBOT_DB=str(tmp_path / "surveybot.db"))
-    server = subprocess.Popen([sys.executable, "-m", "surveybot", "serve", "--port", str(port)], cwd=tmp_path,
-                              env=server_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "surveybot", "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=server_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         wait_for(lambda: _healthy(port), what="/healthz")
         assert mail_sink.received == []  # a draft sends nothing
@@ -70,8 +89,19 @@ def test_serve_picks_up_launch_pause_and_close_from_other_processes(tmp_path, ru
             server.communicate()
     assert server.returncode == 0, output
     assert "Traceback" not in output
-    for key in ("state", "invited", "sent", "failed", "bounced", "opted_out", "completed", "partial_discarded",
-                "interview_queue", "next_step", "webhook_url"):
+    for key in (
+        "state",
+        "invited",
+        "sent",
+        "failed",
+        "bounced",
+        "opted_out",
+        "completed",
+        "partial_discarded",
+        "interview_queue",
+        "next_step",
+        "webhook_url",
+    ):
         assert key in status
     assert (status["state"], status["invited"], status["sent"], status["next_step"]) == ("closed", 3, 6, None)
     assert status["webhook_url"].startswith("http://127.0.0.1:8080/webhooks/qualtrics/w1/")
@@ -89,14 +119,16 @@ def _healthy(port: int) -> bool:
 def test_preview_renders_each_language_with_real_dates(tmp_path, run_cli):
     setup_contacts(tmp_path, run_cli)
     run_cli(*CREATE, check=True)
-    spanish = run_cli("wave", "preview", "w1", "--kind", "invitation", "--contact", "ana@bogota.example.org",
-                      check=True).stdout
+    spanish = run_cli(
+        "wave", "preview", "w1", "--kind", "invitation", "--contact", "ana@bogota.example.org", check=True
+    ).stdout
     assert "Subject: Invitación: City diplomacy 2026" in spanish
     assert "Content-Language: es" in spanish
     assert "La encuesta cierra en 14 días, el " in spanish and " de " in spanish
     assert "Q_Language=ES" in spanish and "token=" in spanish
-    both = run_cli("wave", "preview", "w1", "--kind", "reminder", "--contact", "pat@lima.example.org",
-                   check=True).stdout
+    both = run_cli(
+        "wave", "preview", "w1", "--kind", "reminder", "--contact", "pat@lima.example.org", check=True
+    ).stdout
     assert "Content-Language: es, en" in both and "Recordatorio" in both and "Reminder" in both
     everything = run_cli("wave", "preview", "w1", check=True).stdout
     assert everything.count("Subject: ") == 8  # four kinds, two languages
@@ -110,13 +142,30 @@ def test_preview_of_a_broken_override_template_names_the_template(tmp_path, run_
     folder = tmp_path / "mytemplates"
     folder.mkdir()
     (folder / "invitation.en.txt.j2").write_text("Subject: Hello {{ name }}\n\nDear {{ nmae }},\n")
-    result = run_cli("wave", "preview", "w1", "--kind", "invitation", "--language", "en",
-                     extra_env={"SURVEYBOT_TEMPLATES": str(folder)})
+    result = run_cli(
+        "wave",
+        "preview",
+        "w1",
+        "--kind",
+        "invitation",
+        "--language",
+        "en",
+        extra_env={"SURVEYBOT_TEMPLATES": str(folder)},
+    )
     assert result.returncode == 1
     assert "invitation.en.txt.j2" in result.stderr and "nmae" in result.stderr and "Traceback" not in result.stderr
     (folder / "invitation.en.txt.j2").write_text("Subject: Hello {{ name }}\n\nCustom text for {{ city }}.\n")
-    ok = run_cli("wave", "preview", "w1", "--kind", "invitation", "--contact", "joe@leeds.example.org",
-                 extra_env={"SURVEYBOT_TEMPLATES": str(folder)}, check=True).stdout
+    ok = run_cli(
+        "wave",
+        "preview",
+        "w1",
+        "--kind",
+        "invitation",
+        "--contact",
+        "joe@leeds.example.org",
+        extra_env={"SURVEYBOT_TEMPLATES": str(folder)},
+        check=True,
+    ).stdout
     assert "Subject: Hello Joe Bloggs" in ok and "Custom text for Leeds." in ok
 
 

@@ -14,9 +14,16 @@ from surveybot.signing import service_secret
 from surveybot.suppressions import suppress
 from tests.service import import_rows, running, settings_for, wait_until
 
-SUBJECTS = {"Invitation": "invitation", "Invitación": "invitation", "Reminder": "reminder",
-            "Recordatorio": "reminder", "Last days": "final_reminder", "Últimos días": "final_reminder",
-            "Thank you": "thank_you", "Gracias": "thank_you"}
+SUBJECTS = {
+    "Invitation": "invitation",
+    "Invitación": "invitation",
+    "Reminder": "reminder",
+    "Recordatorio": "reminder",
+    "Last days": "final_reminder",
+    "Últimos días": "final_reminder",
+    "Thank you": "thank_you",
+    "Gracias": "thank_you",
+}
 
 
 def kind_of(received) -> str:
@@ -30,21 +37,32 @@ def kinds_to(sink, address: str) -> list[str]:
 
 def make_wave(settings, slug="w", reminders=(2, 4), close=6, **extra):
     db = open_db(settings.db_path)
-    spec = waves.WaveSpec(slug=slug, title="City diplomacy 2026", platform="qualtrics", survey_id="SV_1",
-                          survey_url="https://lab.qualtrics.com/jfe/form/SV_1",
-                          reminders=tuple(timedelta(seconds=s) for s in reminders),
-                          close_after=timedelta(seconds=close), **extra)
+    spec = waves.WaveSpec(
+        slug=slug,
+        title="City diplomacy 2026",
+        platform="qualtrics",
+        survey_id="SV_1",
+        survey_url="https://lab.qualtrics.com/jfe/form/SV_1",
+        reminders=tuple(timedelta(seconds=s) for s in reminders),
+        close_after=timedelta(seconds=close),
+        **extra,
+    )
     waves.create_wave(db, spec, utcnow())
     return db
 
 
 async def test_whole_wave_language_reminders_completion_and_close(tmp_path, mail_sink):
     settings = settings_for(tmp_path, mail_sink.url)
-    import_rows(settings, ["Ana Pérez,ana@bogota.example.org,Bogotá,Colombia,Latin America,es",
-                           "Joe Bloggs,joe@leeds.example.org,Leeds,UK,Europe,en",
-                           "Pat Doe,pat@lima.example.org,Lima,Peru,Latin America,",
-                           "Sam Gone,sam@oslo.example.org,Oslo,Norway,Europe,en",
-                           "Dana Done,dana@quito.example.org,Quito,Ecuador,Latin America,en"])
+    import_rows(
+        settings,
+        [
+            "Ana Pérez,ana@bogota.example.org,Bogotá,Colombia,Latin America,es",
+            "Joe Bloggs,joe@leeds.example.org,Leeds,UK,Europe,en",
+            "Pat Doe,pat@lima.example.org,Lima,Peru,Latin America,",
+            "Sam Gone,sam@oslo.example.org,Oslo,Norway,Europe,en",
+            "Dana Done,dana@quito.example.org,Quito,Ecuador,Latin America,en",
+        ],
+    )
     db = make_wave(settings)
     suppress(db, "sam@oslo.example.org", "opt_out")
     waves.launch(db, "w", utcnow())
@@ -79,8 +97,11 @@ async def test_whole_wave_language_reminders_completion_and_close(tmp_path, mail
 
     # the same personal link in invitation and reminder, and it finds the recipient
     reminder = next(r for r in mail_sink.to("joe@leeds.example.org") if kind_of(r) == "reminder")
-    token = lambda r: parse_qs(urlsplit(next(w for w in r.message.get_body(("plain",)).get_content().split()
-                                             if w.startswith("https://lab"))).query)["token"][0]
+
+    def token(r):
+        words = r.message.get_body(("plain",)).get_content().split()
+        return parse_qs(urlsplit(next(w for w in words if w.startswith("https://lab"))).query)["token"][0]
+
     assert token(joe) == token(reminder)
     joe_id = db.execute("SELECT id FROM contacts WHERE email = 'joe@leeds.example.org'").fetchone()[0]
     assert recipients.by_token(db, token(joe))["contact_id"] == joe_id
@@ -150,8 +171,9 @@ async def test_crash_while_sending_is_resent_and_counted(tmp_path, mail_sink):
 
     plan.run_due(db, service_secret(db, None), utcnow())
     with transaction(db):  # what a crash leaves behind: two messages claimed but never marked
-        db.execute("UPDATE outbox SET state = 'sending', attempts = 1 WHERE id IN "
-                   "(SELECT id FROM outbox ORDER BY id LIMIT 2)")
+        db.execute(
+            "UPDATE outbox SET state = 'sending', attempts = 1 WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT 2)"
+        )
     async with running(settings):
         await wait_until(lambda: len(mail_sink.received) == 6, what="all six, the interrupted two included")
         await asyncio.sleep(0.5)
@@ -170,8 +192,10 @@ async def test_smtp_down_then_up_delivers_everything(tmp_path):
     waves.launch(db, "w", utcnow())
     try:
         async with running(settings):
-            await wait_until(lambda: db.execute("SELECT count(*) FROM outbox WHERE attempts >= 2").fetchone()[0] == 5,
-                             what="retries while the server is down")
+            await wait_until(
+                lambda: db.execute("SELECT count(*) FROM outbox WHERE attempts >= 2").fetchone()[0] == 5,
+                what="retries while the server is down",
+            )
             assert db.execute("SELECT count(*) FROM outbox WHERE state = 'queued'").fetchone()[0] == 5
             sink.start()
             await wait_until(lambda: len(sink.received) == 5, timeout=20, what="delivery once the server is up")
@@ -183,8 +207,14 @@ async def test_smtp_down_then_up_delivers_everything(tmp_path):
 
 async def test_temporary_refusal_is_retried_permanent_bounce_suppresses(tmp_path, mail_sink):
     settings = settings_for(tmp_path, mail_sink.url)
-    import_rows(settings, ["Gone,gone@city.example.org,A,X,Europe,en", "Here,here@city.example.org,B,X,Europe,en",
-                           "Full,full@city.example.org,C,X,Europe,en"])
+    import_rows(
+        settings,
+        [
+            "Gone,gone@city.example.org,A,X,Europe,en",
+            "Here,here@city.example.org,B,X,Europe,en",
+            "Full,full@city.example.org,C,X,Europe,en",
+        ],
+    )
     mail_sink.handler.refuse_rcpt["gone@city.example.org"] = "550 5.1.1 <gone@city.example.org>: no such user"
     mail_sink.handler.refuse_rcpt["full@city.example.org"] = "552 5.2.2 Mailbox full"
     db = make_wave(settings, reminders=(2,), close=5)
@@ -195,10 +225,14 @@ async def test_temporary_refusal_is_retried_permanent_bounce_suppresses(tmp_path
     assert mail_sink.to("gone@city.example.org") == []
     kinds = dict(db.execute("SELECT email, kind FROM suppressions").fetchall())
     assert kinds == {"gone@city.example.org": "bounce"}  # 5.2.2 is not a bad address: not suppressed
-    failed = db.execute("SELECT to_email, kind, last_error FROM outbox WHERE state = 'failed' ORDER BY to_email").fetchall()
-    assert [(f[0], f[1]) for f in failed] == [("full@city.example.org", "invitation"),
-                                              ("full@city.example.org", "reminder"),
-                                              ("gone@city.example.org", "invitation")]
+    failed = db.execute(
+        "SELECT to_email, kind, last_error FROM outbox WHERE state = 'failed' ORDER BY to_email"
+    ).fetchall()
+    assert [(f[0], f[1]) for f in failed] == [
+        ("full@city.example.org", "invitation"),
+        ("full@city.example.org", "reminder"),
+        ("gone@city.example.org", "invitation"),
+    ]
     assert "5.1.1" in failed[2][2]
     status = wave_status(db, waves.get_wave(db, "w"), service_secret(db, None), settings.base_url)
     assert (status["bounced"], status["failed"], status["sent"]) == (1, 3, 2)
@@ -269,8 +303,10 @@ async def test_stopping_finishes_the_message_in_flight_and_keeps_the_rest_queued
         db = make_wave(settings, reminders=(), close=60)
         waves.launch(db, "w", utcnow())
         async with running(settings):
-            await wait_until(lambda: db.execute("SELECT count(*) FROM outbox WHERE state = 'sending'").fetchone()[0],
-                             what="a message in flight")
+            await wait_until(
+                lambda: db.execute("SELECT count(*) FROM outbox WHERE state = 'sending'").fetchone()[0],
+                what="a message in flight",
+            )
             await asyncio.sleep(0.3)
         states = dict(db.execute("SELECT state, count(*) FROM outbox GROUP BY state").fetchall())
     finally:

@@ -30,16 +30,18 @@ from surveybot.db import open_db
 from surveybot.platforms import signed as signed_platform
 from surveybot.platforms import surveymonkey as surveymonkey_platform
 from surveybot.platforms import typeform as typeform_platform
-from surveybot.recipients import survey_token
 from surveybot.platforms.urls import webhook_secret, webhook_signing_secret, webhook_url
+from surveybot.recipients import survey_token
 from surveybot.signing import service_secret
 from tests import fake_platforms
 from tests.service import import_rows, running, settings_for, wait_until
 
-CONTACTS = ["Ana Pérez,ana@bogota.example.org,Bogotá,Colombia,Latin America,es",
-            "Luis Gómez,luis@bogota.example.org,Bogotá,Colombia,Latin America,es",
-            "Joe Bloggs,joe@leeds.example.org,Leeds,UK,Europe,en",
-            "Pat Doe,pat@lima.example.org,Lima,Peru,Latin America,"]
+CONTACTS = [
+    "Ana Pérez,ana@bogota.example.org,Bogotá,Colombia,Latin America,es",
+    "Luis Gómez,luis@bogota.example.org,Bogotá,Colombia,Latin America,es",
+    "Joe Bloggs,joe@leeds.example.org,Leeds,UK,Europe,en",
+    "Pat Doe,pat@lima.example.org,Lima,Peru,Latin America,",
+]
 ANA, LUIS, JOE, PAT = (c.split(",")[1] for c in CONTACTS)
 
 SM_API_KEY = "sm-app-key-0f3a"
@@ -57,6 +59,7 @@ WAVES = {
 
 # --- the platforms' signing schemes, written out from their documentation --------------------------------
 
+
 def typeform_sig(key: str, body: bytes) -> str:
     return "sha256=" + base64.b64encode(hmac.new(key.encode(), body, hashlib.sha256).digest()).decode()
 
@@ -67,52 +70,117 @@ def surveymonkey_sig(api_key: str, api_secret: str, body: bytes) -> str:
 
 def standard_sig(whsec: str, msg_id: str, timestamp: int | str, body: bytes) -> str:
     assert whsec.startswith("whsec_")
-    key = base64.b64decode(whsec[len("whsec_"):])
+    key = base64.b64decode(whsec[len("whsec_") :])
     mac = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
     return "v1," + base64.b64encode(mac).decode()
 
 
 # --- bodies ------------------------------------------------------------------------------------------------
 
-def typeform_body(response_id: str, token: str | None, *, text: str = "Redes de ciudades", choice: str = "Yes",
-                  event_type: str = "form_response", form_id: str = TYPEFORM_FORM, hidden: dict | None = None,
-                  answers: list | None = None) -> dict:
+
+def typeform_body(
+    response_id: str,
+    token: str | None,
+    *,
+    text: str = "Redes de ciudades",
+    choice: str = "Yes",
+    event_type: str = "form_response",
+    form_id: str = TYPEFORM_FORM,
+    hidden: dict | None = None,
+    answers: list | None = None,
+) -> dict:
     if answers is None:
         answers = [
             {"type": "text", "text": text, "field": {"id": "Fx1", "ref": "q1", "type": "short_text"}},
-            {"type": "choice", "choice": {"label": choice}, "field": {"id": "Fx2", "ref": "q2",
-                                                                      "type": "multiple_choice"}},
+            {
+                "type": "choice",
+                "choice": {"label": choice},
+                "field": {"id": "Fx2", "ref": "q2", "type": "multiple_choice"},
+            },
             {"type": "number", "number": 4, "field": {"id": "Fx3", "ref": "q3", "type": "number"}},
         ]
-    return {"event_id": f"01EV{response_id}", "event_type": event_type,
-            "form_response": {"form_id": form_id, "token": response_id, "landed_at": "2026-11-25T09:55:00Z",
-                              "submitted_at": "2026-11-25T10:00:00Z",
-                              "hidden": {**({"token": token} if token is not None else {}), **(hidden or {})},
-                              "definition": {"id": form_id, "title": "City diplomacy"}, "answers": answers}}
+    return {
+        "event_id": f"01EV{response_id}",
+        "event_type": event_type,
+        "form_response": {
+            "form_id": form_id,
+            "token": response_id,
+            "landed_at": "2026-11-25T09:55:00Z",
+            "submitted_at": "2026-11-25T10:00:00Z",
+            "hidden": {**({"token": token} if token is not None else {}), **(hidden or {})},
+            "definition": {"id": form_id, "title": "City diplomacy"},
+            "answers": answers,
+        },
+    }
 
 
 def surveymonkey_body(response_id: str, event_type: str = "response_completed", survey_id: str = SM_SURVEY) -> dict:
-    return {"name": "city wave", "filter_type": "survey", "filter_id": survey_id, "event_type": event_type,
-            "event_id": f"ev{response_id}{event_type}", "object_type": "response", "object_id": response_id,
-            "event_datetime": "2026-11-25T10:00:00.000000+00:00",
-            "resources": {"respondent_id": response_id, "recipient_id": "0", "user_id": "99",
-                          "collector_id": "55", "survey_id": survey_id}}
+    return {
+        "name": "city wave",
+        "filter_type": "survey",
+        "filter_id": survey_id,
+        "event_type": event_type,
+        "event_id": f"ev{response_id}{event_type}",
+        "object_type": "response",
+        "object_id": response_id,
+        "event_datetime": "2026-11-25T10:00:00.000000+00:00",
+        "resources": {
+            "respondent_id": response_id,
+            "recipient_id": "0",
+            "user_id": "99",
+            "collector_id": "55",
+            "survey_id": survey_id,
+        },
+    }
 
 
-def surveymonkey_details(response_id: str, token: str | None, *, status: str = "completed",
-                         text: str = "Hermanamientos", extra_variables: dict | None = None) -> dict:
+def surveymonkey_details(
+    response_id: str,
+    token: str | None,
+    *,
+    status: str = "completed",
+    text: str = "Hermanamientos",
+    extra_variables: dict | None = None,
+) -> dict:
     variables = {**({"token": token} if token is not None else {}), **(extra_variables or {})}
-    return {"id": response_id, "survey_id": SM_SURVEY, "response_status": status, "custom_variables": variables,
-            "date_modified": "2026-11-25T10:00:00+00:00",
-            "pages": [{"id": "p1", "questions": [{"id": "101", "answers": [{"text": text}]},
-                                                 {"id": "102", "answers": [{"choice_id": "9001"}]}]}]}
+    return {
+        "id": response_id,
+        "survey_id": SM_SURVEY,
+        "response_status": status,
+        "custom_variables": variables,
+        "date_modified": "2026-11-25T10:00:00+00:00",
+        "pages": [
+            {
+                "id": "p1",
+                "questions": [
+                    {"id": "101", "answers": [{"text": text}]},
+                    {"id": "102", "answers": [{"choice_id": "9001"}]},
+                ],
+            }
+        ],
+    }
 
 
-def signed_body(response_id: str, token: str | None, *, kind: str = "response.completed", text: str = "Ciudades",
-                embedded: dict | None = None, progress=100) -> dict:
-    return {"type": kind, "data": {"response_id": response_id, "token": token, "progress": progress,
-                                   "answers": {"q1": text, "q2": "Yes"}, "embedded": embedded or {},
-                                   "recorded_at": "2026-11-25T10:00:00Z"}}
+def signed_body(
+    response_id: str,
+    token: str | None,
+    *,
+    kind: str = "response.completed",
+    text: str = "Ciudades",
+    embedded: dict | None = None,
+    progress=100,
+) -> dict:
+    return {
+        "type": kind,
+        "data": {
+            "response_id": response_id,
+            "token": token,
+            "progress": progress,
+            "answers": {"q1": text, "q2": "Yes"},
+            "embedded": embedded or {},
+            "recorded_at": "2026-11-25T10:00:00Z",
+        },
+    }
 
 
 def raw(data: dict) -> bytes:
@@ -120,6 +188,7 @@ def raw(data: dict) -> bytes:
 
 
 # --- the running service -----------------------------------------------------------------------------------
+
 
 @dataclass
 class Field:
@@ -147,8 +216,14 @@ class Field:
             return response.status, response.content_type, payload
 
     # one signed delivery per platform, the way the platform would send it
-    async def typeform(self, data: dict | bytes, *, signature: str | None = "auto",
-                       content_type: str = "application/json", url: str | None = None):
+    async def typeform(
+        self,
+        data: dict | bytes,
+        *,
+        signature: str | None = "auto",
+        content_type: str = "application/json",
+        url: str | None = None,
+    ):
         body = data if isinstance(data, bytes) else raw(data)
         headers = {"Content-Type": content_type, "User-Agent": "Typeform Webhooks"}
         if signature == "auto":
@@ -157,8 +232,15 @@ class Field:
             headers["Typeform-Signature"] = signature
         return await self.post(body, headers, url)
 
-    async def surveymonkey(self, data: dict | bytes, *, api_key: str = SM_API_KEY, signature: str | None = "auto",
-                           content_type: str = "application/json", url: str | None = None):
+    async def surveymonkey(
+        self,
+        data: dict | bytes,
+        *,
+        api_key: str = SM_API_KEY,
+        signature: str | None = "auto",
+        content_type: str = "application/json",
+        url: str | None = None,
+    ):
         body = data if isinstance(data, bytes) else raw(data)
         headers = {"Content-Type": content_type}
         if api_key is not None:
@@ -173,15 +255,27 @@ class Field:
     def whsec(self) -> str:
         return signed_platform.whsec(self.signing_secret)
 
-    async def signed(self, data: dict | bytes, *, msg_id: str | None = None, timestamp: int | str | None = None,
-                     signature: str | None = None, content_type: str = "application/json", url: str | None = None):
+    async def signed(
+        self,
+        data: dict | bytes,
+        *,
+        msg_id: str | None = None,
+        timestamp: int | str | None = None,
+        signature: str | None = None,
+        content_type: str = "application/json",
+        url: str | None = None,
+    ):
         body = data if isinstance(data, bytes) else raw(data)
         msg_id = msg_id or f"msg_{hashlib.sha1(body).hexdigest()[:20]}"
         timestamp = int(time.time()) if timestamp is None else timestamp
         if signature is None:
             signature = standard_sig(self.whsec, msg_id, timestamp, body)
-        headers = {"Content-Type": content_type, "webhook-id": msg_id, "webhook-timestamp": str(timestamp),
-                   "webhook-signature": signature}
+        headers = {
+            "Content-Type": content_type,
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": signature,
+        }
         return await self.post(body, headers, url)
 
     async def deliver(self, data: dict | bytes, **kwargs):
@@ -191,12 +285,19 @@ class Field:
         return self.db.execute(sql, params).fetchone()[0]
 
     def snapshot(self) -> tuple:
-        return tuple(self.count(f"SELECT count(*) FROM {table}") for table in
-                     ("responses", "partial_audit", "interview_queue", "webhook_inbox", "outbox"))
+        return tuple(
+            self.count(f"SELECT count(*) FROM {table}")
+            for table in ("responses", "partial_audit", "interview_queue", "webhook_inbox", "outbox")
+        )
 
     def completed(self) -> set[str]:
-        return {r[0] for r in self.db.execute("SELECT c.email FROM recipients r JOIN contacts c ON c.id = r.contact_id "
-                                              "WHERE r.completed_at IS NOT NULL")}
+        return {
+            r[0]
+            for r in self.db.execute(
+                "SELECT c.email FROM recipients r JOIN contacts c ON c.id = r.contact_id "
+                "WHERE r.completed_at IS NOT NULL"
+            )
+        }
 
     def database_bytes(self) -> bytes:
         self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -212,17 +313,32 @@ async def field_for(platform: str, tmp_path: Path, mail_sink):
     fake = fake_platforms.FakePlatform()
     runner = await fake_platforms.start(fake)
     try:
-        settings = settings_for(tmp_path, mail_sink.url, SURVEYMONKEY_API_KEY=SM_API_KEY,
-                                SURVEYMONKEY_API_SECRET=SM_API_SECRET,
-                                SURVEYMONKEY_ACCESS_TOKEN=fake_platforms.SURVEYMONKEY_TOKEN,
-                                SURVEYMONKEY_BASE_URL=fake.url, SURVEYBOT_FETCH_GRACE="1s")
+        settings = settings_for(
+            tmp_path,
+            mail_sink.url,
+            SURVEYMONKEY_API_KEY=SM_API_KEY,
+            SURVEYMONKEY_API_SECRET=SM_API_SECRET,
+            SURVEYMONKEY_ACCESS_TOKEN=fake_platforms.SURVEYMONKEY_TOKEN,
+            SURVEYMONKEY_BASE_URL=fake.url,
+            SURVEYBOT_FETCH_GRACE="1s",
+        )
         import_rows(settings, CONTACTS)
         db = open_db(settings.db_path)
         spec = WAVES[platform]
-        waves.create_wave(db, waves.WaveSpec(
-            slug="city", title="City diplomacy 2026", platform=platform, survey_id=spec["survey_id"],
-            survey_url=spec["survey_url"], reminders=(timedelta(hours=1),), close_after=timedelta(hours=2),
-            required=spec["required"]), utcnow())
+        waves.create_wave(
+            db,
+            waves.WaveSpec(
+                slug="city",
+                title="City diplomacy 2026",
+                platform=platform,
+                survey_id=spec["survey_id"],
+                survey_url=spec["survey_url"],
+                reminders=(timedelta(hours=1),),
+                close_after=timedelta(hours=2),
+                required=spec["required"],
+            ),
+            utcnow(),
+        )
         waves.launch(db, "city", utcnow())
         secret = service_secret(db, None)
         async with running(settings) as (app, base), aiohttp.ClientSession() as session:
@@ -232,8 +348,20 @@ async def field_for(platform: str, tmp_path: Path, mail_sink):
             tokens = {email: survey_token(secret, wave["id"], cid) for email, cid in ids.items()}
             url = webhook_url(base, secret, wave)
             assert url == f"{base}/webhooks/{platform}/city/{webhook_secret(secret, wave)}"
-            yield Field(platform, db, wave, url, base, fake, tokens, ids, secret,
-                        webhook_signing_secret(secret, wave), session, tmp_path)
+            yield Field(
+                platform,
+                db,
+                wave,
+                url,
+                base,
+                fake,
+                tokens,
+                ids,
+                secret,
+                webhook_signing_secret(secret, wave),
+                session,
+                tmp_path,
+            )
         db.close()
     finally:
         await runner.cleanup()
@@ -263,16 +391,18 @@ async def any_field(request, tmp_path, mail_sink):
         yield f
 
 
-def complete_body(f: Field, response_id: str, email: str, *, text: str = "Redes de ciudades",
-                  opt_in: str | None = None) -> dict:
+def complete_body(
+    f: Field, response_id: str, email: str, *, text: str = "Redes de ciudades", opt_in: str | None = None
+) -> dict:
     """A complete response from ``email`` in the field's platform (for SurveyMonkey: registers the details
     with the fake API and returns the notification)."""
     extra = {"interview_opt_in": opt_in} if opt_in is not None else {}
     if f.platform == "typeform":
         return typeform_body(response_id, f.tokens[email], text=text, hidden=extra)
     if f.platform == "surveymonkey":
-        f.fake.surveymonkey[response_id] = surveymonkey_details(response_id, f.tokens[email], text=text,
-                                                                 extra_variables=extra)
+        f.fake.surveymonkey[response_id] = surveymonkey_details(
+            response_id, f.tokens[email], text=text, extra_variables=extra
+        )
         return surveymonkey_body(response_id)
     return signed_body(response_id, f.tokens[email], text=text, embedded=extra)
 
@@ -281,8 +411,9 @@ def partial_body(f: Field, response_id: str, email: str, text: str) -> dict:
     if f.platform == "typeform":
         return typeform_body(response_id, f.tokens[email], text=text, event_type="form_response_partial")
     if f.platform == "surveymonkey":
-        f.fake.surveymonkey[response_id] = surveymonkey_details(response_id, f.tokens[email], text=text,
-                                                                 status="partial")
+        f.fake.surveymonkey[response_id] = surveymonkey_details(
+            response_id, f.tokens[email], text=text, status="partial"
+        )
         return surveymonkey_body(response_id, event_type="response_updated")
     return signed_body(response_id, f.tokens[email], kind="response.partial", text=text, progress=40)
 
@@ -290,8 +421,9 @@ def partial_body(f: Field, response_id: str, email: str, text: str) -> dict:
 async def settled(f: Field) -> None:
     """For SurveyMonkey, wait until the inbox has processed every notification; the others record at once."""
     if f.platform == "surveymonkey":
-        await wait_until(lambda: f.count("SELECT count(*) FROM webhook_inbox WHERE state = 'pending'") == 0,
-                         what="the inbox drained")
+        await wait_until(
+            lambda: f.count("SELECT count(*) FROM webhook_inbox WHERE state = 'pending'") == 0, what="the inbox drained"
+        )
 
 
 def sm_id(n: int) -> str:
@@ -300,6 +432,7 @@ def sm_id(n: int) -> str:
 
 # --- every platform ----------------------------------------------------------------------------------------
 
+
 async def test_complete_response_is_stored_recipient_completed_and_thanked_once(any_field, mail_sink):
     f = any_field
     rid = sm_id(1) if f.platform == "surveymonkey" else f"{f.platform}-r1"
@@ -307,8 +440,9 @@ async def test_complete_response_is_stored_recipient_completed_and_thanked_once(
     assert status == 200
     assert payload == {"status": "queued" if f.platform == "surveymonkey" else "complete"}
     await wait_until(lambda: f.count("SELECT count(*) FROM responses") == 1, what="the response")
-    row = f.db.execute("SELECT wave_id, platform, response_id, contact_id, status, duplicate, answers "
-                       "FROM responses").fetchone()
+    row = f.db.execute(
+        "SELECT wave_id, platform, response_id, contact_id, status, duplicate, answers FROM responses"
+    ).fetchone()
     assert row[:6] == (f.wave["id"], f.platform, rid, f.contact_ids[ANA], "complete", "")
     answers = json.loads(row[6])
     if f.platform == "typeform":
@@ -390,12 +524,15 @@ async def test_unknown_token_is_kept_aside_as_unmatched_without_thanks(any_field
     assert len(mail_sink.received) == 4
 
 
-@pytest.mark.parametrize("mutate, status", [
-    (lambda url: url[:-4] + ("AAAA" if not url.endswith("AAAA") else "BBBB"), 401),  # forged secret
-    (lambda url: url.rsplit("/", 1)[0] + "/", 404),  # no secret at all: no such route
-    (lambda url: url.replace("/city/", "/nowave/"), 401),
-    (lambda url: re.sub(r"/webhooks/[^/]+/", "/webhooks/nosuch/", url), 404),  # unknown platform
-])
+@pytest.mark.parametrize(
+    "mutate, status",
+    [
+        (lambda url: url[:-4] + ("AAAA" if not url.endswith("AAAA") else "BBBB"), 401),  # forged secret
+        (lambda url: url.rsplit("/", 1)[0] + "/", 404),  # no secret at all: no such route
+        (lambda url: url.replace("/city/", "/nowave/"), 401),
+        (lambda url: re.sub(r"/webhooks/[^/]+/", "/webhooks/nosuch/", url), 404),  # unknown platform
+    ],
+)
 async def test_wrong_urls_are_refused_with_json_errors(any_field, mutate, status):
     f = any_field
     rid = sm_id(7) if f.platform == "surveymonkey" else "r-url"
@@ -455,6 +592,7 @@ async def test_get_on_the_webhook_url_answers_ready(any_field):
 
 # --- Typeform ----------------------------------------------------------------------------------------------
 
+
 async def test_typeform_signature_scheme_matches_the_documented_one(tf):
     body = raw(typeform_body("tf-x", tf.tokens[ANA]))
     mine = typeform_sig(tf.signing_secret, body)
@@ -462,18 +600,21 @@ async def test_typeform_signature_scheme_matches_the_documented_one(tf):
     assert mine.startswith("sha256=") and len(base64.b64decode(mine[7:])) == 32
 
 
-@pytest.mark.parametrize("case, status", [
-    ("missing", 401),
-    ("other key", 401),
-    ("other body", 401),
-    ("hex digest", 401),
-    ("no prefix", 401),
-    ("not json", 400),
-    ("text/plain", 415),
-    ("other form", 400),
-    ("other event", 400),
-    ("no token", 400),
-])
+@pytest.mark.parametrize(
+    "case, status",
+    [
+        ("missing", 401),
+        ("other key", 401),
+        ("other body", 401),
+        ("hex digest", 401),
+        ("no prefix", 401),
+        ("not json", 400),
+        ("text/plain", 415),
+        ("other form", 400),
+        ("other event", 400),
+        ("no token", 400),
+    ],
+)
 async def test_typeform_refusals(tf, case, status):
     data = typeform_body("tf-bad", tf.tokens[ANA])
     body = raw(data)
@@ -507,32 +648,49 @@ async def test_typeform_refusals(tf, case, status):
 
 
 async def test_typeform_partial_then_complete_of_the_same_response(tf, mail_sink):
-    assert (await tf.typeform(typeform_body("tf-pc", tf.tokens[LUIS], text="draft",
-                                            event_type="form_response_partial")))[2] == {"status": "partial"}
-    assert (await tf.typeform(typeform_body("tf-pc", tf.tokens[LUIS], text="final answer")))[2] == \
-        {"status": "complete"}
+    assert (
+        await tf.typeform(typeform_body("tf-pc", tf.tokens[LUIS], text="draft", event_type="form_response_partial"))
+    )[2] == {"status": "partial"}
+    assert (await tf.typeform(typeform_body("tf-pc", tf.tokens[LUIS], text="final answer")))[2] == {
+        "status": "complete"
+    }
     # a late partial for a response already complete changes nothing
-    assert (await tf.typeform(typeform_body("tf-pc", tf.tokens[LUIS], text="late draft",
-                                            event_type="form_response_partial")))[2] == {"status": "repeat"}
+    assert (
+        await tf.typeform(
+            typeform_body("tf-pc", tf.tokens[LUIS], text="late draft", event_type="form_response_partial")
+        )
+    )[2] == {"status": "repeat"}
     assert json.loads(tf.db.execute("SELECT answers FROM responses").fetchone()[0])["q1"] == "final answer"
     assert tf.count("SELECT count(*) FROM partial_audit") == 1
     assert tf.completed() == {LUIS}
 
 
 async def test_typeform_missing_required_answer_is_partial(tf):
-    body = typeform_body("tf-req", tf.tokens[ANA], answers=[
-        {"type": "choice", "choice": {"label": "Yes"}, "field": {"id": "Fx2", "ref": "q2", "type": "multiple_choice"}}])
+    body = typeform_body(
+        "tf-req",
+        tf.tokens[ANA],
+        answers=[
+            {
+                "type": "choice",
+                "choice": {"label": "Yes"},
+                "field": {"id": "Fx2", "ref": "q2", "type": "multiple_choice"},
+            }
+        ],
+    )
     assert (await tf.typeform(body))[:3] == (200, "application/json", {"status": "partial"})
     assert tf.db.execute("SELECT reason FROM partial_audit").fetchone() == ("unanswered required: q1",)
     assert tf.count("SELECT count(*) FROM responses") == 0 and tf.completed() == set()
 
 
-@pytest.mark.parametrize("answers", [
-    [{"type": "choice", "choice": "Yes", "field": {"id": "Fx2", "ref": "q2", "type": "multiple_choice"}}],
-    [{"type": "choices", "choices": ["a", "b"], "field": {"id": "Fx4", "ref": "q4", "type": "multiple_choice"}}],
-    [{"type": ["text"], "text": "x", "field": {"id": "Fx1", "ref": "q1", "type": "short_text"}}],
-    7,
-])
+@pytest.mark.parametrize(
+    "answers",
+    [
+        [{"type": "choice", "choice": "Yes", "field": {"id": "Fx2", "ref": "q2", "type": "multiple_choice"}}],
+        [{"type": "choices", "choices": ["a", "b"], "field": {"id": "Fx4", "ref": "q4", "type": "multiple_choice"}}],
+        [{"type": ["text"], "text": "x", "field": {"id": "Fx1", "ref": "q1", "type": "short_text"}}],
+        7,
+    ],
+)
 async def test_typeform_oddly_shaped_signed_body_is_never_a_server_error(tf, answers):
     """A correctly signed body with answers of an unexpected shape: a 2xx or a 4xx JSON answer, never a 500."""
     body = typeform_body("tf-odd", tf.tokens[ANA], answers=answers)
@@ -543,6 +701,7 @@ async def test_typeform_oddly_shaped_signed_body_is_never_a_server_error(tf, ans
 
 # --- SurveyMonkey ------------------------------------------------------------------------------------------
 
+
 async def test_surveymonkey_signature_scheme_matches_the_documented_one(sm):
     body = raw(surveymonkey_body(sm_id(10)))
     mine = surveymonkey_sig(SM_API_KEY, SM_API_SECRET, body)
@@ -550,19 +709,22 @@ async def test_surveymonkey_signature_scheme_matches_the_documented_one(sm):
     assert len(base64.b64decode(mine)) == 20  # SHA-1
 
 
-@pytest.mark.parametrize("case, status", [
-    ("wrong key", 401),
-    ("no key", 401),
-    ("no signature", 401),
-    ("sha256", 401),
-    ("secret only", 401),
-    ("other body", 401),
-    ("text/plain", 415),
-    ("other survey", 400),
-    ("not a response", 400),
-    ("unknown event", 400),
-    ("path in id", 400),
-])
+@pytest.mark.parametrize(
+    "case, status",
+    [
+        ("wrong key", 401),
+        ("no key", 401),
+        ("no signature", 401),
+        ("sha256", 401),
+        ("secret only", 401),
+        ("other body", 401),
+        ("text/plain", 415),
+        ("other survey", 400),
+        ("not a response", 400),
+        ("unknown event", 400),
+        ("path in id", 400),
+    ],
+)
 async def test_surveymonkey_refusals(sm, case, status):
     rid = sm_id(11)
     sm.fake.surveymonkey[rid] = surveymonkey_details(rid, sm.tokens[ANA])
@@ -576,8 +738,9 @@ async def test_surveymonkey_refusals(sm, case, status):
     elif case == "no signature":
         kwargs["signature"] = None
     elif case == "sha256":
-        kwargs["signature"] = base64.b64encode(hmac.new(f"{SM_API_KEY}&{SM_API_SECRET}".encode(), body,
-                                                        hashlib.sha256).digest()).decode()
+        kwargs["signature"] = base64.b64encode(
+            hmac.new(f"{SM_API_KEY}&{SM_API_SECRET}".encode(), body, hashlib.sha256).digest()
+        ).decode()
     elif case == "secret only":
         kwargs["signature"] = base64.b64encode(hmac.new(SM_API_SECRET.encode(), body, hashlib.sha1).digest()).decode()
     elif case == "other body":
@@ -614,8 +777,10 @@ async def test_surveymonkey_fetches_details_with_the_access_token(sm):
 async def test_surveymonkey_response_unknown_to_the_api_fails_and_stores_nothing(sm, mail_sink):
     rid = sm_id(14)  # never registered with the fake API: a forged or deleted id
     assert (await sm.surveymonkey(surveymonkey_body(rid)))[:3] == (200, "application/json", {"status": "queued"})
-    await wait_until(lambda: sm.count("SELECT count(*) FROM webhook_inbox WHERE state = 'failed'") == 1,
-                     what="the notification given up")
+    await wait_until(
+        lambda: sm.count("SELECT count(*) FROM webhook_inbox WHERE state = 'failed'") == 1,
+        what="the notification given up",
+    )
     # asked for again while the grace after the event lasted (it might not have been readable yet), then given up
     [(response_id, attempts)] = sm.db.execute("SELECT response_id, attempts FROM webhook_inbox").fetchall()
     assert response_id == rid and attempts >= 2
@@ -641,19 +806,27 @@ async def test_surveymonkey_odd_details_do_not_stop_the_inbox(sm):
     """One odd details object from the API must fail (or be skipped) on its own; later notifications are
     still processed."""
     odd, good = sm_id(16), sm_id(17)
-    sm.fake.surveymonkey[odd] = {"id": odd, "response_status": "completed", "custom_variables": {"token": "t"},
-                                 "pages": [{"id": "p1", "questions": [None]}]}
+    sm.fake.surveymonkey[odd] = {
+        "id": odd,
+        "response_status": "completed",
+        "custom_variables": {"token": "t"},
+        "pages": [{"id": "p1", "questions": [None]}],
+    }
     complete_body(sm, good, PAT)
     await sm.surveymonkey(surveymonkey_body(odd))
     await wait_until(lambda: len(sm.fake.requests) == 1, what="the odd response fetched")
     await asyncio.sleep(0.3)
     await sm.surveymonkey(surveymonkey_body(good))
-    await wait_until(lambda: sm.count("SELECT count(*) FROM responses") == 1, timeout=5,
-                     what="the next response processed after the odd one")
+    await wait_until(
+        lambda: sm.count("SELECT count(*) FROM responses") == 1,
+        timeout=5,
+        what="the next response processed after the odd one",
+    )
     assert sm.db.execute("SELECT state FROM webhook_inbox WHERE response_id = ?", [odd]).fetchone()[0] != "pending"
 
 
 # --- signed (Standard Webhooks) ----------------------------------------------------------------------------
+
 
 async def test_signed_scheme_matches_the_standard_webhooks_spec(sg):
     # the spec's own example: https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md
@@ -706,22 +879,25 @@ async def test_signed_replayed_old_message_is_refused_even_with_its_valid_signat
     assert sg.snapshot()[:3] == (0, 0, 0) and sg.count("SELECT count(*) FROM webhook_seen") == 0
 
 
-@pytest.mark.parametrize("case, status", [
-    ("wrong key", 401),
-    ("raw whsec string as key", 401),
-    ("other id", 401),
-    ("other timestamp", 401),
-    ("v2 prefix", 401),
-    ("several all wrong", 401),
-    ("one valid among several", 200),
-    ("valid first of several", 200),
-    ("no signature header", 401),
-    ("not digits", 401),
-    ("huge timestamp", 401),
-    ("text/plain", 415),
-    ("unknown type", 400),
-    ("no response id", 400),
-])
+@pytest.mark.parametrize(
+    "case, status",
+    [
+        ("wrong key", 401),
+        ("raw whsec string as key", 401),
+        ("other id", 401),
+        ("other timestamp", 401),
+        ("v2 prefix", 401),
+        ("several all wrong", 401),
+        ("one valid among several", 200),
+        ("valid first of several", 200),
+        ("no signature header", 401),
+        ("not digits", 401),
+        ("huge timestamp", 401),
+        ("text/plain", 415),
+        ("unknown type", 400),
+        ("no response id", 400),
+    ],
+)
 async def test_signed_signature_checks(sg, case, status):
     body = raw(signed_body("sg-sig", sg.tokens[PAT]))
     ts = int(time.time())
@@ -763,8 +939,9 @@ async def test_signed_signature_checks(sg, case, status):
             data["data"].pop("response_id")
         body = raw(data)
         signature = standard_sig(sg.whsec, "msg_sig", ts, body)
-    got, got_type, payload = await sg.signed(body, msg_id="msg_sig", timestamp=timestamp, signature=signature,
-                                             content_type=content_type)
+    got, got_type, payload = await sg.signed(
+        body, msg_id="msg_sig", timestamp=timestamp, signature=signature, content_type=content_type
+    )
     assert (got, got_type) == (status, "application/json"), payload
     if status == 200:
         assert payload == {"status": "complete"} and sg.completed() == {PAT}
@@ -794,7 +971,7 @@ async def test_signed_distinct_long_message_ids_are_not_taken_for_repeats(sg):
     assert sg.count("SELECT count(*) FROM responses") == len(accepted)
 
 
-@pytest.mark.parametrize("progress", [10 ** 20, -(10 ** 20)])
+@pytest.mark.parametrize("progress", [10**20, -(10**20)])
 async def test_signed_partial_with_absurd_progress_is_not_a_server_error(sg, progress):
     body = signed_body("sg-prog", sg.tokens[JOE], kind="response.partial", progress=progress)
     status, content_type, payload = await sg.signed(body)
@@ -809,8 +986,17 @@ async def test_a_wave_created_while_the_service_runs_gets_its_webhooks_within_se
     f = sg
     status, _, _ = await f.signed(signed_body("early", None), url=f"{f.base}/webhooks/signed/late/{'x' * 32}")
     assert status == 401
-    waves.create_wave(f.db, waves.WaveSpec(slug="late", title="Late wave", platform="signed", survey_id="S-late",
-                                           survey_url="https://survey.example.org/late"), utcnow())
+    waves.create_wave(
+        f.db,
+        waves.WaveSpec(
+            slug="late",
+            title="Late wave",
+            platform="signed",
+            survey_id="S-late",
+            survey_url="https://survey.example.org/late",
+        ),
+        utcnow(),
+    )
     late = waves.get_wave(f.db, "late")
     url = webhook_url(f.base, f.secret, late)
     body = raw(signed_body("late-1", None))
@@ -819,9 +1005,12 @@ async def test_a_wave_created_while_the_service_runs_gets_its_webhooks_within_se
 
     async def accepted() -> bool:
         stamp = int(time.time())
-        headers = {"Content-Type": "application/json", "webhook-id": f"msg_late_{len(answers)}",
-                   "webhook-timestamp": str(stamp), "webhook-signature": standard_sig(whsec, f"msg_late_{len(answers)}",
-                                                                                      stamp, body)}
+        headers = {
+            "Content-Type": "application/json",
+            "webhook-id": f"msg_late_{len(answers)}",
+            "webhook-timestamp": str(stamp),
+            "webhook-signature": standard_sig(whsec, f"msg_late_{len(answers)}", stamp, body),
+        }
         answers.append(await f.post(body, headers, url))
         return answers[-1][0] == 200
 
@@ -837,8 +1026,10 @@ async def test_a_wave_created_while_the_service_runs_gets_its_webhooks_within_se
 async def test_signed_deeply_nested_json_is_refused_with_400(sg, depth):
     """A correctly signed body of thousands of nested brackets is a bad request, not a server error."""
     answers = "[" * depth + "]" * depth
-    body = ('{"type": "response.completed", "data": {"response_id": "deep", "token": null, "progress": 100, '
-            f'"answers": {{"q1": {answers}}}, "embedded": {{}}}}}}').encode()
+    body = (
+        '{"type": "response.completed", "data": {"response_id": "deep", "token": null, "progress": 100, '
+        f'"answers": {{"q1": {answers}}}, "embedded": {{}}}}}}'
+    ).encode()
     status, content_type, payload = await sg.signed(body)
     assert (status, content_type) == (400, "application/json") and "nested" in payload["error"], payload
     assert sg.count("SELECT count(*) FROM responses") == 0 and await sg.healthy()

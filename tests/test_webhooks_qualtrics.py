@@ -15,17 +15,19 @@ import pytest
 from surveybot import waves
 from surveybot.clock import utcnow
 from surveybot.db import open_db
-from surveybot.recipients import survey_token
 from surveybot.platforms.urls import webhook_url
+from surveybot.recipients import survey_token
 from surveybot.reports import wave_status
 from surveybot.signing import service_secret
 from tests import fake_platforms
 from tests.service import import_rows, running, settings_for, wait_until
 
-CONTACTS = ["Ana Pérez,ana@bogota.example.org,Bogotá,Colombia,Latin America,es",
-            "Luis Gómez,luis@bogota.example.org,Bogotá,Colombia,Latin America,es",
-            "Joe Bloggs,joe@leeds.example.org,Leeds,UK,Europe,en",
-            "Pat Doe,pat@lima.example.org,Lima,Peru,Latin America,"]
+CONTACTS = [
+    "Ana Pérez,ana@bogota.example.org,Bogotá,Colombia,Latin America,es",
+    "Luis Gómez,luis@bogota.example.org,Bogotá,Colombia,Latin America,es",
+    "Joe Bloggs,joe@leeds.example.org,Leeds,UK,Europe,en",
+    "Pat Doe,pat@lima.example.org,Lima,Peru,Latin America,",
+]
 
 
 @dataclass
@@ -40,8 +42,15 @@ class Field:
     session: aiohttp.ClientSession
 
     async def notify(self, response_id: str, topic: str = "surveyengine.completedResponse.SV_city", **extra):
-        form = {"Topic": topic, "Status": "Complete", "SurveyID": "SV_city", "ResponseID": response_id,
-                "CompletedDate": "2026-11-25 09:20:01", "BrandID": "citylab", **extra}
+        form = {
+            "Topic": topic,
+            "Status": "Complete",
+            "SurveyID": "SV_city",
+            "ResponseID": response_id,
+            "CompletedDate": "2026-11-25 09:20:01",
+            "BrandID": "citylab",
+            **extra,
+        }
         async with self.session.post(self.url, data=form) as response:
             return response.status, await response.json()
 
@@ -53,41 +62,66 @@ class Field:
 async def field(tmp_path, mail_sink):
     fake = fake_platforms.FakePlatform()
     runner = await fake_platforms.start(fake)
-    settings = settings_for(tmp_path, mail_sink.url, QUALTRICS_BASE_URL=fake.url,
-                            QUALTRICS_API_TOKEN=fake_platforms.QUALTRICS_TOKEN, SURVEYBOT_FETCH_GRACE="1s")
+    settings = settings_for(
+        tmp_path,
+        mail_sink.url,
+        QUALTRICS_BASE_URL=fake.url,
+        QUALTRICS_API_TOKEN=fake_platforms.QUALTRICS_TOKEN,
+        SURVEYBOT_FETCH_GRACE="1s",
+    )
     import_rows(settings, CONTACTS)
     db = open_db(settings.db_path)
-    waves.create_wave(db, waves.WaveSpec(
-        slug="city", title="City diplomacy 2026", platform="qualtrics", survey_id="SV_city",
-        survey_url="https://lab.qualtrics.com/jfe/form/SV_city", reminders=(timedelta(seconds=4),),
-        close_after=timedelta(minutes=10), interview_question="QID9", interview_yes="1", required=("QID1",)),
-        utcnow())
+    waves.create_wave(
+        db,
+        waves.WaveSpec(
+            slug="city",
+            title="City diplomacy 2026",
+            platform="qualtrics",
+            survey_id="SV_city",
+            survey_url="https://lab.qualtrics.com/jfe/form/SV_city",
+            reminders=(timedelta(seconds=4),),
+            close_after=timedelta(minutes=10),
+            interview_question="QID9",
+            interview_yes="1",
+            required=("QID1",),
+        ),
+        utcnow(),
+    )
     waves.launch(db, "city", utcnow())
     secret = service_secret(db, None)
     async with running(settings) as (app, base), aiohttp.ClientSession() as session:
         await wait_until(lambda: len(mail_sink.received) == 4, what="the invitations")
         wave = waves.get_wave(db, "city")
-        tokens = {email: survey_token(secret, wave["id"], cid)
-                  for cid, email in db.execute("SELECT id, email FROM contacts")}
+        tokens = {
+            email: survey_token(secret, wave["id"], cid) for cid, email in db.execute("SELECT id, email FROM contacts")
+        }
         url = webhook_url(base, secret, wave)
         yield Field(db, wave, url, base, fake, tokens, settings, session)
     await runner.cleanup()
 
 
 async def test_complete_response_is_kept_thanked_and_stops_reminders_within_a_second(field, mail_sink):
-    field.fake.add_qualtrics("R_ana1", finished=True, token=field.tokens["ana@bogota.example.org"],
-                             answers={"QID1": 3, "QID2_TEXT": "Hermanamientos y redes", "QID9": 1})
+    field.fake.add_qualtrics(
+        "R_ana1",
+        finished=True,
+        token=field.tokens["ana@bogota.example.org"],
+        answers={"QID1": 3, "QID2_TEXT": "Hermanamientos y redes", "QID9": 1},
+    )
     sent = time.monotonic()
     assert await field.notify("R_ana1") == (200, {"status": "queued"})
-    await wait_until(lambda: field.count("SELECT count(*) FROM recipients WHERE completed_at IS NOT NULL") == 1,
-                     timeout=1.0, what="completion within a second")
+    await wait_until(
+        lambda: field.count("SELECT count(*) FROM recipients WHERE completed_at IS NOT NULL") == 1,
+        timeout=1.0,
+        what="completion within a second",
+    )
     assert time.monotonic() - sent < 1.0
     await wait_until(lambda: len(mail_sink.to("ana@bogota.example.org")) == 2, what="the thank-you")
     thanks = mail_sink.to("ana@bogota.example.org")[1]
     assert str(thanks.message["Subject"]).startswith("Gracias")
     await asyncio.sleep(4.5)  # the reminder falls due: everyone but Ana
-    reminded = {r.rcpt_tos[0] for r in mail_sink.received if str(r.message["Subject"]).startswith(("Reminder",
-                                                                                                    "Recordatorio"))}
+    reminded = {
+        r.rcpt_tos[0] for r in mail_sink.received if str(r.message["Subject"]).startswith(("Reminder", "Recordatorio"))
+    }
     assert reminded == {"luis@bogota.example.org", "joe@leeds.example.org", "pat@lima.example.org"}
     row = field.db.execute("SELECT status, duplicate, answers FROM responses").fetchone()
     assert row[0] == "complete" and row[1] == "" and '"Hermanamientos y redes"' in row[2]
@@ -97,14 +131,24 @@ async def test_complete_response_is_kept_thanked_and_stops_reminders_within_a_se
 
 
 async def test_partial_response_leaves_only_an_audit_line(field, tmp_path):
-    field.fake.add_qualtrics("R_joe1", finished=False, progress=45, token=field.tokens["joe@leeds.example.org"],
-                             answers={"QID1": 2, "QID2_TEXT": "PARTIAL-ANSWER-never-stored-7731"})
-    field.fake.add_qualtrics("R_pat1", finished=True, token=field.tokens["pat@lima.example.org"],
-                             answers={"QID1": 1, "QID2_TEXT": "COMPLETE-ANSWER-kept-5520"})
+    field.fake.add_qualtrics(
+        "R_joe1",
+        finished=False,
+        progress=45,
+        token=field.tokens["joe@leeds.example.org"],
+        answers={"QID1": 2, "QID2_TEXT": "PARTIAL-ANSWER-never-stored-7731"},
+    )
+    field.fake.add_qualtrics(
+        "R_pat1",
+        finished=True,
+        token=field.tokens["pat@lima.example.org"],
+        answers={"QID1": 1, "QID2_TEXT": "COMPLETE-ANSWER-kept-5520"},
+    )
     assert (await field.notify("R_joe1", topic="surveyengine.partialResponse.SV_city"))[0] == 200
     assert (await field.notify("R_pat1"))[0] == 200
-    await wait_until(lambda: field.count("SELECT count(*) FROM webhook_inbox WHERE state = 'done'") == 2,
-                     what="both processed")
+    await wait_until(
+        lambda: field.count("SELECT count(*) FROM webhook_inbox WHERE state = 'done'") == 2, what="both processed"
+    )
     audit = field.db.execute("SELECT response_id, progress, reason FROM partial_audit").fetchall()
     assert audit == [("R_joe1", 45, "not finished")]
     assert field.count("SELECT count(*) FROM responses") == 1
@@ -118,8 +162,9 @@ async def test_partial_response_leaves_only_an_audit_line(field, tmp_path):
 
 
 async def test_missing_required_answer_counts_as_partial(field):
-    field.fake.add_qualtrics("R_luis1", finished=True, token=field.tokens["luis@bogota.example.org"],
-                             answers={"QID2_TEXT": "no QID1"})
+    field.fake.add_qualtrics(
+        "R_luis1", finished=True, token=field.tokens["luis@bogota.example.org"], answers={"QID2_TEXT": "no QID1"}
+    )
     await field.notify("R_luis1")
     await wait_until(lambda: field.count("SELECT count(*) FROM partial_audit") == 1, what="the audit line")
     assert field.db.execute("SELECT reason FROM partial_audit").fetchone()[0] == "unanswered required: QID1"
@@ -127,8 +172,7 @@ async def test_missing_required_answer_counts_as_partial(field):
 
 
 async def test_retried_and_out_of_order_deliveries_change_nothing(field):
-    field.fake.add_qualtrics("R_ana1", finished=True, token=field.tokens["ana@bogota.example.org"],
-                             answers={"QID1": 3})
+    field.fake.add_qualtrics("R_ana1", finished=True, token=field.tokens["ana@bogota.example.org"], answers={"QID1": 3})
     first = await field.notify("R_ana1")
     again = await field.notify("R_ana1")
     assert first == (200, {"status": "queued"}) and again == (200, {"status": "already queued"})
@@ -136,8 +180,10 @@ async def test_retried_and_out_of_order_deliveries_change_nothing(field):
     # a late "partial" event for the same response, after it completed
     late = await field.notify("R_ana1", topic="surveyengine.partialResponse.SV_city")
     assert late[0] == 200
-    await wait_until(lambda: field.count("SELECT count(*) FROM webhook_inbox WHERE state = 'done'") == 2,
-                     what="the late event processed")
+    await wait_until(
+        lambda: field.count("SELECT count(*) FROM webhook_inbox WHERE state = 'done'") == 2,
+        what="the late event processed",
+    )
     assert field.count("SELECT count(*) FROM responses") == 1
     assert field.count("SELECT count(*) FROM partial_audit") == 0
     assert sum(1 for method, path, _ in field.fake.requests if path.endswith("/R_ana1")) == 2
@@ -151,11 +197,21 @@ async def test_duplicate_contact_duplicate_city_and_unmatched_are_kept_and_flagg
     field.fake.add_qualtrics("R_x2", finished=True, token=None, answers={"QID1": 5})
     for response_id in ("R_a1", "R_a2", "R_l1", "R_x1", "R_x2"):
         await field.notify(response_id)
-        await wait_until(lambda: field.count("SELECT count(*) FROM webhook_inbox WHERE state != 'pending'")
-                         == field.count("SELECT count(*) FROM webhook_inbox"), what="processing in order")
+        await wait_until(
+            lambda: (
+                field.count("SELECT count(*) FROM webhook_inbox WHERE state != 'pending'")
+                == field.count("SELECT count(*) FROM webhook_inbox")
+            ),
+            what="processing in order",
+        )
     rows = dict((r[0], (r[1], r[2])) for r in field.db.execute("SELECT response_id, status, duplicate FROM responses"))
-    assert rows == {"R_a1": ("complete", ""), "R_a2": ("complete", "contact"), "R_l1": ("complete", "city"),
-                    "R_x1": ("unmatched", ""), "R_x2": ("unmatched", "")}
+    assert rows == {
+        "R_a1": ("complete", ""),
+        "R_a2": ("complete", "contact"),
+        "R_l1": ("complete", "city"),
+        "R_x1": ("unmatched", ""),
+        "R_x2": ("unmatched", ""),
+    }
     await wait_until(lambda: len(mail_sink.to("ana@bogota.example.org")) == 2, what="one thank-you for Ana")
     await asyncio.sleep(0.5)
     assert len(mail_sink.to("ana@bogota.example.org")) == 2  # the duplicate does not thank twice
@@ -164,8 +220,10 @@ async def test_duplicate_contact_duplicate_city_and_unmatched_are_kept_and_flagg
 async def test_forged_id_unknown_response_and_api_errors(field):
     # a ResponseID Qualtrics does not know: nothing is created
     assert (await field.notify("R_forged"))[0] == 200
-    await wait_until(lambda: field.count("SELECT count(*) FROM webhook_inbox WHERE state = 'failed'") == 1,
-                     what="the unknown response given up")
+    await wait_until(
+        lambda: field.count("SELECT count(*) FROM webhook_inbox WHERE state = 'failed'") == 1,
+        what="the unknown response given up",
+    )
     assert field.count("SELECT count(*) FROM responses") == 0
     # 429 with Retry-After, then a 500, then the response
     field.fake.add_qualtrics("R_slow", finished=True, token=field.tokens["joe@leeds.example.org"], answers={"QID1": 1})
@@ -186,8 +244,9 @@ async def test_forged_id_unknown_response_and_api_errors(field):
     ],
 )
 async def test_wrong_urls_are_refused(field, mutate, status):
-    async with field.session.post(mutate(field.url), data={"Topic": "t", "SurveyID": "SV_city",
-                                                           "ResponseID": "R_1"}) as response:
+    async with field.session.post(
+        mutate(field.url), data={"Topic": "t", "SurveyID": "SV_city", "ResponseID": "R_1"}
+    ) as response:
         assert response.status == status
         assert "error" in await response.json()
     assert field.count("SELECT count(*) FROM webhook_inbox") == 0
@@ -215,21 +274,36 @@ async def test_malformed_notifications_are_refused_cleanly(field, body, headers,
 
 
 async def test_subscribe_registers_the_webhook_with_qualtrics(field, tmp_path, run_cli):
-    env = {"SURVEYBOT_DB": str(field.settings.db_path), "QUALTRICS_BASE_URL": field.fake.url,
-           "QUALTRICS_API_TOKEN": fake_platforms.QUALTRICS_TOKEN, "SURVEYBOT_BASE_URL": "https://survey.example.org"}
+    env = {
+        "SURVEYBOT_DB": str(field.settings.db_path),
+        "QUALTRICS_BASE_URL": field.fake.url,
+        "QUALTRICS_API_TOKEN": fake_platforms.QUALTRICS_TOKEN,
+        "SURVEYBOT_BASE_URL": "https://survey.example.org",
+    }
     result = await asyncio.to_thread(run_cli, "wave", "subscribe", "city", extra_env=env)
     assert result.returncode == 0, result.stderr
     assert "SUB_1" in result.stdout and "SUB_2" in result.stdout
-    assert [s["topics"] for s in field.fake.subscriptions] == ["surveyengine.completedResponse.SV_city",
-                                                               "surveyengine.partialResponse.SV_city"]
-    assert all(s["publicationUrl"].startswith("https://survey.example.org/webhooks/qualtrics/city/")
-               for s in field.fake.subscriptions)
+    assert [s["topics"] for s in field.fake.subscriptions] == [
+        "surveyengine.completedResponse.SV_city",
+        "surveyengine.partialResponse.SV_city",
+    ]
+    assert all(
+        s["publicationUrl"].startswith("https://survey.example.org/webhooks/qualtrics/city/")
+        for s in field.fake.subscriptions
+    )
     again = await asyncio.to_thread(run_cli, "wave", "subscribe", "city", extra_env=env)
     assert again.returncode == 0 and "already" in again.stdout and len(field.fake.subscriptions) == 2
-    wrong = await asyncio.to_thread(run_cli, "wave", "subscribe", "city", extra_env={**env, "QUALTRICS_API_TOKEN": "bad"})
+    wrong = await asyncio.to_thread(
+        run_cli, "wave", "subscribe", "city", extra_env={**env, "QUALTRICS_API_TOKEN": "bad"}
+    )
     assert wrong.returncode == 1 and "QUALTRICS_API_TOKEN" in wrong.stderr
-    researcher = await asyncio.to_thread(run_cli, "wave", "subscribe", "city",
-                                         extra_env={**env, "QUALTRICS_API_TOKEN": fake_platforms.QUALTRICS_NOT_ADMIN})
+    researcher = await asyncio.to_thread(
+        run_cli,
+        "wave",
+        "subscribe",
+        "city",
+        extra_env={**env, "QUALTRICS_API_TOKEN": fake_platforms.QUALTRICS_NOT_ADMIN},
+    )
     assert researcher.returncode == 1 and "brand administrator" in researcher.stderr
     removed = await asyncio.to_thread(run_cli, "wave", "unsubscribe", "city", extra_env=env)
     assert removed.returncode == 0 and "Removed 2 subscriptions" in removed.stdout
@@ -237,12 +311,17 @@ async def test_subscribe_registers_the_webhook_with_qualtrics(field, tmp_path, r
 
 
 async def test_export_escapes_formulas(field, run_cli):
-    field.fake.add_qualtrics("R_f", finished=True, token=field.tokens["joe@leeds.example.org"],
-                             answers={"QID1": 1, "QID2_TEXT": '=HYPERLINK("http://evil.example","x")'})
+    field.fake.add_qualtrics(
+        "R_f",
+        finished=True,
+        token=field.tokens["joe@leeds.example.org"],
+        answers={"QID1": 1, "QID2_TEXT": '=HYPERLINK("http://evil.example","x")'},
+    )
     await field.notify("R_f")
     await wait_until(lambda: field.count("SELECT count(*) FROM responses") == 1, what="the response")
-    result = await asyncio.to_thread(run_cli, "responses", "export", "city",
-                                     extra_env={"SURVEYBOT_DB": str(field.settings.db_path)})
+    result = await asyncio.to_thread(
+        run_cli, "responses", "export", "city", extra_env={"SURVEYBOT_DB": str(field.settings.db_path)}
+    )
     assert result.returncode == 0, result.stderr
     import csv
     import io

@@ -22,13 +22,14 @@ def backup(obj: Context, file: Path, as_json: bool) -> None:
     messages the copy records as sent are not sent again; messages sent after the copy was taken go again
     with the same Message-ID, so mail clients show them once.
     """
-    obj.db  # refuses a database that does not exist, naming it
+    _ = obj.db  # refuses a database that does not exist, naming it
     source = obj.settings.db_path
     with progress_bar(f"Copying {source.name}", source.stat().st_size, minimum=64 * 1024 * 1024) as bar:
-        result = copy_database(source, file, utcnow(), progress=(lambda done, total: bar(done, total)) if bar
-                               else None)
+        result = copy_database(source, file, utcnow(), progress=(lambda done, total: bar(done, total)) if bar else None)
     if as_json:
         print_json(result)
         return
-    click.echo(f"Backed up {source} to {file} ({result['bytes']:,} bytes; {result['waves']} waves, "
-               f"{result['messages']} messages).")
+    click.echo(
+        f"Backed up {source} to {file} ({result['bytes']:,} bytes; {result['waves']} waves, "
+        f"{result['messages']} messages)."
+    )

@@ -34,9 +34,11 @@ class Context:
         run from the wrong folder must not silently start an empty one)."""
         path = self.settings.db_path
         if not path.exists():
-            raise DatabaseError(f"no database at {str(path.resolve())!r} (SURVEYBOT_DB); run this where the "
-                                f"database is, or set SURVEYBOT_DB to its path — 'surveybot contacts import', "
-                                f"'wave create', 'token create' and 'serve' create a new one")
+            raise DatabaseError(
+                f"no database at {str(path.resolve())!r} (SURVEYBOT_DB); run this where the "
+                f"database is, or set SURVEYBOT_DB to its path — 'surveybot contacts import', "
+                f"'wave create', 'token create' and 'serve' create a new one"
+            )
         return open_db(path)
 
     created_db = False
@@ -72,8 +74,14 @@ def json_option(command: Callable) -> Callable:
         ctx.meta["surveybot.json"] = value
         return value
 
-    return click.option("--json", "as_json", is_flag=True, expose_value=True, callback=remember,
-                        help="Print one JSON object instead of the human summary.")(command)
+    return click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        expose_value=True,
+        callback=remember,
+        help="Print one JSON object instead of the human summary.",
+    )(command)
 
 
 def print_json(value: dict) -> None:
@@ -96,8 +104,14 @@ def progress_bar(description: str, total_hint: int = 0, minimum: int = 256 * 102
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
-    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                  TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
         task = bar.add_task(description, total=total_hint)
 
         def update(done: int, total: int) -> None:

@@ -29,8 +29,12 @@ def contacts() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--network", required=True, help="The partner network that sent the list (e.g. Metropolis).")
 @click.option("--dry-run", is_flag=True, help="Check the file and report what would change, writing nothing.")
-@click.option("--new-network", is_flag=True, help="The network is new even though its name is close to one "
-              "already imported (without it, a close name is taken for a typo and refused).")
+@click.option(
+    "--new-network",
+    is_flag=True,
+    help="The network is new even though its name is close to one "
+    "already imported (without it, a close name is taken for a typo and refused).",
+)
 @json_option
 @pass_context
 def import_(obj: Context, file: Path, network: str, dry_run: bool, new_network: bool, as_json: bool) -> None:
@@ -57,15 +61,26 @@ def import_(obj: Context, file: Path, network: str, dry_run: bool, new_network: 
 def _print_report(report: ImportReport) -> None:
     data = report.as_json()
     verb = "Checked (dry run, nothing written)" if report.dry_run else "Imported"
-    click.echo(f"{verb} {shown(report.filename)} for {shown(report.network)}: {report.rows} rows "
-               f"({data['encoding']}, {data['delimiter']}-separated)")
-    for label, key in (("new contacts", "imported"), ("updated", "updated"), ("duplicates", "duplicates"),
-                       ("conflicts", "conflicts"), ("rejected", "rejected"), ("suppressed", "suppressed")):
+    click.echo(
+        f"{verb} {shown(report.filename)} for {shown(report.network)}: {report.rows} rows "
+        f"({data['encoding']}, {data['delimiter']}-separated)"
+    )
+    for label, key in (
+        ("new contacts", "imported"),
+        ("updated", "updated"),
+        ("duplicates", "duplicates"),
+        ("conflicts", "conflicts"),
+        ("rejected", "rejected"),
+        ("suppressed", "suppressed"),
+    ):
         click.echo(f"  {label:<13}{data[key]:>8}")
     sections = (
         ("Rejected rows", report.errors, lambda e: f"{e['field']}: {e['message']}"),
-        ("Conflicts (kept the stored value)", report.conflict_details,
-         lambda c: f"{c['email']} {c['field']}: stored {c['current']!r}, file says {c['proposed']!r}"),
+        (
+            "Conflicts (kept the stored value)",
+            report.conflict_details,
+            lambda c: f"{c['email']} {c['field']}: stored {c['current']!r}, file says {c['proposed']!r}",
+        ),
         ("Filled in", report.changes, lambda c: f"{c['email']} {c['field']}: {c['new']!r}"),
         ("Warnings", report.warnings, lambda w: f"{w['field']}: {w['message']}"),
     )
@@ -93,13 +108,32 @@ def list_(obj: Context, network: str | None, as_json: bool) -> None:
     """
     rows = store.list_contacts(obj.db, network)
     if as_json:
-        keys = ("email", "name", "city", "country", "region", "language", "position", "timezone", "networks",
-                "suppressed", "attributes", "values_from", "listings")
+        keys = (
+            "email",
+            "name",
+            "city",
+            "country",
+            "region",
+            "language",
+            "position",
+            "timezone",
+            "networks",
+            "suppressed",
+            "attributes",
+            "values_from",
+            "listings",
+        )
         print_json({"contacts": [{k: row[k] for k in keys} for row in rows]})
         return
     if not rows:
-        click.echo("No contacts" + (f" listed by {network}." if network else " yet: import a list with "
-                                    "'surveybot contacts import FILE --network NAME'."))
+        click.echo(
+            "No contacts"
+            + (
+                f" listed by {network}."
+                if network
+                else " yet: import a list with 'surveybot contacts import FILE --network NAME'."
+            )
+        )
         return
     columns = ("email", "name", "city", "country", "language", "networks", "values", "status")
     table = [[shown(_cell(r, c)) for c in columns] for r in rows]
@@ -122,8 +156,11 @@ def _cell(row: dict, column: str) -> str:
 @contacts.command("use")
 @click.argument("email")
 @click.option("--network", help="The network whose listing supplies the contact's values.")
-@click.option("--merged", is_flag=True, help="Go back to the merged values: the first listing's, blanks filled "
-              "from later listings in the order they came.")
+@click.option(
+    "--merged",
+    is_flag=True,
+    help="Go back to the merged values: the first listing's, blanks filled from later listings in the order they came.",
+)
 @json_option
 @pass_context
 def use(obj: Context, email: str, network: str | None, merged: bool, as_json: bool) -> None:
@@ -142,8 +179,11 @@ def use(obj: Context, email: str, network: str | None, merged: bool, as_json: bo
     except InvalidAddress as exc:
         raise InvalidInput(f"{email!r} is not a valid e-mail address: {exc}", field="email") from None
     before, after, chosen = use_values(obj.db, address, network)
-    changed = {name: {"old": before.get(name, ""), "new": after.get(name, "")}
-               for name in (*FIELDS, "attributes") if before.get(name, "") != after.get(name, "")}
+    changed = {
+        name: {"old": before.get(name, ""), "new": after.get(name, "")}
+        for name in (*FIELDS, "attributes")
+        if before.get(name, "") != after.get(name, "")
+    }
     if as_json:
         print_json({"email": address, "values_from": chosen, "values": after, "changed": changed})
         return
@@ -171,12 +211,16 @@ def _refuse_a_likely_typo(obj: Context, network: str) -> None:
     if not close:
         return
     closest = folded[close[0]]
-    if sys.stdin.isatty() and click.confirm(f"No list was imported for network {network!r} yet; the closest "
-                                            f"name is {closest!r}. Create the new network {network!r}?",
-                                            default=False):
+    if sys.stdin.isatty() and click.confirm(
+        f"No list was imported for network {network!r} yet; the closest "
+        f"name is {closest!r}. Create the new network {network!r}?",
+        default=False,
+    ):
         return
-    raise click.ClickException(f"no network {network!r} yet — did you mean {closest!r}? (--network {closest!r}; "
-                               f"or --new-network if {network!r} really is a new one)")
+    raise click.ClickException(
+        f"no network {network!r} yet — did you mean {closest!r}? (--network {closest!r}; "
+        f"or --new-network if {network!r} really is a new one)"
+    )
 
 
 @contacts.command("unsuppress")

@@ -12,8 +12,25 @@ from surveybot.errors import InvalidInput
 from surveybot.interviews import MARKABLE, STATES, booking, queue, slots
 from surveybot.interviews.messages import moment
 
-LIST_KEYS = ("id", "wave", "state", "email", "name", "city", "country", "language", "researcher", "starts_at",
-             "ends_at", "meeting_url", "invited_at", "expires_at", "booked_at", "sequence", "notes")
+LIST_KEYS = (
+    "id",
+    "wave",
+    "state",
+    "email",
+    "name",
+    "city",
+    "country",
+    "language",
+    "researcher",
+    "starts_at",
+    "ends_at",
+    "meeting_url",
+    "invited_at",
+    "expires_at",
+    "booked_at",
+    "sequence",
+    "notes",
+)
 
 
 @click.group()
@@ -32,12 +49,17 @@ def slots_group() -> None:
 @click.option("--to", "end", required=True, help="End of the window, ISO 8601.")
 @click.option("--length", default="30m", show_default=True, help="Length of each slot (30m, 45m, 1h).")
 @click.option("--meeting-url", default="", help="The online meeting link sent with the invitation.")
-@click.option("--tz", default="UTC", show_default=True,
-              help="Time zone of --from/--to when they carry no offset (Area/City, e.g. Europe/Madrid).")
+@click.option(
+    "--tz",
+    default="UTC",
+    show_default=True,
+    help="Time zone of --from/--to when they carry no offset (Area/City, e.g. Europe/Madrid).",
+)
 @json_option
 @pass_context
-def slots_add(obj: Context, researcher: str, start: str, end: str, length: str, meeting_url: str, tz: str,
-              as_json: bool) -> None:
+def slots_add(
+    obj: Context, researcher: str, start: str, end: str, length: str, meeting_url: str, tz: str, as_json: bool
+) -> None:
     """Split the window --from … --to into slots of --length. Times are stored in UTC; slots that overlap
     ones the researcher already has are skipped."""
     zone = slots.zone(tz)
@@ -56,9 +78,14 @@ def slots_add(obj: Context, researcher: str, start: str, end: str, length: str, 
     if as_json:
         print_json(result)
         return
-    click.echo(f"Added {result['added']} slots of {length}"
-               + (f"; skipped {result['skipped_overlapping']} overlapping existing ones." if result["skipped_overlapping"]
-                  else "."))
+    click.echo(
+        f"Added {result['added']} slots of {length}"
+        + (
+            f"; skipped {result['skipped_overlapping']} overlapping existing ones."
+            if result["skipped_overlapping"]
+            else "."
+        )
+    )
 
 
 @slots_group.command("list")
@@ -77,7 +104,8 @@ def slots_list(obj: Context, researcher: str | None, show_all: bool, as_json: bo
         click.echo("No slots.")
     for r in rows:
         booked = f"booked by {r['booked_by']} (interview {r['interview_id']})" if r["interview_id"] else "free"
-        click.echo(f"{r['id']:>5}  {moment(parse_stored(r['starts_at']), r['timezone'], 'en'):<52} {r['researcher']:<30} {booked}")
+        when = moment(parse_stored(r["starts_at"]), r["timezone"], "en")
+        click.echo(f"{r['id']:>5}  {when:<52} {r['researcher']:<30} {booked}")
 
 
 @slots_group.command("remove")
@@ -92,8 +120,11 @@ def slots_remove(obj: Context, slot_id: int) -> None:
 @interviews.command()
 @click.argument("wave_slug")
 @click.option("--limit", type=click.IntRange(min=1), help="Invite at most this many (oldest opt-ins first).")
-@click.option("--auto/--no-auto", default=None,
-              help="From now on, invite new opt-ins as they arrive (while serve runs) — or stop doing so.")
+@click.option(
+    "--auto/--no-auto",
+    default=None,
+    help="From now on, invite new opt-ins as they arrive (while serve runs) — or stop doing so.",
+)
 @json_option
 @pass_context
 def invite(obj: Context, wave_slug: str, limit: int | None, auto: bool | None, as_json: bool) -> None:
@@ -103,16 +134,27 @@ def invite(obj: Context, wave_slug: str, limit: int | None, auto: bool | None, a
     SURVEYBOT_INTERVIEW_EXPIRE_AFTER. `surveybot serve` sends the e-mails."""
     wave = waves.get_wave(obj.db, wave_slug)
     settings = obj.settings
-    invited = queue.invite(obj.db, wave["id"], utcnow(), nudge_after=settings.interview_nudge_after,
-                           expire_after=settings.interview_expire_after, limit=limit)
+    invited = queue.invite(
+        obj.db,
+        wave["id"],
+        utcnow(),
+        nudge_after=settings.interview_nudge_after,
+        expire_after=settings.interview_expire_after,
+        limit=limit,
+    )
     if auto is not None:
         queue.set_auto_invite(obj.db, wave["id"], auto)
     if as_json:
         print_json({"invited": len(invited), "ids": invited, "auto": auto})
         return
-    click.echo(f"Invited {len(invited)} respondents to book an interview."
-               + ({True: " New opt-ins will be invited as they arrive.", False: " Automatic invitations are off.",
-                   None: ""}[auto]))
+    click.echo(
+        f"Invited {len(invited)} respondents to book an interview."
+        + (
+            {True: " New opt-ins will be invited as they arrive.", False: " Automatic invitations are off.", None: ""}[
+                auto
+            ]
+        )
+    )
 
 
 @interviews.command("list")

@@ -33,8 +33,11 @@ def retry(obj: Context, slug: str) -> None:
 
 @responses_group.command()
 @click.argument("slug")
-@click.option("--output", type=click.Path(dir_okay=False, writable=True, path_type=Path),
-              help="Write to this file instead of standard output.")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write to this file instead of standard output.",
+)
 @pass_context
 def export(obj: Context, slug: str, output: Path | None) -> None:
     """Write wave SLUG's complete (and unmatched) responses as CSV, with the contact's fields.

@@ -35,17 +35,21 @@ def serve(obj: Context, host: str, port: int) -> None:
     click.echo(f"surveybot on http://{host}:{port} (database {settings.db_path}, mail to {where})", err=True)
     if code is not None:
         # the code, never a token: it opens one session, once, within 15 minutes
-        click.echo(f"Sign in as coordinator: {settings.base_url}/login/{code} (this link works once, for 15 "
-                   f"minutes)", err=True)
+        click.echo(
+            f"Sign in as coordinator: {settings.base_url}/login/{code} (this link works once, for 15 minutes)", err=True
+        )
     from surveybot.web.app import AccessLogger
 
     try:
-        web.run_app(create_app(settings), host=host, port=port, print=None, access_log_class=AccessLogger,
-                    shutdown_timeout=30)
+        web.run_app(
+            create_app(settings), host=host, port=port, print=None, access_log_class=AccessLogger, shutdown_timeout=30
+        )
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
-            raise click.ClickException(f"port {port} on {host} is already in use (another 'surveybot serve'?); "
-                                       f"stop it or choose another with --port") from None
+            raise click.ClickException(
+                f"port {port} on {host} is already in use (another 'surveybot serve'?); "
+                f"stop it or choose another with --port"
+            ) from None
         raise
 
 

@@ -15,10 +15,15 @@ def token() -> None:
 
 
 @token.command()
-@click.option("--role", required=True, type=click.Choice(tokens.ROLES, case_sensitive=False), help="What the token may do.")
+@click.option(
+    "--role", required=True, type=click.Choice(tokens.ROLES, case_sensitive=False), help="What the token may do."
+)
 @click.option("--network", help="For a network token: the one network whose contacts it may upload and read.")
-@click.option("--email", help="For a researcher's token: the researcher's e-mail; the token then shows only "
-              "the interviews of that researcher's slots.")
+@click.option(
+    "--email",
+    help="For a researcher's token: the researcher's e-mail; the token then shows only "
+    "the interviews of that researcher's slots.",
+)
 @click.option("--label", default="", help="A note for yourself (who has it).")
 @json_option
 @pass_context
@@ -32,8 +37,9 @@ def create(obj: Context, role: str, network: str | None, email: str | None, labe
         return
     click.echo(value)
     holder = f" for {network}" if network else (f" for {email}" if email else "")
-    click.echo(f"(token {token_id}, {role}{holder}; shown once — revoke it with "
-               f"'surveybot token revoke {token_id}')", err=True)
+    click.echo(
+        f"(token {token_id}, {role}{holder}; shown once — revoke it with 'surveybot token revoke {token_id}')", err=True
+    )
 
 
 @token.command("list")
@@ -47,8 +53,9 @@ def list_(obj: Context, as_json: bool) -> None:
         return
     for row in rows:
         state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "active"
-        click.echo(f"{row['id']:>4}  {row['role']:<12} {row['network'] or row['email'] or '-':<20} {state:<32} "
-                   f"{row['label']}")
+        click.echo(
+            f"{row['id']:>4}  {row['role']:<12} {row['network'] or row['email'] or '-':<20} {state:<32} {row['label']}"
+        )
 
 
 @token.command()

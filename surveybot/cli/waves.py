@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from datetime import timedelta, timezone
+from datetime import UTC, timedelta
 from email import message_from_bytes
 from email import policy as email_policy
 
@@ -13,8 +13,8 @@ import click
 from surveybot import waves
 from surveybot.addresses import InvalidAddress, normalise_email
 from surveybot.cli.common import Context, json_option, pass_context, print_json, shown
-from surveybot.contacts.store import contact_by_email
 from surveybot.clock import format_duration, iso, parse_duration, parse_moment, parse_stored, utcnow
+from surveybot.contacts.store import contact_by_email
 from surveybot.errors import InvalidInput, NotFound
 from surveybot.mail.render import KINDS, LANGUAGES
 from surveybot.reports import wave_status
@@ -50,36 +50,89 @@ def wave() -> None:
 @wave.command()
 @click.argument("slug")
 @click.option("--title", required=True, help="The survey's title, as shown in every e-mail's subject.")
-@click.option("--platform", required=True, type=click.Choice(waves.PLATFORMS, case_sensitive=False), help="The survey platform.")
+@click.option(
+    "--platform", required=True, type=click.Choice(waves.PLATFORMS, case_sensitive=False), help="The survey platform."
+)
 @click.option("--survey-id", required=True, help="The survey's id on the platform (e.g. SV_…).")
 @click.option("--survey-url", required=True, help="The survey's public link.")
 @click.option("--survey-url-es", default="", help="A separate link for the Spanish version, if any.")
 @click.option("--title-es", default="", help="The survey's title in Spanish, for Spanish e-mail (default: --title).")
-@click.option("--close-at-end-of-day", is_flag=True, help="Close at 23:59 of the last day (the wave's time zone) "
-              "instead of at the launch's time of day.")
-@click.option("--timezone", "zone", default="", help="The wave's time zone, e.g. Europe/Madrid (default: this "
-              "machine's); contacts whose own zone is unknown are written to in it.")
-@click.option("--send-window", default="", help="Send invitations and reminders only between these hours of "
-              "each recipient's own day, e.g. 09:00-17:00.")
+@click.option(
+    "--close-at-end-of-day",
+    is_flag=True,
+    help="Close at 23:59 of the last day (the wave's time zone) instead of at the launch's time of day.",
+)
+@click.option(
+    "--timezone",
+    "zone",
+    default="",
+    help="The wave's time zone, e.g. Europe/Madrid (default: this "
+    "machine's); contacts whose own zone is unknown are written to in it.",
+)
+@click.option(
+    "--send-window",
+    default="",
+    help="Send invitations and reminders only between these hours of each recipient's own day, e.g. 09:00-17:00.",
+)
 @click.option("--send-days", default="", help="…and only on these days of their week, e.g. mon-fri.")
-@click.option("--start", default="now", show_default=True, help="When to send the invitations: 'now' (at launch) "
-              "or an ISO 8601 time; without an offset it is this machine's local time.")
-@click.option("--reminders", type=DurationList(), default="7d,12d", show_default=True,
-              help="When to remind those who have not finished, after the start ('none' for no reminders).")
-@click.option("--close-after", type=Duration(), default="14d", show_default=True,
-              help="How long after the start the survey closes.")
-@click.option("--network", "networks", multiple=True, help="Only contacts from this network (repeatable; "
-              "default: every contact).")
+@click.option(
+    "--start",
+    default="now",
+    show_default=True,
+    help="When to send the invitations: 'now' (at launch) "
+    "or an ISO 8601 time; without an offset it is this machine's local time.",
+)
+@click.option(
+    "--reminders",
+    type=DurationList(),
+    default="7d,12d",
+    show_default=True,
+    help="When to remind those who have not finished, after the start ('none' for no reminders).",
+)
+@click.option(
+    "--close-after",
+    type=Duration(),
+    default="14d",
+    show_default=True,
+    help="How long after the start the survey closes.",
+)
+@click.option(
+    "--network", "networks", multiple=True, help="Only contacts from this network (repeatable; default: every contact)."
+)
 @click.option("--interview-question", default="", help="The question id that asks for a follow-up interview.")
 @click.option("--interview-yes", default="", help="The answer to that question that means yes.")
-@click.option("--require", "required", multiple=True, help="A question id a complete response must answer "
-              "(repeatable).")
-@click.option("--share-status-with-networks", "share", is_flag=True, help="Show partner networks which of their "
-              "contacts answered (default: counts only, those under 5 hidden).")
+@click.option(
+    "--require", "required", multiple=True, help="A question id a complete response must answer (repeatable)."
+)
+@click.option(
+    "--share-status-with-networks",
+    "share",
+    is_flag=True,
+    help="Show partner networks which of their contacts answered (default: counts only, those under 5 hidden).",
+)
 @pass_context
-def create(obj: Context, slug, title, platform, survey_id, survey_url, survey_url_es, title_es, close_at_end_of_day,
-           zone, send_window, send_days, start, reminders, close_after, networks, interview_question, interview_yes,
-           required, share) -> None:
+def create(
+    obj: Context,
+    slug,
+    title,
+    platform,
+    survey_id,
+    survey_url,
+    survey_url_es,
+    title_es,
+    close_at_end_of_day,
+    zone,
+    send_window,
+    send_days,
+    start,
+    reminders,
+    close_after,
+    networks,
+    interview_question,
+    interview_yes,
+    required,
+    share,
+) -> None:
     """Create the wave SLUG (a draft until launched).
 
     Durations are a number and a unit: 30s, 15m, 2h, 14d.
@@ -91,18 +144,39 @@ def create(obj: Context, slug, title, platform, survey_id, survey_url, survey_ur
         raise InvalidInput(str(exc), field="start") from None
     if start_at is not None and start_at < now - timedelta(minutes=1):
         raise InvalidInput(f"--start {start} is in the past; give 'now' or a later time", field="start")
-    spec = waves.WaveSpec(slug=slug, title=title, platform=platform, survey_id=survey_id, survey_url=survey_url,
-                          survey_url_es=survey_url_es, start=start_at, reminders=reminders, close_after=close_after,
-                          networks=networks, interview_question=interview_question, interview_yes=interview_yes,
-                          required=required, title_es=title_es, close_at_end_of_day=close_at_end_of_day,
-                          timezone=zone, send_window=send_window, send_days=send_days,
-                          share_status_with_networks=share)
+    spec = waves.WaveSpec(
+        slug=slug,
+        title=title,
+        platform=platform,
+        survey_id=survey_id,
+        survey_url=survey_url,
+        survey_url_es=survey_url_es,
+        start=start_at,
+        reminders=reminders,
+        close_after=close_after,
+        networks=networks,
+        interview_question=interview_question,
+        interview_yes=interview_yes,
+        required=required,
+        title_es=title_es,
+        close_at_end_of_day=close_at_end_of_day,
+        timezone=zone,
+        send_window=send_window,
+        send_days=send_days,
+        share_status_with_networks=share,
+    )
     created = waves.create_wave(obj.new_db, spec, now)
     plan = ", ".join(format_duration(r) for r in reminders) or "none"
-    click.echo(f"Created wave {created['slug']} (draft): starts {start_at.isoformat() if start_at else 'at launch'}, "
-               f"reminders after {plan}, closes after {format_duration(close_after)}.")
-    hours = (f"; sent {created['send_window'] or 'at any hour'} on {created['send_days'] or 'every day'} of each "
-             f"recipient's own time zone" if created["send_window"] or created["send_days"] else "")
+    click.echo(
+        f"Created wave {created['slug']} (draft): starts {start_at.isoformat() if start_at else 'at launch'}, "
+        f"reminders after {plan}, closes after {format_duration(close_after)}."
+    )
+    hours = (
+        f"; sent {created['send_window'] or 'at any hour'} on {created['send_days'] or 'every day'} of each "
+        f"recipient's own time zone"
+        if created["send_window"] or created["send_days"]
+        else ""
+    )
     click.echo(f"Time zone of the wave: {created['timezone']}{hours}.")
     click.echo(f"Preview it with 'surveybot wave preview {slug}', then 'surveybot wave launch {slug}'.")
 
@@ -110,8 +184,11 @@ def create(obj: Context, slug, title, platform, survey_id, survey_url, survey_ur
 @wave.command()
 @click.argument("slug")
 @click.option("--kind", type=click.Choice(KINDS, case_sensitive=False), help="Which e-mail (default: all of them).")
-@click.option("--language", type=click.Choice(LANGUAGES, case_sensitive=False), help="Which language (default: the contact's; both "
-              "if the contact has no preference or none is named).")
+@click.option(
+    "--language",
+    type=click.Choice(LANGUAGES, case_sensitive=False),
+    help="Which language (default: the contact's; both if the contact has no preference or none is named).",
+)
 @click.option("--contact", "email", help="Render for this contact (default: a sample contact).")
 @click.option("--html", is_flag=True, help="Print the HTML part instead of the text part.")
 @pass_context
@@ -127,8 +204,9 @@ def preview(obj: Context, slug, kind, language, email, html) -> None:
     now = utcnow()
     for number, (k, lang) in enumerate((k, lang) for k in ([kind] if kind else KINDS) for lang in languages):
         # parsed back from its bytes: the preview shows exactly what is sent
-        message = message_from_bytes(composer.message(k, wave_row, contact, now, language=lang).data,
-                                     policy=email_policy.default)
+        message = message_from_bytes(
+            composer.message(k, wave_row, contact, now, language=lang).data, policy=email_policy.default
+        )
         if number:
             click.echo("\n" + "=" * 72 + "\n")
         for header in ("From", "To", "Subject", "Content-Language", "List-Unsubscribe"):
@@ -169,8 +247,9 @@ def test_send(obj: Context, slug, to) -> None:
     messages = []
     for kind in KINDS:
         for language in (*LANGUAGES, ""):
-            message = composer.message(kind, wave_row, SAMPLE_CONTACT, now, to_email=address, language=language,
-                                       subject_prefix="[test] ")
+            message = composer.message(
+                kind, wave_row, SAMPLE_CONTACT, now, to_email=address, language=language, subject_prefix="[test] "
+            )
             messages.append((kind, language or "bilingual", message))
 
     async def send_all() -> list[str]:
@@ -218,24 +297,33 @@ def launch(obj: Context, slug, yes: bool, skip_overlap: bool, as_json: bool) -> 
     warnings = []
     if who["recipients"] == 0:
         overlap = sum(who["in_other_open_waves"].values()) if skip_overlap else 0
-        raise InvalidInput(f"wave {slug!r} would invite nobody: no contact that is not suppressed"
-                           + (f" is listed by {', '.join(wave_row['networks'])}" if wave_row["networks"] else "")
-                           + (" and not in another open wave" if skip_overlap else "")
-                           + f" ({who['suppressed']} suppressed"
-                           + (f", {overlap} in another open wave" if skip_overlap else "")
-                           + "); import contacts first", field="slug")
+        raise InvalidInput(
+            f"wave {slug!r} would invite nobody: no contact that is not suppressed"
+            + (f" is listed by {', '.join(wave_row['networks'])}" if wave_row["networks"] else "")
+            + (" and not in another open wave" if skip_overlap else "")
+            + f" ({who['suppressed']} suppressed"
+            + (f", {overlap} in another open wave" if skip_overlap else "")
+            + "); import contacts first",
+            field="slug",
+        )
     if who["in_other_open_waves"] and not skip_overlap:
         named = ", ".join(f"{n} in {other}" for other, n in who["in_other_open_waves"].items())
-        warnings.append(f"contacts already in another open wave would get a second invitation ({named}); "
-                        f"--skip-overlap leaves them out")
+        warnings.append(
+            f"contacts already in another open wave would get a second invitation ({named}); "
+            f"--skip-overlap leaves them out"
+        )
     if wave_row["start_at"] and parse_stored(wave_row["start_at"]) < now:
         warnings.append(f"the planned start ({wave_row['start_at'][:16]} UTC) has passed: invitations go out now")
     if not lease.seen_since(db, now - timedelta(minutes=1)):
-        warnings.append(f"no 'surveybot serve' has been seen on this database ({obj.settings.db_path}) in the last "
-                        f"minute: nothing is sent until it runs")
+        warnings.append(
+            f"no 'surveybot serve' has been seen on this database ({obj.settings.db_path}) in the last "
+            f"minute: nothing is sent until it runs"
+        )
     if not as_json:
-        click.echo(f"Wave {slug}: {who['recipients']} recipients "
-                   f"({', '.join(f'{n} {lang}' for lang, n in who['by_language'].items())})")
+        click.echo(
+            f"Wave {slug}: {who['recipients']} recipients "
+            f"({', '.join(f'{n} {lang}' for lang, n in who['by_language'].items())})"
+        )
         for network, n in who["by_network"].items():
             click.echo(f"  {shown(network):<24}{n:>6}")
         click.echo(f"  left out as suppressed: {who['suppressed']}")
@@ -248,9 +336,16 @@ def launch(obj: Context, slug, yes: bool, skip_overlap: bool, as_json: bool) -> 
     launched = waves.launch(db, slug, now, skip_overlap=skip_overlap)
     step = waves.next_step(db, launched)
     if as_json:
-        print_json({"wave": slug, "state": launched["state"], "audience": who, "warnings": warnings,
-                    "plan": [{"kind": kind, "at": iso(at)} for kind, at in plan],
-                    "closes_at": launched["closes_at"]})
+        print_json(
+            {
+                "wave": slug,
+                "state": launched["state"],
+                "audience": who,
+                "warnings": warnings,
+                "plan": [{"kind": kind, "at": iso(at)} for kind, at in plan],
+                "closes_at": launched["closes_at"],
+            }
+        )
         return
     click.echo(f"Launched {slug}: {step['kind']} at {step['at']}; closes at {launched['closes_at']}.")
 
@@ -291,8 +386,11 @@ def _qualtrics_call(obj: Context, slug: str, action: str):
 
     wave_row = waves.get_wave(obj.db, slug)
     if wave_row["platform"] != "qualtrics":
-        raise InvalidInput(f"wave {slug!r} is on {wave_row['platform']}: register its webhook URL (from "
-                           f"'surveybot wave status {slug}') in the platform's settings", field="platform")
+        raise InvalidInput(
+            f"wave {slug!r} is on {wave_row['platform']}: register its webhook URL (from "
+            f"'surveybot wave status {slug}') in the platform's settings",
+            field="platform",
+        )
     url = webhook_url(obj.settings.base_url, service_secret(obj.db, obj.settings.secret), wave_row)
 
     async def call():
@@ -309,16 +407,22 @@ def _qualtrics_call(obj: Context, slug: str, action: str):
 
 @wave.command("set")
 @click.argument("slug")
-@click.option("--share-status-with-networks/--no-share-status-with-networks", "share", default=None,
-              help="Whether partner networks see which of their contacts answered.")
+@click.option(
+    "--share-status-with-networks/--no-share-status-with-networks",
+    "share",
+    default=None,
+    help="Whether partner networks see which of their contacts answered.",
+)
 @pass_context
 def set_(obj: Context, slug, share: bool | None) -> None:
     """Change settings of wave SLUG that may change while it runs."""
     if share is None:
         raise click.UsageError("name a setting to change, e.g. --share-status-with-networks")
     changed = waves.set_sharing(obj.db, slug, share)
-    click.echo(f"Wave {slug}: partner networks {'see' if changed['share_status_with_networks'] else 'do not see'} "
-               f"which of their contacts answered.")
+    click.echo(
+        f"Wave {slug}: partner networks {'see' if changed['share_status_with_networks'] else 'do not see'} "
+        f"which of their contacts answered."
+    )
 
 
 @wave.command()
@@ -332,8 +436,10 @@ def subscribe(obj: Context, slug) -> None:
     """
     wave_row, made = _qualtrics_call(obj, slug, "subscribe")
     if made:
-        click.echo(f"Subscribed {slug} to completed and partial responses of {wave_row['survey_id']} "
-                   f"(subscriptions {', '.join(made)}).")
+        click.echo(
+            f"Subscribed {slug} to completed and partial responses of {wave_row['survey_id']} "
+            f"(subscriptions {', '.join(made)})."
+        )
     else:
         click.echo(f"{slug} was subscribed already: nothing registered twice.")
 
@@ -344,8 +450,10 @@ def subscribe(obj: Context, slug) -> None:
 def unsubscribe(obj: Context, slug) -> None:
     """Remove the Qualtrics subscriptions that deliver to wave SLUG's webhook."""
     _, removed = _qualtrics_call(obj, slug, "unsubscribe")
-    click.echo(f"Removed {len(removed)} subscription{'s' if len(removed) != 1 else ''} of {slug}"
-               + (f" ({', '.join(removed)})." if removed else "."))
+    click.echo(
+        f"Removed {len(removed)} subscription{'s' if len(removed) != 1 else ''} of {slug}"
+        + (f" ({', '.join(removed)})." if removed else ".")
+    )
 
 
 @wave.command("list")
@@ -363,8 +471,10 @@ def list_(obj: Context, as_json: bool) -> None:
     click.echo(f"{'WAVE':<20}{'STATE':<11}{'INVITED':>8}{'SENT':>7}{'DONE':>6}  CLOSES (UTC)      TITLE")
     for row in rows:
         closes = (row["closed_at"] or row["closes_at"] or "")[:16].replace("T", " ")
-        click.echo(f"{row['slug']:<20}{row['state']:<11}{row['invited']:>8}{row['sent']:>7}{row['completed']:>6}  "
-                   f"{closes:<17} {shown(row['title'])}")
+        click.echo(
+            f"{row['slug']:<20}{row['state']:<11}{row['invited']:>8}{row['sent']:>7}{row['completed']:>6}  "
+            f"{closes:<17} {shown(row['title'])}"
+        )
 
 
 @wave.command()
@@ -379,28 +489,49 @@ def status(obj: Context, slug, as_json) -> None:
         print_json(report)
         return
     click.echo(f"{report['title']} ({slug}): {report['state']}")
-    for key in ("invited", "sent", "queued", "failed", "bounced", "opted_out", "responses", "duplicate_contact",
-                "completed", "cities_responded", "duplicate_city", "duplicate_responses", "partial_discarded",
-                "unmatched_responses", "interview_queue"):
+    for key in (
+        "invited",
+        "sent",
+        "queued",
+        "failed",
+        "bounced",
+        "opted_out",
+        "responses",
+        "duplicate_contact",
+        "completed",
+        "cities_responded",
+        "duplicate_city",
+        "duplicate_responses",
+        "partial_discarded",
+        "unmatched_responses",
+        "interview_queue",
+    ):
         click.echo(f"  {key.replace('_', ' '):<20}{report[key]:>8}")
     step = report["next_step"]
-    click.echo(f"Next: {step['kind']} at {step['at']}{' (held: paused)' if step['held'] else ''}" if step
-               else "Next: nothing (closed or not launched)")
+    click.echo(
+        f"Next: {step['kind']} at {step['at']}{' (held: paused)' if step['held'] else ''}"
+        if step
+        else "Next: nothing (closed or not launched)"
+    )
     plan = waves.steps(obj.db, wave_row["id"])
     if plan:
         click.echo("Plan (local time of this machine, then UTC):")
         for row in plan:
             when = parse_stored(row["done_at"] if row["state"] != "pending" and row["done_at"] else row["due_at"])
             label = {"pending": "due", "done": "done", "skipped": "skipped", "cancelled": "cancelled"}[row["state"]]
-            click.echo(f"  {row['kind']:<15}{label:<10}{when.astimezone():%Y-%m-%d %H:%M %Z}   "
-                       f"{when.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC")
+            click.echo(
+                f"  {row['kind']:<15}{label:<10}{when.astimezone():%Y-%m-%d %H:%M %Z}   "
+                f"{when.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+            )
     if report["release_times"]:
         click.echo("Queued messages go out (each recipient's send window, UTC):")
         for slot in report["release_times"][:12]:
             click.echo(f"  {slot['at'].replace('T', ' ')}  {slot['messages']:>6}")
     if report["intake_failed"]:
-        click.echo(f"Responses that could not be fetched: {report['intake_failed']} "
-                   f"('surveybot responses retry {slug}' tries them again)")
+        click.echo(
+            f"Responses that could not be fetched: {report['intake_failed']} "
+            f"('surveybot responses retry {slug}' tries them again)"
+        )
         for failure in report["intake_errors"][:5]:
             click.echo(f"  {failure['response_id']}: {shown(failure['error'])}")
     if report["skipped_outside_window"]:

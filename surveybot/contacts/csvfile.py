@@ -82,7 +82,9 @@ def rows(source: CsvFile, progress=None) -> Iterator[tuple[int, list[str]]]:
                     progress(raw.tell())
                 yield number - source.skip, cells
         except (csv.Error, UnicodeDecodeError) as exc:
-            raise FileRefused(f"row {number + 1 - source.skip}: the file cannot be read past this row ({exc})") from None
+            raise FileRefused(
+                f"row {number + 1 - source.skip}: the file cannot be read past this row ({exc})"
+            ) from None
         if progress is not None:
             progress(source.size)
 
@@ -119,8 +121,9 @@ def _scan_bytes(path: Path) -> tuple[int, str, str, bytes]:
     if b"\x00" in sample:
         if (encoding := _utf16_without_bom(sample)) is not None:
             return size, digest.hexdigest(), _check_utf16(path, encoding), sample
-        raise FileRefused(f"the file contains binary data (a zero byte at byte {sample.index(0) + 1}), "
-                          f"not CSV text; {_SAVE_AS}")
+        raise FileRefused(
+            f"the file contains binary data (a zero byte at byte {sample.index(0) + 1}), not CSV text; {_SAVE_AS}"
+        )
     controls = sum(1 for b in sample if b < 32 and b not in (9, 10, 12, 13))
     if controls > max(8, len(sample) // 100):
         raise FileRefused(f"the file contains binary data, not CSV text; {_SAVE_AS}")
@@ -161,14 +164,16 @@ def _check_utf16(path: Path, encoding: str) -> str:
             try:
                 decoder.decode(chunk)
             except UnicodeDecodeError as exc:
-                raise FileRefused(f"the file looks like UTF-16 but byte {offset + exc.start + 1} is not "
-                                  f"valid UTF-16; {_SAVE_AS}") from None
+                raise FileRefused(
+                    f"the file looks like UTF-16 but byte {offset + exc.start + 1} is not valid UTF-16; {_SAVE_AS}"
+                ) from None
             offset += len(chunk)
         try:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
-            raise FileRefused(f"the file looks like UTF-16 but ends in the middle of a character (an odd "
-                              f"number of bytes); {_SAVE_AS}") from None
+            raise FileRefused(
+                f"the file looks like UTF-16 but ends in the middle of a character (an odd number of bytes); {_SAVE_AS}"
+            ) from None
     return encoding
 
 
@@ -199,13 +204,15 @@ def _delimiter(lines: list[str]) -> tuple[str, int]:
         return first[4], 1
     best, best_score = ",", (False, 0, 0)
     for candidate in (",", ";", "\t"):
-        rows = [r for r in csv.reader(lines[:HEADER_SEARCH_ROWS * 2], delimiter=candidate) if any(c.strip() for c in r)]
+        rows = [
+            r for r in csv.reader(lines[: HEADER_SEARCH_ROWS * 2], delimiter=candidate) if any(c.strip() for c in r)
+        ]
         if not rows:
             continue
         header_at = next((i for i, r in enumerate(rows[:HEADER_SEARCH_ROWS]) if map_headers(r).has_email), None)
         header = rows[header_at or 0]
         width = len(header)
-        consistent = sum(1 for r in rows[(header_at or 0) + 1:] if len(r) == width)
+        consistent = sum(1 for r in rows[(header_at or 0) + 1 :] if len(r) == width)
         score = (header_at is not None, width if width > 1 else 0, consistent)
         if score > best_score:
             best, best_score = candidate, score
@@ -228,5 +235,7 @@ def _find_header(lines: list[str], delimiter: str, skip: int) -> tuple[list[str]
         if number - skip >= HEADER_SEARCH_ROWS:
             break
     found = ", ".join(repr(h) for h in (first_headers or []) if h) or "none"
-    raise FileRefused(f"no e-mail column: the file needs a column headed 'email' (or 'E-mail', "
-                      f"'Email address', 'Correo electrónico'); headers found: {found}")
+    raise FileRefused(
+        f"no e-mail column: the file needs a column headed 'email' (or 'E-mail', "
+        f"'Email address', 'Correo electrónico'); headers found: {found}"
+    )

@@ -40,8 +40,14 @@ MAX_VALUE = 1000  # characters in one field; more is a broken row, not a name
 MAX_NAME = 200  # characters of a name: it goes into every message's To header
 LISTED = 10000  # at most this many errors, warnings, changes and conflicts are listed (all are counted)
 
-_ENCODING_NAMES = {"utf-8-sig": "UTF-8", "utf-16": "UTF-16", "utf-16-le": "UTF-16LE", "utf-16-be": "UTF-16BE",
-                   "cp1252": "Windows-1252", "latin-1": "Latin-1"}
+_ENCODING_NAMES = {
+    "utf-8-sig": "UTF-8",
+    "utf-16": "UTF-16",
+    "utf-16-le": "UTF-16LE",
+    "utf-16-be": "UTF-16BE",
+    "cp1252": "Windows-1252",
+    "latin-1": "Latin-1",
+}
 _DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 
 
@@ -120,8 +126,13 @@ def import_contacts(
     path = Path(path)
     stamp = iso(now or utcnow())
     source_file = csvfile.inspect(path)
-    report = ImportReport(network=network, filename=filename or path.name, dry_run=dry_run,
-                          encoding=source_file.encoding, delimiter=source_file.delimiter)
+    report = ImportReport(
+        network=network,
+        filename=filename or path.name,
+        dry_run=dry_run,
+        encoding=source_file.encoding,
+        delimiter=source_file.delimiter,
+    )
     on_bytes = (lambda done: progress(done, source_file.size)) if progress else None
     if dry_run:
         run = _DryRun(db, report, by)
@@ -131,8 +142,9 @@ def import_contacts(
             run.close()
         return report
     with transaction(db):
-        report.upload_id = store.create_upload(db, network=network, filename=report.filename,
-                                               sha256=source_file.sha256, source=source, now=stamp)
+        report.upload_id = store.create_upload(
+            db, network=network, filename=report.filename, sha256=source_file.sha256, source=source, now=stamp
+        )
     _import_rows(_DatabaseRun(db, report, by, stamp), source_file, report, on_bytes)
     with transaction(db):
         store.finish_upload(db, report.upload_id, report.counts(), report.errors, stamp)
@@ -184,8 +196,12 @@ def normalise_row(number: int, cells: list[str], columns: ColumnMap, delimiter: 
 
     for index, value in enumerate(cells):
         if ("\n" in value or "\r" in value) and _swallowed_rows(value, delimiter, columns.width):
-            raise RowRejected(number, _header_of(columns, index), "a quote (\") opened in this cell is never "
-                              "closed, so the lines after it were read into it; close the quote and upload again")
+            raise RowRejected(
+                number,
+                _header_of(columns, index),
+                'a quote (") opened in this cell is never '
+                "closed, so the lines after it were read into it; close the quote and upload again",
+            )
     raw_email = cell("email")
     try:
         email = normalise_email(raw_email)
@@ -198,25 +214,45 @@ def normalise_row(number: int, cells: list[str], columns: ColumnMap, delimiter: 
     warnings = []
     language = normalise_language(record["language"])
     if language is None:
-        warnings.append({"row": number, "field": "language", "message": f"{record['language']!r} is neither "
-                         "English nor Spanish: the contact will be mailed in both"})
+        warnings.append(
+            {
+                "row": number,
+                "field": "language",
+                "message": f"{record['language']!r} is neither English nor Spanish: the contact will be mailed in both",
+            }
+        )
         language = ""
     record["language"] = language
     zone = normalise_timezone(record["timezone"])
     if zone is None:
-        warnings.append({"row": number, "field": "timezone", "message": f"{record['timezone']!r} is not a "
-                         "time zone name such as 'America/Bogota'; left blank"})
+        warnings.append(
+            {
+                "row": number,
+                "field": "timezone",
+                "message": f"{record['timezone']!r} is not a time zone name such as 'America/Bogota'; left blank",
+            }
+        )
         zone = ""
     record["timezone"] = zone
     for index, header in columns.extras:
         if index < width and (value := clean_text(cells[index])):
             record["attributes"][header] = value
     if len(record["name"]) > MAX_NAME:
-        raise RowRejected(number, "name", f"is {len(record['name']):,} characters long; a name may have at most "
-                          f"{MAX_NAME} (it goes into every e-mail's To line)")
+        raise RowRejected(
+            number,
+            "name",
+            f"is {len(record['name']):,} characters long; a name may have at most "
+            f"{MAX_NAME} (it goes into every e-mail's To line)",
+        )
     if needs_smtputf8(email):
-        warnings.append({"row": number, "field": "email", "message": f"{email!r} has non-ASCII characters before "
-                         "the @: it can only be delivered through a mail relay that offers SMTPUTF8"})
+        warnings.append(
+            {
+                "row": number,
+                "field": "email",
+                "message": f"{email!r} has non-ASCII characters before "
+                "the @: it can only be delivered through a mail relay that offers SMTPUTF8",
+            }
+        )
     for name, value in (*((f, record[f]) for f in FIELDS), *record["attributes"].items()):
         if len(value) > MAX_VALUE:
             raise RowRejected(number, name, f"is {len(value):,} characters long; at most {MAX_VALUE:,} are kept")
@@ -254,10 +290,16 @@ class _DatabaseRun:
             listings = [e for e in entries.values() if e.listing_changed]
             store.insert_contacts(db, [_row(e, "contact") for e in contacts if not e.stored_contact], self.stamp)
             store.update_contacts(db, [_row(e, "contact") for e in contacts if e.stored_contact], self.stamp)
-            store.insert_listings(db, report.network, report.upload_id,
-                                  [_row(e, "listing") for e in listings if not e.stored_listing], self.stamp)
-            store.update_listings(db, report.network, [_row(e, "listing") for e in listings if e.stored_listing],
-                                  self.stamp)
+            store.insert_listings(
+                db,
+                report.network,
+                report.upload_id,
+                [_row(e, "listing") for e in listings if not e.stored_listing],
+                self.stamp,
+            )
+            store.update_listings(
+                db, report.network, [_row(e, "listing") for e in listings if e.stored_listing], self.stamp
+            )
             store.add_sources(db, report.upload_id, report.network, ((n, r["email"]) for n, r in batch))
             store.add_conflicts(db, report.upload_id, conflicts)
 
@@ -275,22 +317,27 @@ class _DryRun:
     def batch(self, batch: list[tuple[int, dict]]) -> None:
         emails = list({record["email"] for _, record in batch})
         marks = ",".join("?" * len(emails))
-        entries = {email: Entry.remembered(email, json.loads(data)) for email, data in
-                   self.scratch.execute(f"SELECT email, entry FROM seen WHERE email IN ({marks})", emails)}
+        entries = {
+            email: Entry.remembered(email, json.loads(data))
+            for email, data in self.scratch.execute(f"SELECT email, entry FROM seen WHERE email IN ({marks})", emails)
+        }
         missing = [email for email in emails if email not in entries]
         for email, item in store.contacts_by_email(self.db, missing, self.report.network).items():
             entries[email] = Entry.stored(email, item)
         _count(self.db, batch, entries, self.report, self.by)
         with self.scratch:
-            self.scratch.executemany("INSERT OR REPLACE INTO seen (email, entry) VALUES (?, ?)",
-                                     ((e.email, json.dumps(e.dump(), ensure_ascii=False)) for e in entries.values()))
+            self.scratch.executemany(
+                "INSERT OR REPLACE INTO seen (email, entry) VALUES (?, ?)",
+                ((e.email, json.dumps(e.dump(), ensure_ascii=False)) for e in entries.values()),
+            )
 
     def close(self) -> None:
         self.scratch.close()
 
 
-def _count(db: Database, batch: list[tuple[int, dict]], entries: dict[str, Entry], report: ImportReport,
-           by: str) -> list[dict]:
+def _count(
+    db: Database, batch: list[tuple[int, dict]], entries: dict[str, Entry], report: ImportReport, by: str
+) -> list[dict]:
     """Merge a batch into ``entries`` and count it in the report; returns the conflicts to keep."""
     outcome = apply_rows(batch, entries, by)
     report.imported += outcome.imported

@@ -48,8 +48,15 @@ class Entry:
 
     @classmethod
     def stored(cls, email: str, found: dict) -> Entry:
-        return cls(email, found["contact"], found["listing"], found["network_may_fill"], found["listed"],
-                   stored_contact=True, stored_listing=found["listing"] is not None)
+        return cls(
+            email,
+            found["contact"],
+            found["listing"],
+            found["network_may_fill"],
+            found["listed"],
+            stored_contact=True,
+            stored_listing=found["listing"] is not None,
+        )
 
     def dump(self) -> dict:
         """What a dry run remembers of an address its file named (see :meth:`remembered`)."""
@@ -93,8 +100,9 @@ def apply_rows(batch: list[tuple[int, dict]], entries: dict[str, Entry], by: str
             for name, old, value in fills:
                 outcome.changes.append({"row": number, "email": email, "field": name, "old": old, "new": value})
             for name, current, proposed in clashes:
-                outcome.conflicts.append({"row": number, "email": email, "field": name, "current": current,
-                                          "proposed": proposed})
+                outcome.conflicts.append(
+                    {"row": number, "email": email, "field": name, "current": current, "proposed": proposed}
+                )
             outcome.conflicted_rows += bool(clashes)
             if not entry.listed and fills:
                 outcome.updated += 1

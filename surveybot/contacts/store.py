@@ -15,6 +15,7 @@ from sqlite_utils import Database
 
 from surveybot.contacts.fields import FIELDS
 
+
 def _marks(count: int) -> str:
     return ",".join("?" * count)
 
@@ -31,14 +32,23 @@ def finish_upload(db: Database, upload_id: int, counts: dict, errors: list[dict]
     db.execute(
         """UPDATE uploads SET state = 'done', finished_at = ?, rows = ?, imported = ?, updated = ?,
            duplicates = ?, conflicts = ?, rejected = ?, errors = ? WHERE id = ?""",
-        [now, counts["rows"], counts["imported"], counts["updated"], counts["duplicates"], counts["conflicts"],
-         counts["rejected"], json.dumps(errors, ensure_ascii=False), upload_id],
+        [
+            now,
+            counts["rows"],
+            counts["imported"],
+            counts["updated"],
+            counts["duplicates"],
+            counts["conflicts"],
+            counts["rejected"],
+            json.dumps(errors, ensure_ascii=False),
+            upload_id,
+        ],
     )
 
 
 _LOAD = f"""
-    SELECT c.id, c.email, {', '.join('c.' + f for f in FIELDS)}, c.attributes,
-           l.network IS NOT NULL, {', '.join('l.' + f for f in FIELDS)}, l.attributes,
+    SELECT c.id, c.email, {", ".join("c." + f for f in FIELDS)}, c.attributes,
+           l.network IS NOT NULL, {", ".join("l." + f for f in FIELDS)}, l.attributes,
            CASE WHEN c.values_from = '' THEN NOT EXISTS (
                     SELECT 1 FROM contact_listings o WHERE o.contact_id = c.id AND o.network != ?
                     AND (l.first_upload_id IS NULL OR o.first_upload_id < l.first_upload_id))
@@ -48,8 +58,9 @@ _LOAD = f"""
     WHERE c.email IN """
 
 
-def contacts_by_email(db: Database, emails: Sequence[str], network: str,
-                      upload_id: int | None = None) -> dict[str, dict]:
+def contacts_by_email(
+    db: Database, emails: Sequence[str], network: str, upload_id: int | None = None
+) -> dict[str, dict]:
     """The stored contacts among ``emails``: ``contact`` (the values used in e-mail), ``listing`` (``network``'s
     own values, or None), ``network_may_fill`` (whether an upload by that network may fill the contact's
     blanks: it listed the contact first, or a coordinator chose its listing) and ``listed`` (whether upload
@@ -61,10 +72,15 @@ def contacts_by_email(db: Database, emails: Sequence[str], network: str,
     sql = _LOAD + f"({_marks(len(emails))})"
     for values in db.conn.execute(sql, [network, upload_id, network, *emails]):
         contact_id, email = values[0], values[1]
-        contact = _values(values[2:3 + width])
-        listing = _values(values[4 + width:5 + 2 * width]) if values[3 + width] else None
-        found[email] = {"id": contact_id, "contact": contact, "listing": listing,
-                        "network_may_fill": bool(values[-2]), "listed": bool(values[-1])}
+        contact = _values(values[2 : 3 + width])
+        listing = _values(values[4 + width : 5 + 2 * width]) if values[3 + width] else None
+        found[email] = {
+            "id": contact_id,
+            "contact": contact,
+            "listing": listing,
+            "network_may_fill": bool(values[-2]),
+            "listed": bool(values[-1]),
+        }
     return found
 
 
@@ -82,10 +98,7 @@ def insert_contacts(db: Database, records: Iterable[dict], now: str) -> None:
     names = ("email", *FIELDS, "attributes", "created_at", "updated_at")
     db.conn.executemany(
         f"INSERT INTO contacts ({', '.join(names)}) VALUES ({_marks(len(names))})",
-        (
-            (r["email"], *(r[f] for f in FIELDS), _attributes(r), now, now)
-            for r in records
-        ),
+        ((r["email"], *(r[f] for f in FIELDS), _attributes(r), now, now) for r in records),
     )
 
 
@@ -93,10 +106,7 @@ def update_contacts(db: Database, records: Iterable[dict], now: str) -> None:
     assignments = ", ".join(f"{f} = ?" for f in FIELDS)
     db.conn.executemany(
         f"UPDATE contacts SET {assignments}, attributes = ?, updated_at = ? WHERE email = ?",
-        (
-            (*(r[f] for f in FIELDS), _attributes(r), now, r["email"])
-            for r in records
-        ),
+        ((*(r[f] for f in FIELDS), _attributes(r), now, r["email"]) for r in records),
     )
 
 
@@ -104,12 +114,9 @@ def insert_listings(db: Database, network: str, upload_id: int, records: Iterabl
     """``network``'s first listing of each contact (``records`` carry the ``email``)."""
     names = ("contact_id", "network", *FIELDS, "attributes", "first_upload_id", "created_at", "updated_at")
     db.conn.executemany(
-        f"""INSERT INTO contact_listings ({', '.join(names)})
+        f"""INSERT INTO contact_listings ({", ".join(names)})
             SELECT id, {_marks(len(names) - 1)} FROM contacts WHERE email = ?""",
-        (
-            (network, *(r[f] for f in FIELDS), _attributes(r), upload_id, now, now, r["email"])
-            for r in records
-        ),
+        ((network, *(r[f] for f in FIELDS), _attributes(r), upload_id, now, now, r["email"]) for r in records),
     )
 
 
@@ -118,10 +125,7 @@ def update_listings(db: Database, network: str, records: Iterable[dict], now: st
     db.conn.executemany(
         f"""UPDATE contact_listings SET {assignments}, attributes = ?, updated_at = ?
             WHERE network = ? AND contact_id = (SELECT id FROM contacts WHERE email = ?)""",
-        (
-            (*(r[f] for f in FIELDS), _attributes(r), now, network, r["email"])
-            for r in records
-        ),
+        ((*(r[f] for f in FIELDS), _attributes(r), now, network, r["email"]) for r in records),
     )
 
 
@@ -175,7 +179,7 @@ def list_contacts(db: Database, network: str | None = None) -> list[dict]:
 
 def network_listing(db: Database, network: str) -> list[dict]:
     """The contacts ``network`` listed, with its own values only (what that network may see), by e-mail."""
-    sql = f"""SELECT c.email, {', '.join('l.' + f for f in FIELDS)}, l.attributes
+    sql = f"""SELECT c.email, {", ".join("l." + f for f in FIELDS)}, l.attributes
               FROM contact_listings l JOIN contacts c ON c.id = l.contact_id
               WHERE l.network = ? ORDER BY c.email"""
     result = []
@@ -190,8 +194,11 @@ def listings_of(db: Database, email: str) -> tuple[int, list[dict]] | None:
     found = db.execute("SELECT id FROM contacts WHERE email = ?", [email]).fetchone()
     if found is None:
         return None
-    rows = db.query(f"""SELECT network, {', '.join(FIELDS)}, attributes FROM contact_listings
-                        WHERE contact_id = ? ORDER BY first_upload_id, created_at""", [found[0]])
+    rows = db.query(
+        f"""SELECT network, {", ".join(FIELDS)}, attributes FROM contact_listings
+                        WHERE contact_id = ? ORDER BY first_upload_id, created_at""",
+        [found[0]],
+    )
     return found[0], [{**row, "attributes": json.loads(row["attributes"])} for row in rows]
 
 
@@ -203,8 +210,10 @@ def contact_values(db: Database, contact_id: int) -> dict:
 def set_contact_values(db: Database, contact_id: int, values: dict, values_from: str, now: str) -> None:
     """Replace the values used in e-mail (a coordinator's choice of listing, or the merged values again)."""
     assignments = ", ".join(f"{f} = ?" for f in FIELDS)
-    db.execute(f"UPDATE contacts SET {assignments}, attributes = ?, values_from = ?, updated_at = ? WHERE id = ?",
-               [*(values[f] for f in FIELDS), _attributes(values), values_from, now, contact_id])
+    db.execute(
+        f"UPDATE contacts SET {assignments}, attributes = ?, values_from = ?, updated_at = ? WHERE id = ?",
+        [*(values[f] for f in FIELDS), _attributes(values), values_from, now, contact_id],
+    )
 
 
 _CARD = "id, email, name, city, country, language, timezone"  # what a message needs of a contact

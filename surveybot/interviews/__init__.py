@@ -9,5 +9,9 @@ queued → invited → booked → completed | no_show | declined | expired | can
 STATES = ("queued", "invited", "booked", "completed", "no_show", "declined", "expired", "cancelled")
 OPEN_STATES = ("queued", "invited", "booked")
 # What a researcher may set by hand, from which states.
-MARKABLE = {"completed": ("booked",), "no_show": ("booked",), "declined": ("queued", "invited", "booked"),
-            "cancelled": ("queued", "invited", "booked")}
+MARKABLE = {
+    "completed": ("booked",),
+    "no_show": ("booked",),
+    "declined": ("queued", "invited", "booked"),
+    "cancelled": ("queued", "invited", "booked"),
+}

@@ -49,10 +49,17 @@ def book(db: Database, interview_id: int, slot_id: int, now: datetime) -> dict:
                 raise SlotTaken(f"slot {slot_id} is no longer offered")
             moving = row["state"] == "booked"
             sequence = row["sequence"] + 1
-            db.execute("UPDATE interview_queue SET slot_id = ?, state = 'booked', sequence = ?, booked_at = ?, "
-                       "updated_at = ? WHERE id = ?", [slot_id, sequence, iso(now), iso(now), interview_id])
-            queue.cancel_mail(db, interview_id, ("interview_nudge", "interview_soon", "interview_confirmed"),
-                              "booked another time" if moving else "booked")
+            db.execute(
+                "UPDATE interview_queue SET slot_id = ?, state = 'booked', sequence = ?, booked_at = ?, "
+                "updated_at = ? WHERE id = ?",
+                [slot_id, sequence, iso(now), iso(now), interview_id],
+            )
+            queue.cancel_mail(
+                db,
+                interview_id,
+                ("interview_nudge", "interview_soon", "interview_confirmed"),
+                "booked another time" if moving else "booked",
+            )
             _tell_both(db, row, slot, "interview_confirmed", sequence, now, {"moved": moving})
             start = parse_stored(slot["starts_at"])
             if start - REMIND_BEFORE > now + timedelta(hours=1):  # a booking for tomorrow needs no reminder
@@ -71,10 +78,16 @@ def cancel(db: Database, interview_id: int, now: datetime, *, state: str = "canc
         if row["state"] not in ("queued", "invited", "booked"):
             raise NotBookable(row["state"])
         sequence = row["sequence"] + 1
-        db.execute("UPDATE interview_queue SET state = ?, slot_id = NULL, sequence = ?, updated_at = ? WHERE id = ?",
-                   [state, sequence, iso(now), interview_id])
-        queue.cancel_mail(db, interview_id, ("interview_invite", "interview_nudge", "interview_soon",
-                                             "interview_confirmed"), f"{state} by the {by}")
+        db.execute(
+            "UPDATE interview_queue SET state = ?, slot_id = NULL, sequence = ?, updated_at = ? WHERE id = ?",
+            [state, sequence, iso(now), interview_id],
+        )
+        queue.cancel_mail(
+            db,
+            interview_id,
+            ("interview_invite", "interview_nudge", "interview_soon", "interview_confirmed"),
+            f"{state} by the {by}",
+        )
         if row["slot_id"] is not None:
             slot = slots.get(db, row["slot_id"])
             _tell_both(db, row, slot, "interview_cancelled", sequence, now, {"by": by})
@@ -89,20 +102,32 @@ def mark(db: Database, interview_id: int, state: str, now: datetime, notes: str 
         row = cancel(db, interview_id, now, state=state, by="researcher")
     else:
         with transaction(db):
-            db.execute("UPDATE interview_queue SET state = ?, updated_at = ? WHERE id = ?", [state, iso(now), interview_id])
+            db.execute(
+                "UPDATE interview_queue SET state = ?, updated_at = ? WHERE id = ?", [state, iso(now), interview_id]
+            )
             queue.cancel_mail(db, interview_id, ("interview_soon",), f"marked {state}")
     if notes is not None:
         queue.set_notes(db, interview_id, notes, now)
     return queue.get(db, interview_id)
 
 
-def _tell_both(db: Database, row: dict, slot: dict, kind: str, sequence: int, due: datetime,
-               extra: dict | None = None) -> None:
+def _tell_both(
+    db: Database, row: dict, slot: dict, kind: str, sequence: int, due: datetime, extra: dict | None = None
+) -> None:
     for who, address in (("respondent", row["email"]), ("researcher", slot["researcher"])):
-        payload = json.dumps({"interview": row["id"], "sequence": sequence, "slot": slot["id"], "for": who,
-                              **(extra or {})})
-        outbox.enqueue(db, f"interview:{row['id']}:{sequence}:{kind}:{who}", kind, address, due,
-                       wave_id=row["wave_id"], contact_id=row["contact_id"], payload=payload)
+        payload = json.dumps(
+            {"interview": row["id"], "sequence": sequence, "slot": slot["id"], "for": who, **(extra or {})}
+        )
+        outbox.enqueue(
+            db,
+            f"interview:{row['id']}:{sequence}:{kind}:{who}",
+            kind,
+            address,
+            due,
+            wave_id=row["wave_id"],
+            contact_id=row["contact_id"],
+            payload=payload,
+        )
 
 
 def check_state_for_page(row: dict, now: datetime) -> str:
@@ -112,4 +137,3 @@ def check_state_for_page(row: dict, now: datetime) -> str:
     if row["state"] in ("invited", "cancelled"):
         return "book"
     return row["state"]
-

@@ -18,9 +18,21 @@ def uid(interview_id: int, domain: str) -> str:
     return f"interview-{interview_id}@{domain}"
 
 
-def invitation(*, interview_id: int, domain: str, method: str, sequence: int, start: datetime, end: datetime,
-               summary: str, description: str, meeting_url: str, organizer: tuple[str, str],
-               attendee: tuple[str, str], stamp: datetime) -> bytes:
+def invitation(
+    *,
+    interview_id: int,
+    domain: str,
+    method: str,
+    sequence: int,
+    start: datetime,
+    end: datetime,
+    summary: str,
+    description: str,
+    meeting_url: str,
+    organizer: tuple[str, str],
+    attendee: tuple[str, str],
+    stamp: datetime,
+) -> bytes:
     """The .ics bytes. ``organizer`` is the researcher and ``attendee`` the respondent, as (name, e-mail)."""
     if method not in ("REQUEST", "CANCEL"):
         raise ValueError(f"method must be REQUEST or CANCEL, not {method!r}")

@@ -48,46 +48,66 @@ def get(db: Database, interview_id: int) -> dict:
     return row
 
 
-def listing(db: Database, *, state: str | None = None, wave_id: int | None = None,
-            researcher: str | None = None) -> list[dict]:
+def listing(
+    db: Database, *, state: str | None = None, wave_id: int | None = None, researcher: str | None = None
+) -> list[dict]:
     if state is not None and state not in STATES:
         raise InvalidInput(f"--state must be one of {', '.join(STATES)}", field="state")
-    return list(db.query(
-        _SELECT + """ WHERE (:state IS NULL OR q.state = :state) AND (:wave IS NULL OR q.wave_id = :wave)
+    return list(
+        db.query(
+            _SELECT
+            + """ WHERE (:state IS NULL OR q.state = :state) AND (:wave IS NULL OR q.wave_id = :wave)
                       AND (:researcher IS NULL OR s.researcher = :researcher)
                       ORDER BY COALESCE(s.starts_at, '9999'), q.created_at, q.id""",
-        {"state": state, "wave": wave_id, "researcher": researcher}))
+            {"state": state, "wave": wave_id, "researcher": researcher},
+        )
+    )
 
 
 def expired(row: dict, now: datetime) -> bool:
     return row["state"] == "invited" and bool(row["expires_at"]) and parse_stored(row["expires_at"]) <= now
 
 
-def invite(db: Database, wave_id: int, now: datetime, *, nudge_after: float, expire_after: float,
-           limit: int | None = None) -> list[int]:
+def invite(
+    db: Database, wave_id: int, now: datetime, *, nudge_after: float, expire_after: float, limit: int | None = None
+) -> list[int]:
     """Invite queued respondents of the wave to book: the invitation now, a nudge later (cancelled when
     they book), a link that expires. Returns the interviews invited."""
     with transaction(db):
         rows = db.execute(
             "SELECT q.id, q.contact_id, c.email FROM interview_queue q JOIN contacts c ON c.id = q.contact_id "
             "WHERE q.wave_id = ? AND q.state = 'queued' ORDER BY q.created_at, q.id LIMIT ?",
-            [wave_id, -1 if limit is None else limit]).fetchall()
+            [wave_id, -1 if limit is None else limit],
+        ).fetchall()
         for interview_id, contact_id, email in rows:
-            db.execute("UPDATE interview_queue SET state = 'invited', invited_at = ?, expires_at = ?, updated_at = ? "
-                       "WHERE id = ?", [iso(now), iso(now + timedelta(seconds=expire_after)), iso(now), interview_id])
+            db.execute(
+                "UPDATE interview_queue SET state = 'invited', invited_at = ?, expires_at = ?, updated_at = ? "
+                "WHERE id = ?",
+                [iso(now), iso(now + timedelta(seconds=expire_after)), iso(now), interview_id],
+            )
             common = {"wave_id": wave_id, "contact_id": contact_id, "payload": json.dumps({"interview": interview_id})}
             outbox.enqueue(db, f"interview:{interview_id}:invite", "interview_invite", email, now, **common)
             if nudge_after < expire_after:
-                outbox.enqueue(db, f"interview:{interview_id}:nudge", "interview_nudge", email,
-                               now + timedelta(seconds=nudge_after), **common)
+                outbox.enqueue(
+                    db,
+                    f"interview:{interview_id}:nudge",
+                    "interview_nudge",
+                    email,
+                    now + timedelta(seconds=nudge_after),
+                    **common,
+                )
     return [row[0] for row in rows]
 
 
 def auto_invite(db: Database, now: datetime, *, nudge_after: float, expire_after: float) -> int:
     """Invite the queued respondents of every wave that invites as opt-ins arrive."""
-    waves = [r[0] for r in db.execute(
-        "SELECT DISTINCT q.wave_id FROM interview_queue q JOIN waves w ON w.id = q.wave_id "
-        "WHERE q.state = 'queued' AND w.interview_auto_invite = 1")]
+    waves = [
+        r[0]
+        for r in db.execute(
+            "SELECT DISTINCT q.wave_id FROM interview_queue q JOIN waves w ON w.id = q.wave_id "
+            "WHERE q.state = 'queued' AND w.interview_auto_invite = 1"
+        )
+    ]
     return sum(len(invite(db, w, now, nudge_after=nudge_after, expire_after=expire_after)) for w in waves)
 
 
@@ -99,11 +119,16 @@ def set_auto_invite(db: Database, wave_id: int, on: bool) -> None:
 def expire_due(db: Database, now: datetime) -> int:
     """Invitations nobody booked in time become ``expired`` (their pending nudge is cancelled)."""
     with transaction(db):
-        ids = [r[0] for r in db.execute(
-            "SELECT id FROM interview_queue WHERE state = 'invited' AND expires_at <= ?", [iso(now)])]
+        ids = [
+            r[0]
+            for r in db.execute(
+                "SELECT id FROM interview_queue WHERE state = 'invited' AND expires_at <= ?", [iso(now)]
+            )
+        ]
         for interview_id in ids:
-            db.execute("UPDATE interview_queue SET state = 'expired', updated_at = ? WHERE id = ?",
-                       [iso(now), interview_id])
+            db.execute(
+                "UPDATE interview_queue SET state = 'expired', updated_at = ? WHERE id = ?", [iso(now), interview_id]
+            )
             cancel_mail(db, interview_id, ("interview_nudge",), "the booking link expired")
     return len(ids)
 
@@ -112,28 +137,35 @@ def cancel_mail(db: Database, interview_id: int, kinds: tuple[str, ...], reason:
     """Inside a transaction: withdraw the interview's queued messages of ``kinds``."""
     db.execute(
         f"UPDATE outbox SET state = 'cancelled', last_error = ? WHERE state = 'queued' AND kind IN "
-        f"({','.join('?' * len(kinds))}) AND key LIKE ?", [reason, *kinds, f"interview:{interview_id}:%"])
+        f"({','.join('?' * len(kinds))}) AND key LIKE ?",
+        [reason, *kinds, f"interview:{interview_id}:%"],
+    )
 
 
 def set_notes(db: Database, interview_id: int, notes: str, now: datetime) -> None:
     with transaction(db):
         get(db, interview_id)
-        db.execute("UPDATE interview_queue SET notes = ?, updated_at = ? WHERE id = ?",
-                   [notes[:5000], iso(now), interview_id])
+        db.execute(
+            "UPDATE interview_queue SET notes = ?, updated_at = ? WHERE id = ?", [notes[:5000], iso(now), interview_id]
+        )
 
 
 def check_mark(row: dict, state: str) -> None:
     if state not in MARKABLE:
         raise InvalidInput(f"state must be one of {', '.join(MARKABLE)}", field="state")
     if row["state"] not in MARKABLE[state]:
-        raise InvalidInput(f"interview {row['id']} is {row['state']}; it can be marked {state} only when "
-                           f"{' or '.join(MARKABLE[state])}", field="state")
+        raise InvalidInput(
+            f"interview {row['id']} is {row['state']}; it can be marked {state} only when "
+            f"{' or '.join(MARKABLE[state])}",
+            field="state",
+        )
 
 
 def open_count(db: Database, wave_id: int) -> int:
     marks = ",".join("?" * len(OPEN_STATES))
-    return db.execute(f"SELECT count(*) FROM interview_queue WHERE wave_id = ? AND state IN ({marks})",
-                      [wave_id, *OPEN_STATES]).fetchone()[0]
+    return db.execute(
+        f"SELECT count(*) FROM interview_queue WHERE wave_id = ? AND state IN ({marks})", [wave_id, *OPEN_STATES]
+    ).fetchone()[0]
 
 
 def tick(db: Database, now: datetime, *, nudge_after: float, expire_after: float) -> tuple[int, int]:

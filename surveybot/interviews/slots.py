@@ -22,8 +22,9 @@ def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidInput(f"--tz {name!r} is not a time zone such as Europe/Madrid or America/Bogota",
-                           field="tz") from None
+        raise InvalidInput(
+            f"--tz {name!r} is not a time zone such as Europe/Madrid or America/Bogota", field="tz"
+        ) from None
 
 
 def local_moment(text: str, tz: ZoneInfo, option: str) -> datetime:
@@ -31,8 +32,9 @@ def local_moment(text: str, tz: ZoneInfo, option: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise InvalidInput(f"{option} {text!r} is not an ISO 8601 time such as 2026-12-01T09:00",
-                           field=option.lstrip("-")) from None
+        raise InvalidInput(
+            f"{option} {text!r} is not an ISO 8601 time such as 2026-12-01T09:00", field=option.lstrip("-")
+        ) from None
     return moment.replace(tzinfo=tz) if moment.tzinfo is None else moment
 
 
@@ -54,21 +56,25 @@ def split(start: datetime, end: datetime, length: timedelta) -> list[tuple[datet
     return slots
 
 
-def add(db: Database, researcher: str, windows: list[tuple[datetime, datetime]], tz: str, meeting_url: str,
-        now: datetime) -> dict:
+def add(
+    db: Database, researcher: str, windows: list[tuple[datetime, datetime]], tz: str, meeting_url: str, now: datetime
+) -> dict:
     """Store slots; ones that overlap a slot the researcher already has are skipped, not doubled."""
     added, skipped = [], 0
     with transaction(db):
         for start, end in windows:
             overlap = db.execute(
                 "SELECT 1 FROM interview_slots WHERE researcher = ? AND starts_at < ? AND ends_at > ?",
-                [researcher, iso(end), iso(start)]).fetchone()
+                [researcher, iso(end), iso(start)],
+            ).fetchone()
             if overlap:
                 skipped += 1
                 continue
             cursor = db.execute(
                 "INSERT INTO interview_slots (researcher, starts_at, ends_at, timezone, meeting_url, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)", [researcher, iso(start), iso(end), tz, meeting_url, iso(now)])
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [researcher, iso(start), iso(end), tz, meeting_url, iso(now)],
+            )
             added.append(cursor.lastrowid)
     return {"added": len(added), "skipped_overlapping": skipped, "ids": added}
 
@@ -87,10 +93,14 @@ def listing(db: Database, *, researcher: str | None = None, since: datetime | No
 
 def free(db: Database, now: datetime, *, lead: timedelta = timedelta(hours=2)) -> list[dict]:
     """Slots nobody has booked that start at least ``lead`` from now (time to prepare and to be told)."""
-    return list(db.query(
-        """SELECT s.* FROM interview_slots s
+    return list(
+        db.query(
+            """SELECT s.* FROM interview_slots s
            WHERE s.starts_at >= ? AND NOT EXISTS (SELECT 1 FROM interview_queue q WHERE q.slot_id = s.id)
-           ORDER BY s.starts_at, s.researcher""", [iso(now + lead)]))
+           ORDER BY s.starts_at, s.researcher""",
+            [iso(now + lead)],
+        )
+    )
 
 
 def minutes(slot: dict) -> int:
@@ -111,7 +121,10 @@ def remove(db: Database, slot_id: int) -> dict:
         slot = get(db, slot_id)
         booked = db.execute("SELECT id FROM interview_queue WHERE slot_id = ?", [slot_id]).fetchone()
         if booked:
-            raise InvalidInput(f"slot {slot_id} is booked (interview {booked[0]}); cancel that interview first "
-                               f"with 'surveybot interviews mark {booked[0]} cancelled'", field="slot")
+            raise InvalidInput(
+                f"slot {slot_id} is booked (interview {booked[0]}); cancel that interview first "
+                f"with 'surveybot interviews mark {booked[0]} cancelled'",
+                field="slot",
+            )
         db.execute("DELETE FROM interview_slots WHERE id = ?", [slot_id])
     return slot

@@ -7,7 +7,7 @@ date as of when it goes out ("closes in 5 days, on 17 June"), in the contact's t
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -20,15 +20,22 @@ from surveybot.config import Settings
 from surveybot.contacts import store
 from surveybot.contacts.zones import zone_of
 from surveybot.mail.message import Outgoing, build_message, message_id_for, one_line, sender_parts
-from surveybot.mail.render import Renderer, Rendered
+from surveybot.mail.render import Rendered, Renderer
 from surveybot.recipients import survey_links, survey_token
 from surveybot.suppressions import unsubscribe_token
 from surveybot.waves import planned_steps
 
 LOCALES = {"en": "en_GB", "es": "es"}
 DATE_FORMATS = {"en": "d MMMM", "es": "d 'de' MMMM"}
-SAMPLE_CONTACT = {"id": 0, "email": "ana.rodriguez@bogota.example.org", "name": "Ana María Rodríguez",
-                  "city": "Bogotá", "country": "Colombia", "language": "", "timezone": "America/Bogota"}
+SAMPLE_CONTACT = {
+    "id": 0,
+    "email": "ana.rodriguez@bogota.example.org",
+    "name": "Ana María Rodríguez",
+    "city": "Bogotá",
+    "country": "Colombia",
+    "language": "",
+    "timezone": "America/Bogota",
+}
 
 
 def time_left(delta: timedelta, language: str) -> str:
@@ -49,7 +56,7 @@ def _unit(number: int, unit: str, language: str) -> str:
 def closing_time(closes_at: datetime, zone: str, language: str) -> str:
     """The closing time of day with its zone, as the reader's clock shows it: ``'10:04 (Colombia Time)'``,
     ``'10:04 (hora de Colombia)'``; UTC for a contact whose zone is unknown."""
-    tz = ZoneInfo(zone) if zone else timezone.utc
+    tz = ZoneInfo(zone) if zone else UTC
     local = closes_at.astimezone(tz)
     name = get_timezone_name(tz, width="long", locale=LOCALES[language]) if zone else "UTC"
     return f"{format_time(local, 'HH:mm', locale=LOCALES[language])} ({name})"
@@ -57,7 +64,7 @@ def closing_time(closes_at: datetime, zone: str, language: str) -> str:
 
 @lru_cache(maxsize=4096)
 def closing_date(closes_at: datetime, zone: str, language: str) -> str:
-    local = closes_at.astimezone(ZoneInfo(zone)) if zone else closes_at.astimezone(timezone.utc)
+    local = closes_at.astimezone(ZoneInfo(zone)) if zone else closes_at.astimezone(UTC)
     return format_date(local.date(), DATE_FORMATS[language], locale=LOCALES[language])
 
 
@@ -67,27 +74,37 @@ class Composer:
         self.renderer = renderer or Renderer(settings.templates_dir)
         self.senders = {"en": settings.sender, "es": settings.sender_es or settings.sender}
         # the sender's name signs the message: as people read it, not as the setting encodes it (=?utf-8?…)
-        self.teams = {"en": sender_parts(settings.sender)[0] or "The survey team",
-                      "es": sender_parts(settings.sender_es or "")[0] or sender_parts(settings.sender)[0]
-                      or "El equipo de la encuesta"}
+        self.teams = {
+            "en": sender_parts(settings.sender)[0] or "The survey team",
+            "es": sender_parts(settings.sender_es or "")[0]
+            or sender_parts(settings.sender)[0]
+            or "El equipo de la encuesta",
+        }
 
     def context(self, wave: dict, contact: dict, now: datetime) -> dict:
         links = survey_links(wave, survey_token(self.secret, wave["id"], contact["id"]))
         # a wave not launched yet closes where its plan would put it if launched now
         closes_at = parse_stored(wave["closes_at"]) if wave["closes_at"] else planned_steps(wave, now)[-1][1]
-        unsubscribe = f"{self.settings.base_url}/unsubscribe/{unsubscribe_token(self.secret, contact['id'], wave['id'])}"
+        unsubscribe = (
+            f"{self.settings.base_url}/unsubscribe/{unsubscribe_token(self.secret, contact['id'], wave['id'])}"
+        )
         # the list's zone, else one derived from the city or country, else the wave's
         zone = zone_of(contact)[0] or wave.get("timezone") or ""
         return {
             language: {
-                "name": one_line(contact["name"]), "city": one_line(contact["city"]),
+                "name": one_line(contact["name"]),
+                "city": one_line(contact["city"]),
                 "country": one_line(contact["country"]),
-                "email": contact["email"], "survey_link": links[language],
+                "email": contact["email"],
+                "survey_link": links[language],
                 "wave_title": (wave.get("title_es") or wave["title"]) if language == "es" else wave["title"],
-                "survey_links": links, "closes_on": closing_date(closes_at, zone, language),
+                "survey_links": links,
+                "closes_on": closing_date(closes_at, zone, language),
                 "closes_time": closing_time(closes_at, zone, language),
-                "time_left": time_left(closes_at - now, language), "unsubscribe_url": unsubscribe,
-                "team": self.teams[language], "language": language,
+                "time_left": time_left(closes_at - now, language),
+                "unsubscribe_url": unsubscribe,
+                "team": self.teams[language],
+                "language": language,
             }
             for language in ("en", "es")
         }
@@ -96,8 +113,18 @@ class Composer:
         lang = contact["language"] if language is None else language
         return self.renderer.render(kind, lang, self.context(wave, contact, now))
 
-    def message(self, kind: str, wave: dict, contact: dict, now: datetime, *, to_email: str | None = None,
-                language: str | None = None, subject_prefix: str = "", key: str | None = None) -> Outgoing:
+    def message(
+        self,
+        kind: str,
+        wave: dict,
+        contact: dict,
+        now: datetime,
+        *,
+        to_email: str | None = None,
+        language: str | None = None,
+        subject_prefix: str = "",
+        key: str | None = None,
+    ) -> Outgoing:
         """``key``: the outbox row's key, from which the message's one identity (``Message-ID``) derives."""
         context = self.context(wave, contact, now)
         rendered = self.renderer.render(kind, contact["language"] if language is None else language, context)
@@ -106,9 +133,16 @@ class Composer:
         unsubscribe = context["en"]["unsubscribe_url"] if contact["id"] else None
         # a Spanish message comes from the Spanish sender name (SURVEYBOT_FROM_ES); a bilingual one from both
         sender = self.senders["es"] if rendered.languages == ("es",) else self.senders["en"]
-        return build_message(rendered, sender=sender, to_email=to_email or contact["email"],
-                             to_name=contact["name"], now=now, unsubscribe_url=unsubscribe,
-                             reply_to=self.settings.reply_to, message_id=self.message_id(key))
+        return build_message(
+            rendered,
+            sender=sender,
+            to_email=to_email or contact["email"],
+            to_name=contact["name"],
+            now=now,
+            unsubscribe_url=unsubscribe,
+            reply_to=self.settings.reply_to,
+            message_id=self.message_id(key),
+        )
 
     def message_id(self, key: str | None) -> str | None:
         return message_id_for(self.secret, key, self.settings.sender_email) if key else None

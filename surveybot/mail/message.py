@@ -20,15 +20,15 @@ import base64
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
 from email.quoprimime import body_encode
 from email.utils import format_datetime, make_msgid, parseaddr
+from functools import lru_cache
 
 from surveybot.addresses import envelope
-from surveybot.signing import derive
 from surveybot.mail.render import Rendered
+from surveybot.signing import derive
 
 CRLF = "\r\n"
 
@@ -150,9 +150,18 @@ def message_id_for(secret: str, key: str, sender_email: str) -> str:
     return f"<{derive(secret, 'message-id', key, length=32)}@{domain}>"
 
 
-def build_message(rendered: Rendered, *, sender: str, to_email: str, to_name: str, now: datetime,
-                  unsubscribe_url: str | None = None, reply_to: str | None = None,
-                  calendar: tuple[str, bytes] | None = None, message_id: str | None = None) -> Outgoing:
+def build_message(
+    rendered: Rendered,
+    *,
+    sender: str,
+    to_email: str,
+    to_name: str,
+    now: datetime,
+    unsubscribe_url: str | None = None,
+    reply_to: str | None = None,
+    calendar: tuple[str, bytes] | None = None,
+    message_id: str | None = None,
+) -> Outgoing:
     """``calendar`` = (method, .ics bytes) adds a calendar invitation: as a ``text/calendar`` alternative
     (what mail clients show as an invitation with buttons) and as an ``invite.ics`` attachment."""
     sender_name, sender_email = sender_parts(sender)
@@ -179,29 +188,51 @@ def build_message(rendered: Rendered, *, sender: str, to_email: str, to_name: st
         targets = [f"<{one_line(unsubscribe_url)}>"]
         if reply_to:
             targets.append(f"<mailto:{one_line(reply_email)}?subject=unsubscribe>")
-        headers += [("List-Unsubscribe", f",{CRLF} ".join(targets)),
-                    ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")]
+        headers += [
+            ("List-Unsubscribe", f",{CRLF} ".join(targets)),
+            ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+        ]
     headers.append(("MIME-Version", "1.0"))
     alternative = []
     for subtype, body in (("plain", rendered.text), ("html", rendered.html)):
-        alternative.append([f'Content-Type: text/{subtype}; charset="utf-8"',
-                            "Content-Transfer-Encoding: quoted-printable", "", _quoted_printable(body)])
+        alternative.append(
+            [
+                f'Content-Type: text/{subtype}; charset="utf-8"',
+                "Content-Transfer-Encoding: quoted-printable",
+                "",
+                _quoted_printable(body),
+            ]
+        )
     if calendar is None:
         headers.append(("Content-Type", f'multipart/alternative; boundary="{boundary}"'))
         lines = [folded(name, value) for name, value in headers] + _multipart(boundary, alternative)
     else:
         method, ics = calendar
         encoded_ics = base64.encodebytes(ics).decode("ascii").replace("\n", CRLF).rstrip(CRLF)
-        alternative.append([f'Content-Type: text/calendar; charset="utf-8"; method={method}',
-                            "Content-Transfer-Encoding: base64", "", encoded_ics])
+        alternative.append(
+            [
+                f'Content-Type: text/calendar; charset="utf-8"; method={method}',
+                "Content-Transfer-Encoding: base64",
+                "",
+                encoded_ics,
+            ]
+        )
         inner = f"=_{secrets.token_hex(12)}"
-        attachment = ['Content-Type: application/ics; name="invite.ics"',
-                      'Content-Disposition: attachment; filename="invite.ics"',
-                      "Content-Transfer-Encoding: base64", "", encoded_ics]
+        attachment = [
+            'Content-Type: application/ics; name="invite.ics"',
+            'Content-Disposition: attachment; filename="invite.ics"',
+            "Content-Transfer-Encoding: base64",
+            "",
+            encoded_ics,
+        ]
         headers.append(("Content-Type", f'multipart/mixed; boundary="{boundary}"'))
         lines = [folded(name, value) for name, value in headers] + _multipart(
-            boundary, [[f'Content-Type: multipart/alternative; boundary="{inner}"', ""]
-                       + _multipart(inner, alternative)[1:], attachment])
+            boundary,
+            [
+                [f'Content-Type: multipart/alternative; boundary="{inner}"', "", *_multipart(inner, alternative)[1:]],
+                attachment,
+            ],
+        )
     # UTF-8 in the headers only in an address that needs SMTPUTF8; everything else is ASCII by construction
     return Outgoing(sender_email, to_email, message_id, CRLF.join(lines).encode("utf-8"), smtputf8)
 
@@ -211,4 +242,4 @@ def _multipart(boundary: str, parts: list[list[str]]) -> list[str]:
     lines = []
     for part in parts:
         lines += ["", f"--{boundary}", *part]
-    return lines + [f"--{boundary}--", ""]
+    return [*lines, f"--{boundary}--", ""]

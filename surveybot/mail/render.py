@@ -20,8 +20,13 @@ from surveybot.resources import template_folder
 
 BUILTIN = template_folder("email")  # in the installed package, or templates/email of a checkout
 KINDS = ("invitation", "reminder", "final_reminder", "thank_you")
-INTERVIEW_KINDS = ("interview_invite", "interview_nudge", "interview_confirmed", "interview_cancelled",
-                   "interview_soon")
+INTERVIEW_KINDS = (
+    "interview_invite",
+    "interview_nudge",
+    "interview_confirmed",
+    "interview_cancelled",
+    "interview_soon",
+)
 LANGUAGES = ("en", "es")
 HEADINGS = {"en": "English version", "es": "Versión en español"}
 
@@ -39,8 +44,9 @@ class Renderer:
         folders = [str(p) for p in (override_dir, BUILTIN) if p is not None]
         loader = ChoiceLoader([FileSystemLoader(f) for f in folders])
         # auto_reload off: templates are read once per process, not checked on disk for every message
-        self.text = Environment(loader=loader, undefined=StrictUndefined, autoescape=False,
-                                keep_trailing_newline=True, auto_reload=False)
+        self.text = Environment(
+            loader=loader, undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True, auto_reload=False
+        )
         self.html = Environment(loader=loader, undefined=StrictUndefined, autoescape=True, auto_reload=False)
 
     def render(self, kind: str, language: str, context: dict) -> Rendered:
@@ -54,8 +60,15 @@ class Renderer:
         parts = []
         for lang in ("es", "en"):
             subject, text, content = self._one(kind, lang, context[lang], full_html=False)
-            parts.append({"language": lang, "subject": subject, "body": text, "content": Markup(content),
-                          "heading": HEADINGS[lang]})
+            parts.append(
+                {
+                    "language": lang,
+                    "subject": subject,
+                    "body": text,
+                    "content": Markup(content),
+                    "heading": HEADINGS[lang],
+                }
+            )
         subject = " / ".join(p["subject"] for p in parts)
         common = {"parts": parts, "subject": subject, "html_lang": "es"}
         text = self._template(self.text, "bilingual.txt.j2").render(common)
@@ -64,8 +77,7 @@ class Renderer:
 
     def _one(self, kind: str, language: str, variables: dict, full_html: bool) -> tuple[str, str, str]:
         if kind not in KINDS + INTERVIEW_KINDS:
-            raise InvalidInput(f"no e-mail kind {kind!r} (kinds: {', '.join(KINDS + INTERVIEW_KINDS)})",
-                               field="kind")
+            raise InvalidInput(f"no e-mail kind {kind!r} (kinds: {', '.join(KINDS + INTERVIEW_KINDS)})", field="kind")
         text_name, html_name = f"{kind}.{language}.txt.j2", f"{kind}.{language}.html.j2"
         try:
             raw = self._template(self.text, text_name).render(variables)
@@ -74,7 +86,7 @@ class Renderer:
         first, _, body = raw.partition("\n")
         if not first.startswith("Subject:"):
             raise InvalidInput(f"template {text_name}: the first line must be 'Subject: …'", field="template")
-        subject = " ".join(first[len("Subject:"):].split())
+        subject = " ".join(first[len("Subject:") :].split())
         html_vars = {**variables, "subject": subject, "html_lang": language}
         try:
             template = self._template(self.html, html_name)

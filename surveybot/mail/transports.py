@@ -58,16 +58,25 @@ class SmtpTransport:
 
     def _client(self) -> aiosmtplib.SMTP:
         t = self.target
-        return aiosmtplib.SMTP(hostname=t.host, port=t.port, username=t.username, password=t.password,
-                               use_tls=t.tls == "tls", start_tls=True if t.tls == "starttls" else False,
-                               cert_bundle=str(t.cafile) if t.cafile else None, timeout=self.timeout)
+        return aiosmtplib.SMTP(
+            hostname=t.host,
+            port=t.port,
+            username=t.username,
+            password=t.password,
+            use_tls=t.tls == "tls",
+            start_tls=True if t.tls == "starttls" else False,
+            cert_bundle=str(t.cafile) if t.cafile else None,
+            timeout=self.timeout,
+        )
 
     async def send(self, message: Outgoing) -> None:
         if not message.smtputf8 and not (message.sender + message.recipient).isascii():
             # refused before any command: halfway through an envelope it would spoil the connection's next message
             odd = message.recipient if not message.recipient.isascii() else message.sender
-            raise PermanentFailure(f"cannot send to {message.recipient!r}: the domain of {odd!r} cannot be written "
-                                   "in ASCII (punycode); it is not a valid international domain name")
+            raise PermanentFailure(
+                f"cannot send to {message.recipient!r}: the domain of {odd!r} cannot be written "
+                "in ASCII (punycode); it is not a valid international domain name"
+            )
         client = await self._idle.get()
         keep = None
         try:
@@ -79,11 +88,14 @@ class SmtpTransport:
             keep = client
         except aiosmtplib.SMTPNotSupported as exc:
             if not (message.smtputf8 and "SMTPUTF8" in str(exc)):  # e.g. no STARTTLS: a setting to fix
-                raise TemporaryFailure(f"SMTP {self.target.host}:{self.target.port}: {exc}; check "
-                                       f"SURVEYBOT_MAIL_URL") from exc
+                raise TemporaryFailure(
+                    f"SMTP {self.target.host}:{self.target.port}: {exc}; check SURVEYBOT_MAIL_URL"
+                ) from exc
             keep = client  # the relay is fine; only this address cannot go through it
-            raise PermanentFailure(f"the relay {self.target.host} does not offer SMTPUTF8, which the address "
-                                   f"{message.recipient} needs (a non-ASCII part before the @)") from exc
+            raise PermanentFailure(
+                f"the relay {self.target.host} does not offer SMTPUTF8, which the address "
+                f"{message.recipient} needs (a non-ASCII part before the @)"
+            ) from exc
         except (UnicodeError, ValueError) as exc:  # an address the protocol cannot carry: this message only
             # (the connection is dropped, not reused: the envelope may be half-open on it)
             raise PermanentFailure(f"cannot send to {message.recipient!r}: {exc}") from exc
@@ -91,16 +103,22 @@ class SmtpTransport:
             keep = client
             refused = exc.recipients[0]
             raise _classified(refused.code, refused.message) from exc
-        except (aiosmtplib.SMTPAuthenticationError, aiosmtplib.SMTPSenderRefused,
-                aiosmtplib.SMTPConnectResponseError, aiosmtplib.SMTPHeloError) as exc:
+        except (
+            aiosmtplib.SMTPAuthenticationError,
+            aiosmtplib.SMTPSenderRefused,
+            aiosmtplib.SMTPConnectResponseError,
+            aiosmtplib.SMTPHeloError,
+        ) as exc:
             # the server refuses us, not this recipient: a setting to fix, so keep the message queued
-            raise TemporaryFailure(f"SMTP {self.target.host}:{self.target.port} refused the connection or "
-                                   f"sender ({exc.code} {exc.message}); check SURVEYBOT_MAIL_URL and "
-                                   f"SURVEYBOT_FROM") from exc
+            raise TemporaryFailure(
+                f"SMTP {self.target.host}:{self.target.port} refused the connection or "
+                f"sender ({exc.code} {exc.message}); check SURVEYBOT_MAIL_URL and "
+                f"SURVEYBOT_FROM"
+            ) from exc
         except aiosmtplib.SMTPResponseException as exc:
             keep = client
             raise _classified(exc.code, exc.message) from exc
-        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             raise TemporaryFailure(f"SMTP {self.target.host}:{self.target.port}: {exc}") from exc
         finally:
             if keep is None and client is not None:
@@ -113,7 +131,7 @@ class SmtpTransport:
             if client is not None and client.is_connected:
                 try:
                     await asyncio.wait_for(client.quit(), 5)
-                except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+                except (TimeoutError, aiosmtplib.SMTPException, OSError):
                     client.close()
 
 

@@ -58,8 +58,15 @@ class ApiError(SurveybotError):
     platform does not know the response (yet: it may become readable a moment after its event);
     ``refused``: the platform refused our credentials (a setting to fix, not a reason to hammer it)."""
 
-    def __init__(self, message: str, temporary: bool, retry_after: float | None = None, *,
-                 not_found: bool = False, refused: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        temporary: bool,
+        retry_after: float | None = None,
+        *,
+        not_found: bool = False,
+        refused: bool = False,
+    ) -> None:
         self.temporary, self.retry_after = temporary, retry_after
         self.not_found, self.refused = not_found, refused
         super().__init__(message)

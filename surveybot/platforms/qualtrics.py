@@ -12,15 +12,38 @@ from urllib.parse import parse_qs
 
 import aiohttp
 
-from surveybot.platforms import ApiError, FetchNeeded, ResponseEvent, WebhookContext, WebhookRejected, percent
-from surveybot.platforms import text_or_none
+from surveybot.platforms import (
+    ApiError,
+    FetchNeeded,
+    ResponseEvent,
+    WebhookContext,
+    WebhookRejected,
+    percent,
+    text_or_none,
+)
 
 NAME = "qualtrics"
 _RESPONSE_ID = re.compile(r"R_[A-Za-z0-9]{1,64}\Z")
 # Values Qualtrics records about a response rather than answers; the location ones are not kept at all.
-_METADATA = {"startDate", "endDate", "status", "ipAddress", "progress", "duration", "finished", "recordedDate",
-             "_recordId", "locationLatitude", "locationLongitude", "distributionChannel", "userLanguage",
-             "recipientEmail", "recipientFirstName", "recipientLastName", "externalDataReference"}
+_METADATA = {
+    "startDate",
+    "endDate",
+    "status",
+    "ipAddress",
+    "progress",
+    "duration",
+    "finished",
+    "recordedDate",
+    "_recordId",
+    "locationLatitude",
+    "locationLongitude",
+    "distributionChannel",
+    "userLanguage",
+    "recipientEmail",
+    "recipientFirstName",
+    "recipientLastName",
+    "externalDataReference",
+}
 
 
 def receive(body: bytes, headers, content_type: str, context: WebhookContext) -> FetchNeeded:
@@ -64,11 +87,16 @@ def event_from(response_id: str, response: object) -> ResponseEvent | None:
     answers = {k: v for k, v in values.items() if k.startswith("QID")}
     embedded = {k: v for k, v in values.items() if not k.startswith("QID") and k not in _METADATA}
     return ResponseEvent(
-        platform=NAME, response_id=response_id, finished=str(values.get("finished")) in ("1", "True", "true"),
-        token=text_or_none(values.get("token")), answers=answers, embedded=embedded,
+        platform=NAME,
+        response_id=response_id,
+        finished=str(values.get("finished")) in ("1", "True", "true"),
+        token=text_or_none(values.get("token")),
+        answers=answers,
+        embedded=embedded,
         progress=percent(values.get("progress")),
         recorded_at=text_or_none(values.get("recordedDate") or values.get("endDate")),
-        labels={k: v for k, v in labels.items() if k.startswith("QID")})
+        labels={k: v for k, v in labels.items() if k.startswith("QID")},
+    )
 
 
 TOPICS = ("completedResponse", "partialResponse")  # a partial comes when Qualtrics closes an unfinished one
@@ -103,8 +131,14 @@ async def subscribe(session: aiohttp.ClientSession, settings, survey_id: str, pu
         if topics in existing:
             continue
         body = {"topics": topics, "publicationUrl": publication_url, "encrypt": False}
-        data = await _call(session, "POST", f"{_base(settings)}/API/v3/eventsubscriptions",
-                           settings.qualtrics_api_token, json=body, admin=True)
+        data = await _call(
+            session,
+            "POST",
+            f"{_base(settings)}/API/v3/eventsubscriptions",
+            settings.qualtrics_api_token,
+            json=body,
+            admin=True,
+        )
         result = data.get("result") if isinstance(data, dict) else None
         if not isinstance(result, dict) or not result.get("id"):
             raise ApiError("the Qualtrics API answered without a subscription id", temporary=False)
@@ -116,33 +150,47 @@ async def unsubscribe(session: aiohttp.ClientSession, settings, publication_url:
     """Remove every subscription that delivers to ``publication_url``; returns their ids."""
     removed = []
     for element in await subscriptions(session, settings, publication_url):
-        await _call(session, "DELETE", f"{_base(settings)}/API/v3/eventsubscriptions/{element['id']}",
-                    settings.qualtrics_api_token, admin=True)
+        await _call(
+            session,
+            "DELETE",
+            f"{_base(settings)}/API/v3/eventsubscriptions/{element['id']}",
+            settings.qualtrics_api_token,
+            admin=True,
+        )
         removed.append(str(element["id"]))
     return removed
 
 
 def _base(settings) -> str:
     if not settings.qualtrics_base_url or not settings.qualtrics_api_token:
-        raise ApiError("QUALTRICS_BASE_URL and QUALTRICS_API_TOKEN are needed to manage subscriptions",
-                       temporary=False)
+        raise ApiError("QUALTRICS_BASE_URL and QUALTRICS_API_TOKEN are needed to manage subscriptions", temporary=False)
     return settings.qualtrics_base_url
 
 
-async def _call(session: aiohttp.ClientSession, method: str, url: str, token: str, *, admin: bool = False,
-                **kwargs) -> dict:
+async def _call(
+    session: aiohttp.ClientSession, method: str, url: str, token: str, *, admin: bool = False, **kwargs
+) -> dict:
     try:
         async with session.request(method, url, headers={"X-API-TOKEN": token}, **kwargs) as response:
             if response.status == 429 or response.status >= 500:
-                raise ApiError(f"Qualtrics answered {response.status}", temporary=True,
-                               retry_after=_retry_after(response.headers.get("Retry-After")))
+                raise ApiError(
+                    f"Qualtrics answered {response.status}",
+                    temporary=True,
+                    retry_after=_retry_after(response.headers.get("Retry-After")),
+                )
             if response.status == 403 and admin:
-                raise NotAdministrator("Qualtrics refused (403): event subscriptions can only be made with a brand "
-                                       "administrator's API token; ask your Qualtrics brand administrator to run "
-                                       "'wave subscribe' with theirs", temporary=False)
+                raise NotAdministrator(
+                    "Qualtrics refused (403): event subscriptions can only be made with a brand "
+                    "administrator's API token; ask your Qualtrics brand administrator to run "
+                    "'wave subscribe' with theirs",
+                    temporary=False,
+                )
             if response.status in (401, 403):
-                raise ApiError(f"Qualtrics refused the API token ({response.status}); check QUALTRICS_API_TOKEN",
-                               temporary=True, refused=True)
+                raise ApiError(
+                    f"Qualtrics refused the API token ({response.status}); check QUALTRICS_API_TOKEN",
+                    temporary=True,
+                    refused=True,
+                )
             if response.status == 404:
                 raise ApiError("Qualtrics knows no such response (404)", temporary=False, not_found=True)
             if response.status >= 400:

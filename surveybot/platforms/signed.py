@@ -63,7 +63,13 @@ def receive(body: bytes, headers, content_type: str, context: WebhookContext) ->
         raise WebhookRejected(400, "data.response_id is missing")
     answers = payload.get("answers") if isinstance(payload.get("answers"), dict) else {}
     embedded = payload.get("embedded") if isinstance(payload.get("embedded"), dict) else {}
-    return ResponseEvent(platform=NAME, response_id=response_id, finished=kind == "response.completed",
-                         token=text_or_none(payload.get("token")), answers=answers, embedded=embedded,
-                         progress=percent(payload.get("progress")),
-                         recorded_at=text_or_none(payload.get("recorded_at")))
+    return ResponseEvent(
+        platform=NAME,
+        response_id=response_id,
+        finished=kind == "response.completed",
+        token=text_or_none(payload.get("token")),
+        answers=answers,
+        embedded=embedded,
+        progress=percent(payload.get("progress")),
+        recorded_at=text_or_none(payload.get("recorded_at")),
+    )

@@ -13,12 +13,24 @@ import hmac
 
 import aiohttp
 
-from surveybot.platforms import ApiError, FetchNeeded, ResponseEvent, WebhookContext, WebhookRejected, require_json
-from surveybot.platforms import text_or_none
+from surveybot.platforms import (
+    ApiError,
+    FetchNeeded,
+    ResponseEvent,
+    WebhookContext,
+    WebhookRejected,
+    require_json,
+    text_or_none,
+)
 
 NAME = "surveymonkey"
-_EVENTS = {"response_completed": "completed", "response_updated": "partial", "response_created": "partial",
-           "response_disqualified": "partial", "response_overquota": "partial"}
+_EVENTS = {
+    "response_completed": "completed",
+    "response_updated": "partial",
+    "response_created": "partial",
+    "response_disqualified": "partial",
+    "response_overquota": "partial",
+}
 
 
 def signature(api_key: str, api_secret: str, body: bytes) -> str:
@@ -32,8 +44,10 @@ def receive(body: bytes, headers, content_type: str, context: WebhookContext) ->
         raise WebhookRejected(401, "SurveyMonkey webhooks need SURVEYMONKEY_API_KEY and SURVEYMONKEY_API_SECRET")
     given_key, given = headers.get("Sm-Apikey", ""), headers.get("Sm-Signature", "")
     expected = signature(settings.surveymonkey_api_key, settings.surveymonkey_api_secret, body)
-    if not (hmac.compare_digest(given_key.encode(), settings.surveymonkey_api_key.encode())
-            and hmac.compare_digest(given.encode(), expected.encode())):
+    if not (
+        hmac.compare_digest(given_key.encode(), settings.surveymonkey_api_key.encode())
+        and hmac.compare_digest(given.encode(), expected.encode())
+    ):
         raise WebhookRejected(401, "missing or wrong Sm-Apikey / Sm-Signature")
     data = require_json(body, content_type)
     event = _EVENTS.get(str(data.get("event_type")))
@@ -57,11 +71,15 @@ async def fetch(session: aiohttp.ClientSession, settings, survey_id: str, respon
     try:
         async with session.get(url, headers=headers) as response:
             if response.status == 429 or response.status >= 500:
-                raise ApiError(f"SurveyMonkey answered {response.status}", temporary=True,
-                               retry_after=_wait(response.headers))
+                raise ApiError(
+                    f"SurveyMonkey answered {response.status}", temporary=True, retry_after=_wait(response.headers)
+                )
             if response.status in (401, 403):
-                raise ApiError(f"SurveyMonkey refused the access token ({response.status}); check "
-                               f"SURVEYMONKEY_ACCESS_TOKEN", temporary=True, refused=True)
+                raise ApiError(
+                    f"SurveyMonkey refused the access token ({response.status}); check SURVEYMONKEY_ACCESS_TOKEN",
+                    temporary=True,
+                    refused=True,
+                )
             if response.status == 404:
                 raise ApiError("SurveyMonkey knows no such response (404)", temporary=False, not_found=True)
             if response.status >= 400:
@@ -75,10 +93,16 @@ async def fetch(session: aiohttp.ClientSession, settings, survey_id: str, respon
         raise ApiError("SurveyMonkey answered without a response object", temporary=False)
     answers, labels = answers_of(data)
     variables = data.get("custom_variables") if isinstance(data.get("custom_variables"), dict) else {}
-    return ResponseEvent(platform=NAME, response_id=response_id, finished=data.get("response_status") == "completed",
-                         token=text_or_none(variables.get("token")), answers=answers,
-                         embedded={k: v for k, v in variables.items() if k != "token"},
-                         recorded_at=text_or_none(data.get("date_modified")), labels=labels)
+    return ResponseEvent(
+        platform=NAME,
+        response_id=response_id,
+        finished=data.get("response_status") == "completed",
+        token=text_or_none(variables.get("token")),
+        answers=answers,
+        embedded={k: v for k, v in variables.items() if k != "token"},
+        recorded_at=text_or_none(data.get("date_modified")),
+        labels=labels,
+    )
 
 
 def answers_of(data: dict) -> tuple[dict, dict]:
@@ -89,8 +113,11 @@ def answers_of(data: dict) -> tuple[dict, dict]:
     labels: dict[str, object] = {}
     for question in _questions(data):
         qid = str(question["id"])
-        given = [a for a in question.get("answers") or [] if isinstance(a, dict)] \
-            if isinstance(question.get("answers"), list) else []
+        given = (
+            [a for a in question.get("answers") or [] if isinstance(a, dict)]
+            if isinstance(question.get("answers"), list)
+            else []
+        )
         for answer in given:
             if answer.get("other_id") is not None:
                 key = f"{qid}_other"

@@ -43,10 +43,15 @@ def receive(body: bytes, headers, content_type: str, context: WebhookContext) ->
             key = answer["field"].get("ref") or answer["field"].get("id")
             if isinstance(key, (str, int)) and not isinstance(key, bool):
                 answers[str(key)] = _value(answer)
-    return ResponseEvent(platform=NAME, response_id=response_id, finished=event_type == "form_response",
-                         token=text_or_none(hidden.get("token")), answers=answers,
-                         embedded={**{k: v for k, v in hidden.items() if k != "token"}, **_scores(response)},
-                         recorded_at=text_or_none(response.get("submitted_at") or response.get("landed_at")))
+    return ResponseEvent(
+        platform=NAME,
+        response_id=response_id,
+        finished=event_type == "form_response",
+        token=text_or_none(hidden.get("token")),
+        answers=answers,
+        embedded={**{k: v for k, v in hidden.items() if k != "token"}, **_scores(response)},
+        recorded_at=text_or_none(response.get("submitted_at") or response.get("landed_at")),
+    )
 
 
 def _value(answer: dict):
@@ -71,7 +76,10 @@ def _scores(response: dict) -> dict:
     if isinstance(calculated, dict) and isinstance(calculated.get("score"), (int, float)):
         found["score"] = calculated["score"]
     for variable in response.get("variables") or [] if isinstance(response.get("variables"), list) else []:
-        if isinstance(variable, dict) and isinstance(variable.get("key"), str) and variable.get("type") in (
-                "number", "text"):
+        if (
+            isinstance(variable, dict)
+            and isinstance(variable.get("key"), str)
+            and variable.get("type") in ("number", "text")
+        ):
             found[variable["key"]] = variable.get(variable["type"])
     return found

@@ -36,12 +36,22 @@ def rates(counts: dict[str, int]) -> dict[str, float | None]:
     def share(part: int, whole: int) -> float | None:
         return part / whole if whole else None
 
-    return {"rr1": share(i, cases), "rr2": share(i + p, cases), "coop1": share(i, contacted),
-            "ref1": share(r, cases), "con1": share(contacted, cases)}
+    return {
+        "rr1": share(i, cases),
+        "rr2": share(i + p, cases),
+        "coop1": share(i, contacted),
+        "ref1": share(r, cases),
+        "con1": share(contacted, cases),
+    }
 
 
-def code(complete: bool, partial_progress: int | None, opted_out: bool, out_of_office: bool,
-         threshold: int = DEFAULT_THRESHOLD) -> str:
+def code(
+    complete: bool,
+    partial_progress: int | None,
+    opted_out: bool,
+    out_of_office: bool,
+    threshold: int = DEFAULT_THRESHOLD,
+) -> str:
     """One recipient's disposition: the best of what they did."""
     if complete:
         return "I"
@@ -65,20 +75,28 @@ def recipient_codes(db: Database, wave_id: int, threshold: int = DEFAULT_THRESHO
                   s.kind
            FROM recipients r JOIN contacts c ON c.id = r.contact_id
            LEFT JOIN suppressions s ON s.email = c.email
-           WHERE r.wave_id = ?""", [wave_id]).fetchall()
+           WHERE r.wave_id = ?""",
+        [wave_id],
+    ).fetchall()
     networks: dict[int, list[str]] = defaultdict(list)
     for contact_id, network in db.execute(
-            """SELECT DISTINCT s.contact_id, s.network FROM contact_sources s
-               JOIN recipients r ON r.contact_id = s.contact_id AND r.wave_id = ?""", [wave_id]):
+        """SELECT DISTINCT s.contact_id, s.network FROM contact_sources s
+               JOIN recipients r ON r.contact_id = s.contact_id AND r.wave_id = ?""",
+        [wave_id],
+    ):
         networks[contact_id].append(network)
     result = []
     for contact_id, region, language, country, complete, progress, suppression in rows:
-        result.append({
-            "contact_id": contact_id,
-            "code": code(bool(complete), progress, suppression == "opt_out", False, threshold),
-            "region": region or "", "language": language or NO_LANGUAGE, "country": country or "",
-            "networks": networks.get(contact_id, []),
-        })
+        result.append(
+            {
+                "contact_id": contact_id,
+                "code": code(bool(complete), progress, suppression == "opt_out", False, threshold),
+                "region": region or "",
+                "language": language or NO_LANGUAGE,
+                "country": country or "",
+                "networks": networks.get(contact_id, []),
+            }
+        )
     return result
 
 
@@ -101,8 +119,9 @@ def by_group(recipients: list[dict], key: str) -> dict[str, dict]:
     return {name: figures(tally(codes)) for name, codes in sorted(groups.items(), key=lambda kv: kv[0].lower())}
 
 
-def wave_dispositions(db: Database, wave_id: int, threshold: int = DEFAULT_THRESHOLD,
-                      network: str | None = None) -> dict:
+def wave_dispositions(
+    db: Database, wave_id: int, threshold: int = DEFAULT_THRESHOLD, network: str | None = None
+) -> dict:
     """Dispositions and rates overall and by network, region, country and language; ``network`` limits
     everything to the recipients that network listed (a partner's own view)."""
     recipients = recipient_codes(db, wave_id, threshold)

@@ -14,7 +14,7 @@ contact) so a page stays fast at 100,000 contacts.
 from __future__ import annotations
 
 import json
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from sqlite_utils import Database
@@ -52,13 +52,21 @@ def funnel(db: Database, wave_id: int, network: str | None = None) -> dict:
             FROM recipients r JOIN contacts c ON c.id = r.contact_id
             LEFT JOIN tried a ON a.contact_id = r.contact_id
             LEFT JOIN suppressions sp ON sp.email = c.email
-            WHERE r.wave_id = ?{scope}""", [wave_id, wave_id, *params]).fetchone()
-    return {"invited": invited, "sent": sent, "bounced": bounced, "delivered": sent - bounced,
-            "completed": completed, "opted_out": opted_out}
+            WHERE r.wave_id = ?{scope}""",
+        [wave_id, wave_id, *params],
+    ).fetchone()
+    return {
+        "invited": invited,
+        "sent": sent,
+        "bounced": bounced,
+        "delivered": sent - bounced,
+        "completed": completed,
+        "opted_out": opted_out,
+    }
 
 
 def zone_of_wave(wave: dict) -> ZoneInfo | timezone:
-    return ZoneInfo(wave["timezone"]) if wave.get("timezone") else timezone.utc
+    return ZoneInfo(wave["timezone"]) if wave.get("timezone") else UTC
 
 
 def field_period(db: Database, wave: dict) -> tuple[datetime, datetime] | None:
@@ -87,16 +95,23 @@ def completions_per_day(db: Database, wave: dict) -> dict:
     edges = ["", *bounds, "9999"]
     rows = ", ".join("(?, ?, ?)" for _ in days)
     values = [v for n, day in enumerate(days) for v in (day.isoformat(), edges[n], edges[n + 1])]
-    counts = dict(db.execute(
-        f"""WITH b(day, lo, hi) AS (VALUES {rows})
+    counts = dict(
+        db.execute(
+            f"""WITH b(day, lo, hi) AS (VALUES {rows})
             SELECT b.day, (SELECT count(*) FROM responses x WHERE x.wave_id = ? AND x.status = 'complete'
                            AND x.received_at >= b.lo AND x.received_at < b.hi AND x.duplicate != 'contact')
-            FROM b""", [*values, wave["id"]]).fetchall())
-    reminders = {parse_stored(s["done_at"] or s["due_at"]).astimezone(zone).date()
-                 for s in steps(db, wave["id"])
-                 if s["kind"] in ("reminder", "final_reminder") and s["state"] in ("pending", "done")}
-    listed = [{"day": day.isoformat(), "count": counts.get(day.isoformat(), 0), "reminder": day in reminders}
-              for day in days]
+            FROM b""",
+            [*values, wave["id"]],
+        ).fetchall()
+    )
+    reminders = {
+        parse_stored(s["done_at"] or s["due_at"]).astimezone(zone).date()
+        for s in steps(db, wave["id"])
+        if s["kind"] in ("reminder", "final_reminder") and s["state"] in ("pending", "done")
+    }
+    listed = [
+        {"day": day.isoformat(), "count": counts.get(day.isoformat(), 0), "reminder": day in reminders} for day in days
+    ]
     return {"zone": name, "days": listed, "total": sum(d["count"] for d in listed)}
 
 
@@ -104,52 +119,82 @@ def outbox(db: Database, wave_id: int, limit: int = LIMIT) -> dict:
     """The wave's messages by kind and state, the failed ones (newest first) and why, and how many of those a
     retry would send again (recipients not suppressed and not finished)."""
     by_kind: dict[str, dict[str, int]] = {}
-    for kind, state, count in db.execute("SELECT kind, state, count(*) FROM outbox WHERE wave_id = ? "
-                                         "GROUP BY kind, state", [wave_id]):
+    for kind, state, count in db.execute(
+        "SELECT kind, state, count(*) FROM outbox WHERE wave_id = ? GROUP BY kind, state", [wave_id]
+    ):
         by_kind.setdefault(kind, {})[state] = count
-    failed = list(db.query(
-        """SELECT o.id, o.kind, o.to_email, o.attempts, o.last_error, c.name FROM outbox o
+    failed = list(
+        db.query(
+            """SELECT o.id, o.kind, o.to_email, o.attempts, o.last_error, c.name FROM outbox o
            LEFT JOIN contacts c ON c.id = o.contact_id
-           WHERE o.wave_id = ? AND o.state = 'failed' ORDER BY o.id DESC LIMIT ?""", [wave_id, limit]))
-    reasons = db.execute("SELECT last_error, count(*) FROM outbox WHERE wave_id = ? AND state = 'failed' "
-                         "GROUP BY last_error ORDER BY count(*) DESC, last_error LIMIT 20", [wave_id]).fetchall()
+           WHERE o.wave_id = ? AND o.state = 'failed' ORDER BY o.id DESC LIMIT ?""",
+            [wave_id, limit],
+        )
+    )
+    reasons = db.execute(
+        "SELECT last_error, count(*) FROM outbox WHERE wave_id = ? AND state = 'failed' "
+        "GROUP BY last_error ORDER BY count(*) DESC, last_error LIMIT 20",
+        [wave_id],
+    ).fetchall()
     retryable = db.execute(
         f"""SELECT count(*) FROM outbox o JOIN recipients r ON r.wave_id = o.wave_id AND r.contact_id = o.contact_id
             WHERE o.wave_id = ? AND o.state = 'failed' AND o.kind IN {_KINDS} AND r.completed_at IS NULL
-              AND o.to_email NOT IN (SELECT email FROM suppressions)""", [wave_id]).fetchone()[0]
-    total = {state: sum(states.get(state, 0) for states in by_kind.values())
-             for state in ("queued", "sending", "sent", "failed", "cancelled")}
-    return {"by_kind": by_kind, "total": total, "failed": failed,
-            "reasons": [{"reason": r, "count": n} for r, n in reasons], "retryable": retryable}
+              AND o.to_email NOT IN (SELECT email FROM suppressions)""",
+        [wave_id],
+    ).fetchone()[0]
+    total = {
+        state: sum(states.get(state, 0) for states in by_kind.values())
+        for state in ("queued", "sending", "sent", "failed", "cancelled")
+    }
+    return {
+        "by_kind": by_kind,
+        "total": total,
+        "failed": failed,
+        "reasons": [{"reason": r, "count": n} for r, n in reasons],
+        "retryable": retryable,
+    }
 
 
 def partials(db: Database, wave_id: int, limit: int = LIMIT) -> dict:
     """Partial audit lines, newest first: who, how far, why, when. The answers were never kept."""
-    rows = list(db.query(
-        """SELECT p.response_id, p.progress, p.reason, p.received_at, c.name, c.email FROM partial_audit p
+    rows = list(
+        db.query(
+            """SELECT p.response_id, p.progress, p.reason, p.received_at, c.name, c.email FROM partial_audit p
            LEFT JOIN contacts c ON c.id = p.contact_id WHERE p.wave_id = ?
            AND NOT EXISTS (SELECT 1 FROM responses x WHERE x.platform = p.platform AND x.response_id = p.response_id)
-           ORDER BY p.received_at DESC, p.id DESC LIMIT ?""", [wave_id, limit]))
+           ORDER BY p.received_at DESC, p.id DESC LIMIT ?""",
+            [wave_id, limit],
+        )
+    )
     return {"rows": rows}
 
 
 def unmatched(db: Database, wave_id: int, limit: int = LIMIT) -> dict:
     """Kept responses whose token named nobody, newest first (their answers stay in the export)."""
-    rows = list(db.query(
-        """SELECT id, response_id, platform, recorded_at, received_at FROM responses
+    rows = list(
+        db.query(
+            """SELECT id, response_id, platform, recorded_at, received_at FROM responses
            WHERE wave_id = ? AND contact_id IS NULL AND status = 'unmatched'
-           ORDER BY received_at DESC, id DESC LIMIT ?""", [wave_id, limit]))
+           ORDER BY received_at DESC, id DESC LIMIT ?""",
+            [wave_id, limit],
+        )
+    )
     return {"rows": rows}
 
 
 def interview_queue(db: Database, wave_id: int, limit: int = LIMIT) -> dict:
-    states = dict(db.execute("SELECT state, count(*) FROM interview_queue WHERE wave_id = ? GROUP BY state",
-                             [wave_id]).fetchall())
-    rows = list(db.query(
-        """SELECT q.id, q.state, c.name, c.email, c.city, c.country, s.researcher, s.starts_at
+    states = dict(
+        db.execute("SELECT state, count(*) FROM interview_queue WHERE wave_id = ? GROUP BY state", [wave_id]).fetchall()
+    )
+    rows = list(
+        db.query(
+            """SELECT q.id, q.state, c.name, c.email, c.city, c.country, s.researcher, s.starts_at
            FROM interview_queue q JOIN contacts c ON c.id = q.contact_id
            LEFT JOIN interview_slots s ON s.id = q.slot_id WHERE q.wave_id = ?
-           ORDER BY COALESCE(s.starts_at, '9999'), q.created_at, q.id LIMIT ?""", [wave_id, limit]))
+           ORDER BY COALESCE(s.starts_at, '9999'), q.created_at, q.id LIMIT ?""",
+            [wave_id, limit],
+        )
+    )
     return {"states": states, "rows": rows}
 
 
@@ -158,12 +203,16 @@ def interview_queue(db: Database, wave_id: int, limit: int = LIMIT) -> dict:
 
 def partner_waves(db: Database, network: str) -> list[dict]:
     """Launched waves with at least one recipient the network listed."""
-    return list(db.query(
-        """SELECT w.id, w.slug, w.title, CASE WHEN w.paused AND w.state != 'closed' THEN 'paused' ELSE w.state END
+    return list(
+        db.query(
+            """SELECT w.id, w.slug, w.title, CASE WHEN w.paused AND w.state != 'closed' THEN 'paused' ELSE w.state END
                   AS state, w.launched_at, w.closes_at, w.closed_at, w.share_status_with_networks
            FROM waves w WHERE EXISTS (SELECT 1 FROM contact_sources s JOIN recipients r ON r.contact_id = s.contact_id
                                       AND r.wave_id = w.id WHERE s.network = ?)
-           ORDER BY w.id DESC""", [network]))
+           ORDER BY w.id DESC""",
+            [network],
+        )
+    )
 
 
 def sharing(db: Database) -> str:
@@ -184,12 +233,16 @@ def partner_problems(db: Database, wave_id: int, network: str, limit: int = 100,
                 AND (sp.kind IN ('bounce', 'opt_out') OR f.error IS NOT NULL)"""
     params = [network, wave_id, wave_id, network]
     total = db.execute(f"SELECT count(*) {sql}", params).fetchone()[0]
-    rows = list(db.query(
-        f"""SELECT COALESCE(l.name, c.name) AS name, c.email, COALESCE(l.city, c.city) AS city,
+    rows = list(
+        db.query(
+            f"""SELECT COALESCE(l.name, c.name) AS name, c.email, COALESCE(l.city, c.city) AS city,
                    COALESCE(l.country, c.country) AS country,
                    CASE sp.kind WHEN 'bounce' THEN 'bounced' WHEN 'opt_out' THEN 'opted_out' ELSE 'failed' END
                        AS problem, CASE WHEN sp.kind = 'bounce' THEN sp.reason ELSE f.error END AS detail
-            {sql} ORDER BY c.email LIMIT ? OFFSET ?""", [*params, limit, offset]))
+            {sql} ORDER BY c.email LIMIT ? OFFSET ?""",
+            [*params, limit, offset],
+        )
+    )
     return {"rows": rows, "total": total, "offset": offset, "limit": limit}
 
 
@@ -200,22 +253,29 @@ def partner_answered(db: Database, wave_id: int, network: str, limit: int = 100,
              WHERE r.wave_id = ? AND r.contact_id IN (SELECT contact_id FROM contact_sources WHERE network = ?)"""
     params = [network, wave_id, network]
     total = db.execute(f"SELECT count(*) {sql}", params).fetchone()[0]
-    rows = list(db.query(
-        f"""SELECT COALESCE(l.name, c.name) AS name, c.email, COALESCE(l.city, c.city) AS city,
+    rows = list(
+        db.query(
+            f"""SELECT COALESCE(l.name, c.name) AS name, c.email, COALESCE(l.city, c.city) AS city,
                    COALESCE(l.country, c.country) AS country,
                    r.completed_at IS NOT NULL OR EXISTS (SELECT 1 FROM responses x WHERE x.wave_id = r.wave_id
                        AND x.contact_id = r.contact_id AND x.status = 'complete') AS answered
-            {sql} ORDER BY answered DESC, c.email LIMIT ? OFFSET ?""", [*params, limit, offset]))
+            {sql} ORDER BY answered DESC, c.email LIMIT ? OFFSET ?""",
+            [*params, limit, offset],
+        )
+    )
     return {"rows": rows, "total": total, "offset": offset, "limit": limit}
 
 
 def partner_uploads(db: Database, network: str, limit: int = 100) -> list[dict]:
     """The network's own uploads, newest first, each with its report's counts and rejected rows."""
-    rows = list(db.query(
-        """SELECT id, filename, source, state, created_at, finished_at, rows, imported, updated, duplicates,
+    rows = list(
+        db.query(
+            """SELECT id, filename, source, state, created_at, finished_at, rows, imported, updated, duplicates,
                   conflicts, rejected, errors FROM uploads WHERE network = ? COLLATE NOCASE
-           ORDER BY id DESC LIMIT ?""", [network, limit]))
+           ORDER BY id DESC LIMIT ?""",
+            [network, limit],
+        )
+    )
     for row in rows:
         row["errors"] = json.loads(row["errors"] or "[]")[:500]
     return rows
-

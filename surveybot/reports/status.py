@@ -22,7 +22,9 @@ def wave_status(db: Database, wave: dict, secret: str, base_url: str) -> dict:
                         THEN 1 END),
                   count(CASE WHEN s.kind = 'bounce' THEN 1 END), count(CASE WHEN s.kind = 'opt_out' THEN 1 END)
            FROM recipients r JOIN contacts c ON c.id = r.contact_id
-           LEFT JOIN suppressions s ON s.email = c.email WHERE r.wave_id = ?""", [wave["id"]]).fetchone()
+           LEFT JOIN suppressions s ON s.email = c.email WHERE r.wave_id = ?""",
+        [wave["id"]],
+    ).fetchone()
     return {
         "state": "paused" if wave["paused"] and wave["state"] != "closed" else wave["state"],
         "invited": invited,

@@ -3,9 +3,9 @@
 Resources open in order and close in reverse (cleanup_ctx): database (and the lease: one serve per
 database, see ``lease.py``) → mail transport and dispatcher → HTTP client session and webhook inbox →
 scheduler. The dispatcher and the inbox run under supervisors (``supervise.py``) that restart them after an
-unexpected error; ``/healthz`` says 503 when one of them, the scheduler or the database is not working. On shutdown the scheduler stops first, the inbox
-finishes the fetches it started, then the dispatcher finishes the messages it has handed to a connection
-and puts the rest back in the queue.
+unexpected error; ``/healthz`` says 503 when one of them, the scheduler or the database is not working.
+On shutdown the scheduler stops first, the inbox finishes the fetches it started, then the dispatcher
+finishes the messages it has handed to a connection and puts the rest back in the queue.
 """
 
 from __future__ import annotations
@@ -23,19 +23,31 @@ from aiohttp.abc import AbstractAccessLogger
 from surveybot import lease, outbox
 from surveybot.clock import utcnow
 from surveybot.config import Settings
-from surveybot.interviews import queue as interview_queue
 from surveybot.db import SERVICE_BUSY_TIMEOUT_S, is_busy, open_db, unwritable
 from surveybot.dispatcher import Dispatcher
 from surveybot.errors import InvalidInput, NotFound, SurveybotError
+from surveybot.inbox import InboxWorker, Intake
+from surveybot.interviews import queue as interview_queue
 from surveybot.mail.compose import Composer
 from surveybot.mail.transports import open_transport
 from surveybot.schedule import Planner
 from surveybot.signing import service_secret
-from surveybot.inbox import InboxWorker, Intake
 from surveybot.supervise import Health, supervise
 from surveybot.web import dashboard, interviews, login, pages, report_api, unsubscribe, uploads, webhooks
-from surveybot.web.keys import (DB, DISPATCHER, HEALTH, HTTP, INBOX, INTAKE, LEASE_LOST, PAGES, PLANNER, SECRET,
-                                SETTINGS, WAVES)
+from surveybot.web.keys import (
+    DB,
+    DISPATCHER,
+    HEALTH,
+    HTTP,
+    INBOX,
+    INTAKE,
+    LEASE_LOST,
+    PAGES,
+    PLANNER,
+    SECRET,
+    SETTINGS,
+    WAVES,
+)
 
 log = logging.getLogger("surveybot.web")
 access_log = logging.getLogger("surveybot.access")
@@ -52,8 +64,10 @@ class AccessLogger(AbstractAccessLogger):
         # rest of the line; only the strings need escaping.
         path = json.dumps(_SECRET_PATHS.sub(r"\1***", request.path), ensure_ascii=False)
         remote, method = json.dumps(request.remote), json.dumps(request.method)
-        access_log.info(f'{{"method": {method}, "path": {path}, "status": {response.status}, '
-                        f'"bytes": {response.body_length}, "ms": {time * 1000:.1f}, "remote": {remote}}}')
+        access_log.info(
+            f'{{"method": {method}, "path": {path}, "status": {response.status}, '
+            f'"bytes": {response.body_length}, "ms": {time * 1000:.1f}, "remote": {remote}}}'
+        )
 
     @property
     def enabled(self) -> bool:
@@ -83,8 +97,11 @@ async def json_errors(request: web.Request, handler):
 
 
 def busy_response() -> web.Response:
-    return web.json_response({"error": "the database is busy (another process is writing); try again shortly"},
-                             status=503, headers={"Retry-After": str(RETRY_AFTER_BUSY)})
+    return web.json_response(
+        {"error": "the database is busy (another process is writing); try again shortly"},
+        status=503,
+        headers={"Retry-After": str(RETRY_AFTER_BUSY)},
+    )
 
 
 def _kept_headers(exc: web.HTTPException) -> dict:
@@ -107,8 +124,10 @@ async def healthz(request: web.Request) -> web.Response:
         checks["database"] = f"not writable: {problem}"
     queued, sending = outbox.counts_in_flight(db)
     healthy = all(value == "ok" for value in checks.values())
-    return web.json_response({"status": "ok" if healthy else "unavailable", "checks": checks, "queued": queued,
-                              "sending": sending}, status=200 if healthy else 503)
+    return web.json_response(
+        {"status": "ok" if healthy else "unavailable", "checks": checks, "queued": queued, "sending": sending},
+        status=200 if healthy else 503,
+    )
 
 
 def create_app(settings: Settings, *, check_every: float = 1.0, poll: float = 0.5) -> web.Application:
@@ -132,12 +151,19 @@ def create_app(settings: Settings, *, check_every: float = 1.0, poll: float = 0.
             db.close()
             raise
         if previous is not None:
-            log.warning("took over the lease of a serve that stopped without giving it back (pid %s on %s, last "
-                        "seen %s)", previous["pid"], previous["host"], previous["heartbeat_at"])
+            log.warning(
+                "took over the lease of a serve that stopped without giving it back (pid %s on %s, last seen %s)",
+                previous["pid"],
+                previous["host"],
+                previous["heartbeat_at"],
+            )
         restored = outbox.flag_restored(db)
         if restored is not None and restored[1]:
-            log.warning("this database was restored from a backup taken at %s: %d messages queued then may have "
-                        "gone out after it; they go again with the same Message-ID", *restored)
+            log.warning(
+                "this database was restored from a backup taken at %s: %d messages queued then may have "
+                "gone out after it; they go again with the same Message-ID",
+                *restored,
+            )
         db.execute(f"PRAGMA busy_timeout = {int(SERVICE_BUSY_TIMEOUT_S * 1000)}")
         app[DB] = db
         app[SECRET] = service_secret(db, settings.secret)
@@ -152,12 +178,20 @@ def create_app(settings: Settings, *, check_every: float = 1.0, poll: float = 0.
 
     async def delivery(app: web.Application):
         transport = open_transport(settings.mail, settings.send_concurrency)
-        dispatcher = Dispatcher(app[DB], Composer(app[DB], settings, app[SECRET]), transport,
-                                rate=settings.send_rate, concurrency=settings.send_concurrency,
-                                retry_delay=settings.retry_delay, max_attempts=settings.max_attempts, poll=poll)
+        dispatcher = Dispatcher(
+            app[DB],
+            Composer(app[DB], settings, app[SECRET]),
+            transport,
+            rate=settings.send_rate,
+            concurrency=settings.send_concurrency,
+            retry_delay=settings.retry_delay,
+            max_attempts=settings.max_attempts,
+            poll=poll,
+        )
         app[DISPATCHER] = dispatcher
-        task = asyncio.create_task(supervise("dispatcher", dispatcher.run, app[HEALTH], lambda: dispatcher.stopping),
-                                   name="dispatcher")
+        task = asyncio.create_task(
+            supervise("dispatcher", dispatcher.run, app[HEALTH], lambda: dispatcher.stopping), name="dispatcher"
+        )
         yield
         dispatcher.stop()
         await task
@@ -168,12 +202,14 @@ def create_app(settings: Settings, *, check_every: float = 1.0, poll: float = 0.
     async def responses_inbox(app: web.Application):
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
             app[HTTP] = session
-            worker = InboxWorker(app[DB], settings, session, poll=poll * 2, grace=settings.fetch_grace,
-                                 give_up=settings.fetch_give_up)
+            worker = InboxWorker(
+                app[DB], settings, session, poll=poll * 2, grace=settings.fetch_grace, give_up=settings.fetch_give_up
+            )
             worker.on_recorded = lambda outcome: app[DISPATCHER].wake()
             app[INBOX] = worker
-            task = asyncio.create_task(supervise("inbox", worker.run, app[HEALTH], lambda: worker.stopping),
-                                       name="inbox")
+            task = asyncio.create_task(
+                supervise("inbox", worker.run, app[HEALTH], lambda: worker.stopping), name="inbox"
+            )
             yield
             worker.stop()
             await task
@@ -184,8 +220,12 @@ def create_app(settings: Settings, *, check_every: float = 1.0, poll: float = 0.
         planner.start()
 
         def interviews_tick() -> None:
-            invited, expired = interview_queue.tick(app[DB], utcnow(), nudge_after=settings.interview_nudge_after,
-                                                    expire_after=settings.interview_expire_after)
+            invited, expired = interview_queue.tick(
+                app[DB],
+                utcnow(),
+                nudge_after=settings.interview_nudge_after,
+                expire_after=settings.interview_expire_after,
+            )
             if invited:
                 log.info("invited %d respondents to book an interview", invited)
                 app[DISPATCHER].wake()
@@ -198,8 +238,7 @@ def create_app(settings: Settings, *, check_every: float = 1.0, poll: float = 0.
             # Another serve took the lease (this one stalled for over a minute): stop sending at once.
             app[LEASE_LOST] = True
             app[DISPATCHER].stop()
-            log.critical("another serve took over this database's lease; this one no longer sends e-mail — "
-                         "stop it")
+            log.critical("another serve took over this database's lease; this one no longer sends e-mail — stop it")
 
         planner.every(max(check_every, 1.0), interviews_tick, "interviews")
         planner.every(min(lease.BEAT_EVERY, max(check_every, 1.0) * 5), heartbeat, "lease")

@@ -11,7 +11,7 @@ work without JavaScript; ``static/live.js`` re-fetches the page every few second
 
 from __future__ import annotations
 
-from datetime import timezone, tzinfo
+from datetime import UTC, tzinfo
 
 from aiohttp import web
 from sqlite_utils import Database
@@ -44,8 +44,11 @@ def moment(text: str | None, zone: tzinfo) -> dict | None:
     if not text:
         return None
     at = parse_stored(text)
-    return {"iso": text, "local": at.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z"),
-            "utc": at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+    return {
+        "iso": text,
+        "local": at.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z"),
+        "utc": at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
 
 
 def chart(per_day: dict, lang: str) -> dict:
@@ -59,12 +62,29 @@ def chart(per_day: dict, lang: str) -> dict:
         h = (height - top - bottom) * day["count"] / peak
         x = left + n * step
         label = f"{int(day['day'][8:])}/{int(day['day'][5:7])}"
-        bars.append({"x": round(x + step * 0.12, 1), "w": round(step * 0.76, 1), "y": round(height - bottom - max(h, 1.5), 1),
-                     "h": round(max(h, 1.5), 1), "count": day["count"], "day": day["day"], "reminder": day["reminder"],
-                     "label": label if n % every == 0 else "", "mid": round(x + step / 2, 1),
-                     "shown": number(day["count"], lang)})
-    return {"width": width, "height": height, "base": height - bottom, "left": left, "top": top, "peak": peak,
-            "bars": bars}
+        bars.append(
+            {
+                "x": round(x + step * 0.12, 1),
+                "w": round(step * 0.76, 1),
+                "y": round(height - bottom - max(h, 1.5), 1),
+                "h": round(max(h, 1.5), 1),
+                "count": day["count"],
+                "day": day["day"],
+                "reminder": day["reminder"],
+                "label": label if n % every == 0 else "",
+                "mid": round(x + step / 2, 1),
+                "shown": number(day["count"], lang),
+            }
+        )
+    return {
+        "width": width,
+        "height": height,
+        "base": height - bottom,
+        "left": left,
+        "top": top,
+        "peak": peak,
+        "bars": bars,
+    }
 
 
 def _wave_figures(db: Database, slug: str, secret: str, base_url: str) -> dict:
@@ -72,11 +92,18 @@ def _wave_figures(db: Database, slug: str, secret: str, base_url: str) -> dict:
     status = wave_status(db, wave, secret, base_url)
     for secret_key in ("webhook_url", "webhook_signing_secret"):  # for the platform's settings, not a page
         status.pop(secret_key, None)
-    return {"wave": wave, "status": status,
-            "funnel": live.funnel(db, wave["id"]), "per_day": live.completions_per_day(db, wave),
-            "rates": wave_dispositions(db, wave["id"]), "steps": waves.steps(db, wave["id"]),
-            "outbox": live.outbox(db, wave["id"]), "partials": live.partials(db, wave["id"]),
-            "unmatched": live.unmatched(db, wave["id"]), "interviews": live.interview_queue(db, wave["id"])}
+    return {
+        "wave": wave,
+        "status": status,
+        "funnel": live.funnel(db, wave["id"]),
+        "per_day": live.completions_per_day(db, wave),
+        "rates": wave_dispositions(db, wave["id"]),
+        "steps": waves.steps(db, wave["id"]),
+        "outbox": live.outbox(db, wave["id"]),
+        "partials": live.partials(db, wave["id"]),
+        "unmatched": live.unmatched(db, wave["id"]),
+        "interviews": live.interview_queue(db, wave["id"]),
+    }
 
 
 def _list_figures(db: Database) -> list[dict]:
@@ -96,8 +123,17 @@ async def wave_list(request: web.Request) -> web.Response:
         return await partners.landing(request, session)
     lang = language(request, session)
     rows = await request.app[FIGURES].get(("list",), _list_figures)
-    return page(request, "waves.html.j2", session=session, lang=lang, waves=rows, number=number, percent=percent,
-                moment=moment, utc=timezone.utc)
+    return page(
+        request,
+        "waves.html.j2",
+        session=session,
+        lang=lang,
+        waves=rows,
+        number=number,
+        percent=percent,
+        moment=moment,
+        utc=UTC,
+    )
 
 
 async def wave_page(request: web.Request) -> web.Response:
@@ -108,14 +144,28 @@ async def wave_page(request: web.Request) -> web.Response:
     lang = language(request, session)
     settings = request.app[SETTINGS]
     try:
-        figures = await request.app[FIGURES].get(("wave", slug), _wave_figures, slug, request.app[SECRET],
-                                                 settings.base_url)
+        figures = await request.app[FIGURES].get(
+            ("wave", slug), _wave_figures, slug, request.app[SECRET], settings.base_url
+        )
     except NotFound:
         return _error(request, session, TEXT[lang]["no_wave"].format(wave=slug), 404)
     zone = live.zone_of_wave(figures["wave"])
-    return page(request, "wave.html.j2", session=session, lang=lang, f=figures, chart=chart(figures["per_day"], lang),
-                zone=zone, moment=moment, number=number, percent=percent, groups=GROUPS, rates=RATES,
-                notice=_notice(request, lang), poll=POLL_MS)
+    return page(
+        request,
+        "wave.html.j2",
+        session=session,
+        lang=lang,
+        f=figures,
+        chart=chart(figures["per_day"], lang),
+        zone=zone,
+        moment=moment,
+        number=number,
+        percent=percent,
+        groups=GROUPS,
+        rates=RATES,
+        notice=_notice(request, lang),
+        poll=POLL_MS,
+    )
 
 
 def _notice(request: web.Request, lang: str) -> str:
@@ -136,13 +186,22 @@ async def confirm_page(request: web.Request) -> web.Response:
     lang = language(request, session)
     settings = request.app[SETTINGS]
     try:
-        figures = await request.app[FIGURES].get(("wave", slug), _wave_figures, slug, request.app[SECRET],
-                                                 settings.base_url)
+        figures = await request.app[FIGURES].get(
+            ("wave", slug), _wave_figures, slug, request.app[SECRET], settings.base_url
+        )
     except NotFound:
         return _error(request, session, TEXT[lang]["no_wave"].format(wave=slug), 404)
     question = TEXT[lang][f"confirm_{action}"].format(wave=slug, n=figures["outbox"]["retryable"])
-    return page(request, "confirm.html.j2", session=session, lang=lang, slug=slug, action=action, question=question,
-                wave=figures["wave"])
+    return page(
+        request,
+        "confirm.html.j2",
+        session=session,
+        lang=lang,
+        slug=slug,
+        action=action,
+        question=question,
+        wave=figures["wave"],
+    )
 
 
 async def act(request: web.Request) -> web.Response:
@@ -187,8 +246,11 @@ async def assign(request: web.Request) -> web.Response:
         contact = contact_by_email(db, email)
         if contact is None:
             raise InvalidInput(f"no contact {email}", field="email")
-        outcome = await retry_busy(lambda: responses.assign_unmatched(db, wave, row_id, contact["id"], utcnow()),
-                                   what="the dashboard", patience=5)
+        outcome = await retry_busy(
+            lambda: responses.assign_unmatched(db, wave, row_id, contact["id"], utcnow()),
+            what="the dashboard",
+            patience=5,
+        )
     except (InvalidInput, NotFound) as exc:
         return _error(request, session, str(exc), 400 if isinstance(exc, InvalidInput) else 404)
     request.app[DISPATCHER].wake()
@@ -197,8 +259,15 @@ async def assign(request: web.Request) -> web.Response:
 
 
 def _error(request: web.Request, session: Session, message: str, status: int) -> web.Response:
-    return page(request, "message.html.j2", status=status, session=session, lang=language(request, session),
-                message=message, kind="error")
+    return page(
+        request,
+        "message.html.j2",
+        status=status,
+        session=session,
+        lang=language(request, session),
+        message=message,
+        kind="error",
+    )
 
 
 async def my_interviews(request: web.Request) -> web.Response:
@@ -222,4 +291,3 @@ def setup(app: web.Application) -> None:
         await app[FIGURES].close()
 
     app.on_shutdown.append(stop_figures)
-

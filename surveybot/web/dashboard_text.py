@@ -8,26 +8,37 @@ from babel.numbers import format_decimal, format_percent
 PHRASES = {
     # sign-in and navigation
     "sign_in": ("Sign in", "Iniciar sesión"),
-    "sign_in_intro": ("Type the access token you were given (it starts with sbt_). You stay signed in on this "
-                      "browser until you sign out, for 12 hours at most.",
-                      "Escriba la clave de acceso que recibió (empieza por sbt_). La sesión sigue abierta en este "
-                      "navegador hasta que la cierre, 12 horas como máximo."),
+    "sign_in_intro": (
+        "Type the access token you were given (it starts with sbt_). You stay signed in on this "
+        "browser until you sign out, for 12 hours at most.",
+        "Escriba la clave de acceso que recibió (empieza por sbt_). La sesión sigue abierta en este "
+        "navegador hasta que la cierre, 12 horas como máximo.",
+    ),
     "token": ("Access token", "Clave de acceso"),
-    "bad_token": ("That access token is not valid (or was revoked).", "Esa clave de acceso no es válida (o fue "
-                  "revocada)."),
-    "bad_link": ("This sign-in link is not valid: it was used already or has expired. Sign in with a token, or "
-                 "restart the service for a new link.",
-                 "Este enlace de acceso no es válido: ya se usó o caducó. Inicie sesión con una clave, o reinicie "
-                 "el servicio para obtener un enlace nuevo."),
-    "unreadable": ("The form could not be read; please send it again.",
-                   "No se pudo leer el formulario; envíelo de nuevo."),
-    "csrf": ("This form is out of date or did not come from this site. Reload the page and try again.",
-             "Este formulario está desactualizado o no viene de este sitio. Recargue la página e inténtelo de "
-             "nuevo."),
+    "bad_token": (
+        "That access token is not valid (or was revoked).",
+        "Esa clave de acceso no es válida (o fue revocada).",
+    ),
+    "bad_link": (
+        "This sign-in link is not valid: it was used already or has expired. Sign in with a token, or "
+        "restart the service for a new link.",
+        "Este enlace de acceso no es válido: ya se usó o caducó. Inicie sesión con una clave, o reinicie "
+        "el servicio para obtener un enlace nuevo.",
+    ),
+    "unreadable": (
+        "The form could not be read; please send it again.",
+        "No se pudo leer el formulario; envíelo de nuevo.",
+    ),
+    "csrf": (
+        "This form is out of date or did not come from this site. Reload the page and try again.",
+        "Este formulario está desactualizado o no viene de este sitio. Recargue la página e inténtelo de nuevo.",
+    ),
     "not_for_you": ("Your access token does not open this page.", "Su clave de acceso no abre esta página."),
     "sign_out": ("Sign out", "Cerrar sesión"),
-    "sign_out_question": ("Sign out of surveybot on this browser?", "¿Cerrar la sesión de surveybot en este "
-                          "navegador?"),
+    "sign_out_question": (
+        "Sign out of surveybot on this browser?",
+        "¿Cerrar la sesión de surveybot en este navegador?",
+    ),
     "waves": ("Waves", "Oleadas"),
     "interviews": ("Interviews", "Entrevistas"),
     "signed_in_as": ("Signed in: {who}", "Sesión: {who}"),
@@ -38,8 +49,10 @@ PHRASES = {
     "cancel": ("Cancel", "Cancelar"),
     # the list of waves
     "no_wave": ("There is no wave {wave} here.", "Aquí no hay ninguna oleada {wave}."),
-    "no_waves": ("No waves yet: create one with 'surveybot wave create'.",
-                 "Aún no hay oleadas: cree una con 'surveybot wave create'."),
+    "no_waves": (
+        "No waves yet: create one with 'surveybot wave create'.",
+        "Aún no hay oleadas: cree una con 'surveybot wave create'.",
+    ),
     "wave": ("Wave", "Oleada"),
     "state": ("State", "Estado"),
     "start": ("Start", "Inicio"),
@@ -61,10 +74,12 @@ PHRASES = {
     "duplicates": ("Duplicates", "Duplicadas"),
     "unmatched": ("Unmatched responses", "Respuestas sin destinatario"),
     "failed": ("Failed", "Fallidos"),
-    "funnel_note": ("People: sent = an invitation or reminder accepted by the mail server, or refused as a "
-                    "bounce; delivered = sent − bounced.",
-                    "Personas: enviados = una invitación o recordatorio aceptado por el servidor de correo, o "
-                    "rechazado como rebote; entregados = enviados − rebotados."),
+    "funnel_note": (
+        "People: sent = an invitation or reminder accepted by the mail server, or refused as a "
+        "bounce; delivered = sent − bounced.",
+        "Personas: enviados = una invitación o recordatorio aceptado por el servidor de correo, o "
+        "rechazado como rebote; entregados = enviados − rebotados.",
+    ),
     # completions per day
     "per_day": ("Completions per day", "Respuestas completas por día"),
     "per_day_note": ("Days in {zone}; ▼ a reminder day.", "Días en {zone}; ▼ día de recordatorio."),
@@ -99,23 +114,28 @@ PHRASES = {
     "attempts": ("Attempts", "Intentos"),
     "recipient": ("Recipient", "Destinatario"),
     "retry_failed": ("Retry failed messages", "Reintentar los fallidos"),
-    "retryable": ("{n} can be retried (recipients not suppressed and not finished).",
-                  "{n} se pueden reintentar (destinatarios sin baja y sin terminar)."),
+    "retryable": (
+        "{n} can be retried (recipients not suppressed and not finished).",
+        "{n} se pueden reintentar (destinatarios sin baja y sin terminar).",
+    ),
     "none": ("None.", "Ninguno."),
     "showing": ("Showing {shown} of {total}.", "Se muestran {shown} de {total}."),
     # partial audit, unmatched, interviews
-    "partials": ("Partial responses (discarded; audit lines only)", "Respuestas parciales (descartadas; solo "
-                 "registro)"),
+    "partials": (
+        "Partial responses (discarded; audit lines only)",
+        "Respuestas parciales (descartadas; solo registro)",
+    ),
     "progress": ("Progress", "Avance"),
     "received": ("Received", "Recibida"),
     "response_id": ("Response", "Respuesta"),
     "assign": ("Assign to", "Asignar a"),
     "assign_button": ("Assign", "Asignar"),
-    "assign_help": ("The e-mail of an invited recipient of this wave.", "El correo de un destinatario invitado "
-                    "a esta oleada."),
+    "assign_help": (
+        "The e-mail of an invited recipient of this wave.",
+        "El correo de un destinatario invitado a esta oleada.",
+    ),
     "assigned": ("Response assigned: {outcome}.", "Respuesta asignada: {outcome}."),
-    "outcome_complete": ("a complete response; its respondent is done", "respuesta completa; la persona ha "
-                         "terminado"),
+    "outcome_complete": ("a complete response; its respondent is done", "respuesta completa; la persona ha terminado"),
     "outcome_duplicate": ("kept, flagged as a duplicate", "guardada, marcada como duplicada"),
     "interview_queue": ("Interview queue", "Cola de entrevistas"),
     "respondent": ("Respondent", "Persona"),
@@ -128,32 +148,41 @@ PHRASES = {
     "resume": ("Resume", "Reanudar"),
     "close": ("Close now", "Cerrar ahora"),
     "confirm": ("Confirm", "Confirmar"),
-    "confirm_pause": ("Pause wave {wave}? No step runs and none of its e-mail is sent until it is resumed.",
-                      "¿Pausar la oleada {wave}? No se ejecuta ningún paso ni se envía su correo hasta reanudarla."),
-    "confirm_resume": ("Resume wave {wave}? Steps that fell due while paused run once.",
-                       "¿Reanudar la oleada {wave}? Los pasos vencidos durante la pausa se ejecutan una vez."),
-    "confirm_close": ("Close wave {wave} now? Its unsent invitations and reminders are cancelled; this cannot be "
-                      "undone.",
-                      "¿Cerrar ahora la oleada {wave}? Se cancelan sus invitaciones y recordatorios no enviados; "
-                      "no se puede deshacer."),
-    "confirm_retry": ("Send wave {wave}'s {n} failed messages again (only to recipients not suppressed and not "
-                      "finished)?",
-                      "¿Enviar de nuevo los {n} mensajes fallidos de la oleada {wave} (solo a destinatarios sin "
-                      "baja y sin terminar)?"),
+    "confirm_pause": (
+        "Pause wave {wave}? No step runs and none of its e-mail is sent until it is resumed.",
+        "¿Pausar la oleada {wave}? No se ejecuta ningún paso ni se envía su correo hasta reanudarla.",
+    ),
+    "confirm_resume": (
+        "Resume wave {wave}? Steps that fell due while paused run once.",
+        "¿Reanudar la oleada {wave}? Los pasos vencidos durante la pausa se ejecutan una vez.",
+    ),
+    "confirm_close": (
+        "Close wave {wave} now? Its unsent invitations and reminders are cancelled; this cannot be undone.",
+        "¿Cerrar ahora la oleada {wave}? Se cancelan sus invitaciones y recordatorios no enviados; "
+        "no se puede deshacer.",
+    ),
+    "confirm_retry": (
+        "Send wave {wave}'s {n} failed messages again (only to recipients not suppressed and not finished)?",
+        "¿Enviar de nuevo los {n} mensajes fallidos de la oleada {wave} (solo a destinatarios sin "
+        "baja y sin terminar)?",
+    ),
     "done_pause": ("Wave paused.", "Oleada en pausa."),
     "done_resume": ("Wave resumed.", "Oleada reanudada."),
     "done_close": ("Wave closed.", "Oleada cerrada."),
     "done_retry": ("{n} messages queued again.", "{n} mensajes de nuevo en cola."),
-    "live_note": ("Figures refresh by themselves every few seconds.", "Las cifras se actualizan solas cada pocos "
-                  "segundos."),
+    "live_note": (
+        "Figures refresh by themselves every few seconds.",
+        "Las cifras se actualizan solas cada pocos segundos.",
+    ),
     # partner view
     "partner_title": ("Network {network}", "Red {network}"),
-    "partner_intro": ("Your network's contacts only: their funnel and response rates in each wave, delivery "
-                      "problems to fix, and your uploads.",
-                      "Solo los contactos de su red: su embudo y tasas de respuesta en cada oleada, los problemas "
-                      "de entrega por corregir y sus cargas."),
-    "partner_no_waves": ("None of your contacts is in a wave yet.", "Ninguno de sus contactos está aún en una "
-                         "oleada."),
+    "partner_intro": (
+        "Your network's contacts only: their funnel and response rates in each wave, delivery "
+        "problems to fix, and your uploads.",
+        "Solo los contactos de su red: su embudo y tasas de respuesta en cada oleada, los problemas "
+        "de entrega por corregir y sus cargas.",
+    ),
+    "partner_no_waves": ("None of your contacts is in a wave yet.", "Ninguno de sus contactos está aún en una oleada."),
     "uploads": ("Your uploads", "Sus cargas"),
     "file": ("File", "Archivo"),
     "uploaded": ("Uploaded", "Cargado"),
@@ -175,12 +204,16 @@ PHRASES = {
     "answered": ("Answered", "Respondió"),
     "yes": ("yes", "sí"),
     "no": ("no", "no"),
-    "shared_note": ("This wave shares with partner networks which of their contacts answered.",
-                    "Esta oleada comparte con las redes qué contactos suyos respondieron."),
-    "hidden_note": ("This wave does not share who answered: counts under 5 show as <5, and rates are hidden "
-                    "where they would reveal them.",
-                    "Esta oleada no comparte quién respondió: los recuentos menores de 5 se muestran como <5 y se "
-                    "ocultan las tasas que los revelarían."),
+    "shared_note": (
+        "This wave shares with partner networks which of their contacts answered.",
+        "Esta oleada comparte con las redes qué contactos suyos respondieron.",
+    ),
+    "hidden_note": (
+        "This wave does not share who answered: counts under 5 show as <5, and rates are hidden "
+        "where they would reveal them.",
+        "Esta oleada no comparte quién respondió: los recuentos menores de 5 se muestran como <5 y se "
+        "ocultan las tasas que los revelarían.",
+    ),
     "name": ("Name", "Nombre"),
     "email": ("E-mail", "Correo"),
     "city": ("City", "Ciudad"),
@@ -190,8 +223,9 @@ PHRASES = {
 TEXT = {language: {key: pair[n] for key, pair in PHRASES.items()} for n, language in enumerate(("en", "es"))}
 LOCALES = {"en": "en_GB", "es": "es_ES"}
 # each locale's own percent pattern ("50%", "50 %") with one decimal
-_PERCENT = {lang: Locale.parse(code).percent_formats[None].pattern.replace("#,##0", "#,##0.0")
-            for lang, code in LOCALES.items()}
+_PERCENT = {
+    lang: Locale.parse(code).percent_formats[None].pattern.replace("#,##0", "#,##0.0") for lang, code in LOCALES.items()
+}
 
 
 def number(value: int | None, language: str) -> str:

@@ -66,8 +66,9 @@ class Figures:
 
     def _start(self, key: Hashable, compute: Callable[..., Any], args: tuple, kept: _Kept | None) -> asyncio.Future:
         if self._worker is None:
-            self._worker = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                               initializer=_leave_interrupts_to_the_service)
+            self._worker = ProcessPoolExecutor(
+                1, mp_context=multiprocessing.get_context("spawn"), initializer=_leave_interrupts_to_the_service
+            )
         loop = asyncio.get_running_loop()
         started = time.monotonic()
         known = kept.version if kept is not None else None
@@ -101,7 +102,7 @@ class Figures:
         for future in list(self._pending.values()):
             try:
                 await future
-            except Exception as exc:  # noqa: BLE001 — shutting down: nothing waits for it any more
+            except Exception as exc:
                 log.debug("dashboard figures not computed at shutdown: %s", exc)
         if self._worker is not None:
             self._worker.shutdown(wait=True)

@@ -31,34 +31,51 @@ PHRASES = {
     "cancel": ("Cancel the interview", "Cancelar la entrevista"),
     "decline": ("I would rather not be interviewed", "Prefiero no ser entrevistado/a"),
     "booked": ("Your interview is booked", "Su entrevista está reservada"),
-    "none_free": ("There are no free times at the moment. We will write to you when there are more.",
-                  "No hay horarios libres por ahora. Le escribiremos cuando haya más."),
-    "taken": ("Sorry, that time has just been taken by someone else. Please choose another.",
-              "Lo sentimos, otra persona acaba de reservar ese horario. Por favor, elija otro."),
-    "expired": ("This booking link has expired. Reply to our e-mail if you would still like an interview.",
-                "Este enlace de reserva ha caducado. Responda a nuestro correo si aún desea una entrevista."),
-    "invalid": ("This booking link is not valid. Please use the link from our e-mail.",
-                "Este enlace de reserva no es válido. Use el enlace de nuestro correo."),
-    "cancelled": ("Your interview is cancelled. You can book another time below.",
-                  "Su entrevista está cancelada. Puede reservar otro horario abajo."),
-    "declined": ("Thank you for letting us know. We will not write to you about the interview again.",
-                 "Gracias por avisarnos. No volveremos a escribirle sobre la entrevista."),
+    "none_free": (
+        "There are no free times at the moment. We will write to you when there are more.",
+        "No hay horarios libres por ahora. Le escribiremos cuando haya más.",
+    ),
+    "taken": (
+        "Sorry, that time has just been taken by someone else. Please choose another.",
+        "Lo sentimos, otra persona acaba de reservar ese horario. Por favor, elija otro.",
+    ),
+    "expired": (
+        "This booking link has expired. Reply to our e-mail if you would still like an interview.",
+        "Este enlace de reserva ha caducado. Responda a nuestro correo si aún desea una entrevista.",
+    ),
+    "invalid": (
+        "This booking link is not valid. Please use the link from our e-mail.",
+        "Este enlace de reserva no es válido. Use el enlace de nuestro correo.",
+    ),
+    "cancelled": (
+        "Your interview is cancelled. You can book another time below.",
+        "Su entrevista está cancelada. Puede reservar otro horario abajo.",
+    ),
+    "declined": (
+        "Thank you for letting us know. We will not write to you about the interview again.",
+        "Gracias por avisarnos. No volveremos a escribirle sobre la entrevista.",
+    ),
     "done": ("This interview has taken place. Thank you!", "Esta entrevista ya se realizó. ¡Muchas gracias!"),
-    "no_show": ("We missed you at the interview. Reply to our e-mail to find another time.",
-                "No pudimos encontrarnos en la entrevista. Responda a nuestro correo para buscar otro horario."),
+    "no_show": (
+        "We missed you at the interview. Reply to our e-mail to find another time.",
+        "No pudimos encontrarnos en la entrevista. Responda a nuestro correo para buscar otro horario.",
+    ),
     "with": ("with", "con"),
     "online": ("online", "en línea"),
     "minutes": ("minutes", "minutos"),
     "zone": ("Times are shown in {zone}.", "Los horarios se muestran en {zone}."),
-    "zone_js": ("Times are shown in your time zone ({zone}).",
-                "Los horarios se muestran en su zona horaria ({zone})."),
+    "zone_js": ("Times are shown in your time zone ({zone}).", "Los horarios se muestran en su zona horaria ({zone})."),
     "other": ("Versión en español", "English version"),
-    "confirmation": ("A confirmation with a calendar invitation is on its way to your e-mail.",
-                     "Le enviamos una confirmación con la invitación de calendario a su correo."),
+    "confirmation": (
+        "A confirmation with a calendar invitation is on its way to your e-mail.",
+        "Le enviamos una confirmación con la invitación de calendario a su correo.",
+    ),
     "change": ("Change the time", "Cambiar el horario"),
     "queued": ("We will send you a booking link soon.", "Pronto le enviaremos un enlace de reserva."),
-    "unreadable": ("Your answer could not be read; please choose again.",
-                   "No pudimos leer su respuesta; por favor, elija de nuevo."),
+    "unreadable": (
+        "Your answer could not be read; please choose again.",
+        "No pudimos leer su respuesta; por favor, elija de nuevo.",
+    ),
 }
 TEXT = {language: {key: pair[n] for key, pair in PHRASES.items()} for n, language in enumerate(("en", "es"))}
 
@@ -81,26 +98,61 @@ def _page(request: web.Request, row: dict | None, *, notice: str = "", kind: str
     language = _language(request, row)
     t = TEXT[language]
     if row is None:
-        return render(request, "booking.html.j2", status=status, lang=language, t=t, state="invalid", row=None,
-                      current=None, free=[], notice=t["invalid"], kind="error", zone_note="", other_url="?lang="
-                      + ("en" if language == "es" else "es"))
+        return render(
+            request,
+            "booking.html.j2",
+            status=status,
+            lang=language,
+            t=t,
+            state="invalid",
+            row=None,
+            current=None,
+            free=[],
+            notice=t["invalid"],
+            kind="error",
+            zone_note="",
+            other_url="?lang=" + ("en" if language == "es" else "es"),
+        )
     zone = row["contact_timezone"] or "UTC"
     state = booking.check_state_for_page(row, now)
     current = None
     if row["state"] == "booked":
-        current = {"when": _when(row["starts_at"], zone, language), "iso": row["starts_at"],
-                   "researcher": row["researcher"], "meeting_url": row["meeting_url"],
-                   "minutes": slots.minutes(row)}
+        current = {
+            "when": _when(row["starts_at"], zone, language),
+            "iso": row["starts_at"],
+            "researcher": row["researcher"],
+            "meeting_url": row["meeting_url"],
+            "minutes": slots.minutes(row),
+        }
     free = []
     if state in ("book", "booked"):
-        free = [{"id": s["id"], "iso": s["starts_at"], "when": _when(s["starts_at"], zone, language),
-                 "researcher": s["researcher"]} for s in slots.free(request.app[DB], now, lead=booking.LEAD)]
+        free = [
+            {
+                "id": s["id"],
+                "iso": s["starts_at"],
+                "when": _when(s["starts_at"], zone, language),
+                "researcher": s["researcher"],
+            }
+            for s in slots.free(request.app[DB], now, lead=booking.LEAD)
+        ]
     if not notice and state in t and state not in ("book", "booked"):
         notice, kind = t[state if state != "completed" else "done"], "error" if state == "expired" else "ok"
     zone_name = "UTC" if zone == "UTC" else ZoneInfo(zone).key
-    return render(request, "booking.html.j2", status=status, lang=language, t=t, state=state, row=row,
-                  current=current, free=free, notice=notice, kind=kind, zone_note=t["zone"].format(zone=zone_name),
-                  other_url="?lang=" + ("en" if language == "es" else "es"))
+    return render(
+        request,
+        "booking.html.j2",
+        status=status,
+        lang=language,
+        t=t,
+        state=state,
+        row=row,
+        current=current,
+        free=free,
+        notice=notice,
+        kind=kind,
+        zone_note=t["zone"].format(zone=zone_name),
+        other_url="?lang=" + ("en" if language == "es" else "es"),
+    )
 
 
 async def page(request: web.Request) -> web.Response:
@@ -131,8 +183,13 @@ async def act(request: web.Request) -> web.Response:
         return _page(request, queue.get(db, row["id"]), notice=t["taken"], kind="error", status=409)
     except booking.NotBookable as exc:
         state = "expired" if str(exc) == "expired" else str(exc)
-        return _page(request, queue.get(db, row["id"]), notice=t.get(state if state != "completed" else "done",
-                                                                     t["invalid"]), kind="error", status=409)
+        return _page(
+            request,
+            queue.get(db, row["id"]),
+            notice=t.get(state if state != "completed" else "done", t["invalid"]),
+            kind="error",
+            status=409,
+        )
     except InvalidInput:
         return _page(request, queue.get(db, row["id"]), notice=t["choose"], kind="error", status=400)
     request.app[DISPATCHER].wake()
@@ -149,13 +206,30 @@ def upcoming(request: web.Request, token: dict) -> list[dict]:
     """Booked interviews still to come: a researcher's token tied to an e-mail sees that researcher's only."""
     now = utcnow()
     researcher = token.get("email") if token["role"] == "researcher" else None
-    rows = [r for r in queue.listing(request.app[DB], state="booked", researcher=researcher or None)
-            if parse_stored(r["ends_at"]) >= now]
-    return [{"id": r["id"], "wave": r["wave"], "state": r["state"], "starts_at": r["starts_at"],
-             "ends_at": r["ends_at"], "researcher": r["researcher"], "meeting_url": r["meeting_url"],
-             "respondent": r["name"], "email": r["email"], "city": r["city"], "country": r["country"],
-             "language": r["language"], "notes": r["notes"],
-             "when": moment(parse_stored(r["starts_at"]), r["slot_timezone"], "en")} for r in rows]
+    rows = [
+        r
+        for r in queue.listing(request.app[DB], state="booked", researcher=researcher or None)
+        if parse_stored(r["ends_at"]) >= now
+    ]
+    return [
+        {
+            "id": r["id"],
+            "wave": r["wave"],
+            "state": r["state"],
+            "starts_at": r["starts_at"],
+            "ends_at": r["ends_at"],
+            "researcher": r["researcher"],
+            "meeting_url": r["meeting_url"],
+            "respondent": r["name"],
+            "email": r["email"],
+            "city": r["city"],
+            "country": r["country"],
+            "language": r["language"],
+            "notes": r["notes"],
+            "when": moment(parse_stored(r["starts_at"]), r["slot_timezone"], "en"),
+        }
+        for r in rows
+    ]
 
 
 def _may_see(token: dict | None) -> bool:
@@ -169,12 +243,24 @@ async def researchers_form(request: web.Request) -> web.Response:
 async def researchers_list(request: web.Request) -> web.Response:
     form = await read_form(request)
     if form is None:
-        return render(request, "researchers.html.j2", status=400, lang="en", interviews=None,
-                      error="The form could not be read; please send it again.")
+        return render(
+            request,
+            "researchers.html.j2",
+            status=400,
+            lang="en",
+            interviews=None,
+            error="The form could not be read; please send it again.",
+        )
     token = tokens.check(request.app[DB], str(form.get("token", "")).strip()[:200])
     if not _may_see(token):
-        return render(request, "researchers.html.j2", status=401 if token is None else 403, lang="en",
-                      interviews=None, error="That token does not open the researchers' view.")
+        return render(
+            request,
+            "researchers.html.j2",
+            status=401 if token is None else 403,
+            lang="en",
+            interviews=None,
+            error="That token does not open the researchers' view.",
+        )
     return render(request, "researchers.html.j2", lang="en", interviews=upcoming(request, token), error=None)
 
 

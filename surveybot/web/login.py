@@ -27,8 +27,8 @@ COOKIE = "surveybot_session"
 # Signed-in pages poll their own URL (connect-src) and use the shared stylesheet (style-src 'self').
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self' 'unsafe-inline'; script-src 'self'; "
-                               "connect-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; "
-                               "base-uri 'none'",
+    "connect-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'",
     "Cache-Control": "no-store",
     "Vary": "Cookie",
 }
@@ -53,11 +53,16 @@ def language(request: web.Request, session: Session | None = None) -> str:
     return "es" if request.headers.get("Accept-Language", "")[:2].lower() == "es" else "en"
 
 
-def page(request: web.Request, name: str, *, status: int = 200, session: Session | None = None,
-         lang: str = "en", **context) -> web.Response:
+def page(
+    request: web.Request, name: str, *, status: int = 200, session: Session | None = None, lang: str = "en", **context
+) -> web.Response:
     """A signed-in (or sign-in) page: the shared navigation, the CSRF token for its forms, no caching."""
-    nav = {"role": session.role if session else "", "network": session.network if session else "",
-           "csrf": session.csrf if session else "", "path": request.path}
+    nav = {
+        "role": session.role if session else "",
+        "network": session.network if session else "",
+        "csrf": session.csrf if session else "",
+        "path": request.path,
+    }
     response = render(request, name, status=status, lang=lang, t=TEXT[lang], nav=nav, **context)
     response.headers.update(PAGE_HEADERS)
     return response
@@ -70,10 +75,20 @@ def require(request: web.Request, *roles: str) -> Session:
         raise web.HTTPSeeOther("/login?next=" + quote(request.path_qs, safe="/?=&"))
     if session.role not in roles:
         lang = language(request, session)
-        shown = page(request, "message.html.j2", status=403, session=session, lang=lang,
-                     message=TEXT[lang]["not_for_you"], kind="error")
-        raise web.HTTPForbidden(text=shown.text, content_type="text/html",
-                                headers={k: v for k, v in shown.headers.items() if k != "Content-Type"})
+        shown = page(
+            request,
+            "message.html.j2",
+            status=403,
+            session=session,
+            lang=lang,
+            message=TEXT[lang]["not_for_you"],
+            kind="error",
+        )
+        raise web.HTTPForbidden(
+            text=shown.text,
+            content_type="text/html",
+            headers={k: v for k, v in shown.headers.items() if k != "Content-Type"},
+        )
     return session
 
 
@@ -84,14 +99,20 @@ def csrf_ok(session: Session, form) -> bool:
 
 def refuse_csrf(request: web.Request, session: Session) -> web.Response:
     lang = language(request, session)
-    return page(request, "message.html.j2", status=403, session=session, lang=lang,
-                message=TEXT[lang]["csrf"], kind="error")
+    return page(
+        request, "message.html.j2", status=403, session=session, lang=lang, message=TEXT[lang]["csrf"], kind="error"
+    )
 
 
 def _next(value: str, session: Session) -> str:
     """Where to go after signing in: a path of this site only (never another host), else the home page."""
-    if (value.startswith("/") and not value.startswith(("//", "/\\")) and value.isascii() and value.isprintable()
-            and len(value) < 500):
+    if (
+        value.startswith("/")
+        and not value.startswith(("//", "/\\"))
+        and value.isascii()
+        and value.isprintable()
+        and len(value) < 500
+    ):
         return value
     return HOME[session.role]
 
@@ -108,8 +129,15 @@ async def _signed_in(request: web.Request, token_id: int, lang: str, target: str
         await _write(lambda: sessions.end(db, old))
     session_id, session = await _write(lambda: sessions.start(db, token_id, now, lang))
     response = web.HTTPSeeOther(_next(target or "", session))
-    response.set_cookie(COOKIE, session_id, max_age=int(sessions.LIFETIME.total_seconds()), path="/",
-                        httponly=True, samesite="Lax", secure=request.app[SETTINGS].base_url.startswith("https:"))
+    response.set_cookie(
+        COOKIE,
+        session_id,
+        max_age=int(sessions.LIFETIME.total_seconds()),
+        path="/",
+        httponly=True,
+        samesite="Lax",
+        secure=request.app[SETTINGS].base_url.startswith("https:"),
+    )
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
-from multidict import MultiDictProxy
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from multidict import MultiDictProxy
 
 from surveybot.resources import template_folder
 from surveybot.web.keys import PAGES
@@ -13,15 +13,16 @@ from surveybot.web.keys import PAGES
 FOLDER = template_folder("web")  # pages and static/: in the installed package, or templates/web of a checkout
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; script-src 'self'; "
-                               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
 
 
 def environment() -> Environment:
-    return Environment(loader=FileSystemLoader(str(FOLDER)), autoescape=True, undefined=StrictUndefined,
-                       auto_reload=False)
+    return Environment(
+        loader=FileSystemLoader(str(FOLDER)), autoescape=True, undefined=StrictUndefined, auto_reload=False
+    )
 
 
 def render(request: web.Request, name: str, status: int = 200, **context) -> web.Response:

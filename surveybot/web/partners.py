@@ -44,10 +44,14 @@ def _wave_figures(db: Database, network: str, slug: str, page: int) -> dict:
         raise NotFound(f"no wave {slug!r} with contacts of {network}")
     share = bool(wave["share_status_with_networks"])
     offset = (page - 1) * PAGE
-    return {"wave": wave, "share": share, "funnel": live.funnel(db, wave["id"], network),
-            "rates": _own(network, wave_dispositions(db, wave["id"], network=network)),
-            "problems": live.partner_problems(db, wave["id"], network, PAGE, offset),
-            "answered": live.partner_answered(db, wave["id"], network, PAGE, offset) if share else None}
+    return {
+        "wave": wave,
+        "share": share,
+        "funnel": live.funnel(db, wave["id"], network),
+        "rates": _own(network, wave_dispositions(db, wave["id"], network=network)),
+        "problems": live.partner_problems(db, wave["id"], network, PAGE, offset),
+        "answered": live.partner_answered(db, wave["id"], network, PAGE, offset) if share else None,
+    }
 
 
 def _landing_figures(db: Database, network: str) -> dict:
@@ -82,11 +86,24 @@ async def landing(request: web.Request, session: Session) -> web.Response:
     network = session.network or ""
     sharing = live.sharing(request.app[DB])  # a change of sharing shows at once
     figures = await request.app[FIGURES].get(("partner", network.lower(), sharing), _landing_figures, network)
-    rows = [{**w, "completed": masked(w["funnel"]["completed"], bool(w["share_status_with_networks"]), lang),
-             "shown": shown_figures(w["rates"], bool(w["share_status_with_networks"]), lang)}
-            for w in figures["waves"]]
-    return render_page(request, "partner.html.j2", session=session, lang=lang, network=network, waves=rows,
-                uploads=figures["uploads"], number=number)
+    rows = [
+        {
+            **w,
+            "completed": masked(w["funnel"]["completed"], bool(w["share_status_with_networks"]), lang),
+            "shown": shown_figures(w["rates"], bool(w["share_status_with_networks"]), lang),
+        }
+        for w in figures["waves"]
+    ]
+    return render_page(
+        request,
+        "partner.html.j2",
+        session=session,
+        lang=lang,
+        network=network,
+        waves=rows,
+        uploads=figures["uploads"],
+        number=number,
+    )
 
 
 async def wave_page(request: web.Request, session: Session, slug: str) -> web.Response:
@@ -98,17 +115,39 @@ async def wave_page(request: web.Request, session: Session, slug: str) -> web.Re
         # whether the wave shares who answered is read now, not from figures kept a moment: a wave set to stop
         # sharing stops at once
         share_now = waves.get_wave(request.app[DB], slug)["share_status_with_networks"]
-        figures = await request.app[FIGURES].get(("partner", network.lower(), slug, share_now, page),
-                                                 _wave_figures, network, slug, page)
+        figures = await request.app[FIGURES].get(
+            ("partner", network.lower(), slug, share_now, page), _wave_figures, network, slug, page
+        )
     except NotFound:
-        return render_page(request, "message.html.j2", status=404, session=session, lang=lang, kind="error",
-                           message=TEXT[lang]["no_wave"].format(wave=slug))
+        return render_page(
+            request,
+            "message.html.j2",
+            status=404,
+            session=session,
+            lang=lang,
+            kind="error",
+            message=TEXT[lang]["no_wave"].format(wave=slug),
+        )
     share, rates = figures["share"], figures["rates"]
-    groups = {kind: {name: shown_figures(values, share, lang) for name, values in rates[kind].items()}
-              for kind in GROUPS}
+    groups = {
+        kind: {name: shown_figures(values, share, lang) for name, values in rates[kind].items()} for kind in GROUPS
+    }
     funnel = {key: number(value, lang) for key, value in figures["funnel"].items()}
     funnel["completed"] = masked(figures["funnel"]["completed"], share, lang)
     last = max(figures["problems"]["total"], (figures["answered"] or {"total": 0})["total"]) - 1
-    return render_page(request, "partner_wave.html.j2", session=session, lang=lang, network=network, f=figures,
-                       funnel=funnel, overall=shown_figures(rates, share, lang), groups=groups, share=share,
-                       poll=2000, page=page, pages=max(1, last // PAGE + 1), number=number)
+    return render_page(
+        request,
+        "partner_wave.html.j2",
+        session=session,
+        lang=lang,
+        network=network,
+        f=figures,
+        funnel=funnel,
+        overall=shown_figures(rates, share, lang),
+        groups=groups,
+        share=share,
+        poll=2000,
+        page=page,
+        pages=max(1, last // PAGE + 1),
+        number=number,
+    )

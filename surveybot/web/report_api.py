@@ -15,8 +15,7 @@ from surveybot.web.keys import DB
 async def report(request: web.Request) -> web.Response:
     token = from_header(request)
     if token is None or token["role"] != "coordinator":
-        return refuse("a coordinator's access token is needed" if token else "a valid access token is needed",
-                      token)
+        return refuse("a coordinator's access token is needed" if token else "a valid access token is needed", token)
     language = request.query.get("language", "en").lower()
     if language not in ("en", "es"):
         return web.json_response({"error": "language must be en or es"}, status=400)

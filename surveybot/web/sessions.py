@@ -44,10 +44,19 @@ def start(db: Database, token_id: int, now: datetime, language: str = "") -> tup
     """A new session for the token; returns the session id (for the cookie, never stored) and the session."""
     session_id = secrets.token_urlsafe(32)
     with transaction(db):
-        db.execute("INSERT INTO web_sessions (id_hash, token_id, csrf, language, created_at, last_seen_at, "
-                   "expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                   [token_hash(session_id), token_id, secrets.token_urlsafe(24),
-                    language if language in LANGUAGES else "", iso(now), iso(now), iso(now + LIFETIME)])
+        db.execute(
+            "INSERT INTO web_sessions (id_hash, token_id, csrf, language, created_at, last_seen_at, "
+            "expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                token_hash(session_id),
+                token_id,
+                secrets.token_urlsafe(24),
+                language if language in LANGUAGES else "",
+                iso(now),
+                iso(now),
+                iso(now + LIFETIME),
+            ],
+        )
     found = find(db, session_id, now)
     assert found is not None
     return session_id, found
@@ -61,7 +70,9 @@ def find(db: Database, session_id: str, now: datetime) -> Session | None:
         """SELECT s.id_hash, s.token_id, t.role, t.network, t.email, s.csrf, s.language, s.expires_at,
                   s.last_seen_at
            FROM web_sessions s JOIN api_tokens t ON t.id = s.token_id
-           WHERE s.id_hash = ? AND t.revoked_at IS NULL""", [token_hash(session_id)]).fetchone()
+           WHERE s.id_hash = ? AND t.revoked_at IS NULL""",
+        [token_hash(session_id)],
+    ).fetchone()
     if row is None:
         return None
     *values, last_seen = row
@@ -97,8 +108,9 @@ def set_language(db: Database, session: Session, language: str) -> None:
 def purge(db: Database, now: datetime) -> int:
     """Forget sessions past their lifetime or idle too long, and sign-in codes past theirs."""
     with transaction(db):
-        gone = db.execute("DELETE FROM web_sessions WHERE expires_at <= ? OR last_seen_at <= ?",
-                          [iso(now), iso(now - IDLE)]).rowcount
+        gone = db.execute(
+            "DELETE FROM web_sessions WHERE expires_at <= ? OR last_seen_at <= ?", [iso(now), iso(now - IDLE)]
+        ).rowcount
         db.execute("DELETE FROM login_codes WHERE expires_at <= ?", [iso(now - timedelta(days=1))])
     return gone
 
@@ -106,8 +118,10 @@ def purge(db: Database, now: datetime) -> int:
 def issue_code(db: Database, token_id: int, now: datetime) -> str:
     code = secrets.token_urlsafe(24)
     with transaction(db):
-        db.execute("INSERT INTO login_codes (code_hash, token_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
-                   [token_hash(code), token_id, iso(now), iso(now + CODE_LIFETIME)])
+        db.execute(
+            "INSERT INTO login_codes (code_hash, token_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+            [token_hash(code), token_id, iso(now), iso(now + CODE_LIFETIME)],
+        )
     return code
 
 
@@ -121,7 +135,9 @@ def redeem_code(db: Database, code: str, now: datetime) -> int | None:
             """UPDATE login_codes SET used_at = ?
                WHERE code_hash = ? AND used_at IS NULL AND expires_at > ?
                  AND token_id IN (SELECT id FROM api_tokens WHERE revoked_at IS NULL)
-               RETURNING token_id""", [iso(now), token_hash(code), iso(now)]).fetchall()
+               RETURNING token_id""",
+            [iso(now), token_hash(code), iso(now)],
+        ).fetchall()
     return row[0][0] if row else None
 
 
@@ -130,12 +146,18 @@ def first_start_code(db: Database, now: datetime) -> str | None:
     shown). A start whose first-start token has never been used to sign in gets a new code for it (the first
     one may have expired unused). Otherwise None."""
     with transaction(db):
-        active = db.execute("SELECT id, label FROM api_tokens WHERE role = 'coordinator' AND revoked_at IS NULL "
-                            "ORDER BY id").fetchall()
+        active = db.execute(
+            "SELECT id, label FROM api_tokens WHERE role = 'coordinator' AND revoked_at IS NULL ORDER BY id"
+        ).fetchall()
         if not active:
             token_id, _ = tokens.create(db, "coordinator", None, now, FIRST_START_LABEL)
-        elif len(active) == 1 and active[0][1] == FIRST_START_LABEL and not db.execute(
-                "SELECT 1 FROM login_codes WHERE token_id = ? AND used_at IS NOT NULL", [active[0][0]]).fetchone():
+        elif (
+            len(active) == 1
+            and active[0][1] == FIRST_START_LABEL
+            and not db.execute(
+                "SELECT 1 FROM login_codes WHERE token_id = ? AND used_at IS NOT NULL", [active[0][0]]
+            ).fetchone()
+        ):
             token_id = active[0][0]
         else:
             return None

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from aiohttp import BodyPartReader, web
 
+from surveybot import tokens
 from surveybot.contacts import store
 from surveybot.contacts.importer import check_network, import_contacts
 from surveybot.db import open_db
@@ -24,7 +25,6 @@ from surveybot.errors import FileRefused, InvalidInput
 from surveybot.web.auth import from_header, may_use_network, refuse
 from surveybot.web.keys import DB, SETTINGS
 from surveybot.web.pages import FORM_ERRORS, render
-from surveybot import tokens
 
 MAX_UPLOAD = 50 * 1024 * 1024
 CHUNK = 64 * 1024
@@ -129,21 +129,27 @@ async def upload_page(request: web.Request) -> web.Response:
                 elif part.name in ("token", "network", "dry_run"):
                     fields[part.name] = (await part.text())[:500]
         except TooLarge:
-            return _page_error(request, 413, f"El archivo supera {MAX_UPLOAD // 2**20} MB. / "
-                               f"The file is larger than {MAX_UPLOAD // 2**20} MB.", fields)
+            return _page_error(
+                request,
+                413,
+                f"El archivo supera {MAX_UPLOAD // 2**20} MB. / The file is larger than {MAX_UPLOAD // 2**20} MB.",
+                fields,
+            )
         except FORM_ERRORS:
             return _page_error(request, 400, "El formulario no se pudo leer. / The form could not be read.", fields)
         token = tokens.check(request.app[DB], fields.get("token", "").strip())
         if token is None:
-            return _page_error(request, 401, "La clave de acceso no es válida. / The access token is not valid.",
-                               fields)
+            return _page_error(
+                request, 401, "La clave de acceso no es válida. / The access token is not valid.", fields
+            )
         # The field names the network; a network's token may leave it blank but not name another one.
         network = fields.get("network", "").strip() or (token.get("network") or "")
         if not network:
             return _page_error(request, 400, "Indique la red. / Name the network.", fields)
         if token["role"] == "researcher" or may_use_network(token, network) is not None:
-            return _page_error(request, 403, "Esta clave no sirve para esa red. / This token is not for that "
-                               "network.", fields)
+            return _page_error(
+                request, 403, "Esta clave no sirve para esa red. / This token is not for that network.", fields
+            )
         if token["role"] == "network":
             network = token["network"]  # the name as the token spells it
         if path is None:
@@ -157,8 +163,9 @@ async def upload_page(request: web.Request) -> web.Response:
 
 
 def _page_error(request: web.Request, status: int, message: str, fields: dict) -> web.Response:
-    return render(request, "upload.html.j2", status=status, report=None, error=message,
-                  network=fields.get("network", ""))
+    return render(
+        request, "upload.html.j2", status=status, report=None, error=message, network=fields.get("network", "")
+    )
 
 
 def setup(app: web.Application) -> None:

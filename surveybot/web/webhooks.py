@@ -108,13 +108,17 @@ async def receive(request: web.Request) -> web.Response:
                 app[INBOX].wake()
             return web.Response(body=_QUEUED if added else _ALREADY_QUEUED, content_type="application/json")
         event = result
-        outcome = await retry_busy(lambda: _record_signed(db, adapter, wave, event, request.headers),
-                                   what="a webhook", patience=STORE_PATIENCE)
+        outcome = await retry_busy(
+            lambda: _record_signed(db, adapter, wave, event, request.headers), what="a webhook", patience=STORE_PATIENCE
+        )
     except sqlite3.OperationalError as exc:
         if not is_busy(exc):
             raise
-        return web.json_response({"error": "the database is busy; the notification was not stored, send it "
-                                           "again shortly"}, status=503, headers={"Retry-After": "5"})
+        return web.json_response(
+            {"error": "the database is busy; the notification was not stored, send it again shortly"},
+            status=503,
+            headers={"Retry-After": "5"},
+        )
     app[DISPATCHER].wake()  # a thank-you may be queued
     return web.json_response({"status": outcome})
 

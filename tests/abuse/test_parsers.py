@@ -13,12 +13,21 @@ from hypothesis import strategies as st
 from surveybot.contacts.importer import import_contacts
 from surveybot.db import open_db
 from surveybot.errors import FileRefused, InvalidInput
-from surveybot.platforms import FetchNeeded, ResponseEvent, WebhookContext, WebhookRejected, qualtrics, signed
-from surveybot.platforms import surveymonkey, typeform
+from surveybot.platforms import (
+    FetchNeeded,
+    ResponseEvent,
+    WebhookContext,
+    WebhookRejected,
+    qualtrics,
+    signed,
+    surveymonkey,
+    typeform,
+)
 from tests.service import settings_for
 
 CELLS = st.text(alphabet=st.characters(codec="utf-8"), max_size=12) | st.sampled_from(
-    ["ana@x.example.org", "=1+1", "Bogotá", "", '"', "\r\n", "@", ";", "\t", "x" * 70 + "@y.org", "josé@x.org"])
+    ["ana@x.example.org", "=1+1", "Bogotá", "", '"', "\r\n", "@", ";", "\t", "x" * 70 + "@y.org", "josé@x.org"]
+)
 ROWS = st.lists(st.lists(CELLS, min_size=1, max_size=6), max_size=12)
 
 
@@ -26,8 +35,11 @@ def _csv(header: list[str], rows: list[list[str]], delimiter: str) -> str:
     return "\n".join(delimiter.join(cells) for cells in [header, *rows]) + "\n"
 
 
-@given(rows=ROWS, delimiter=st.sampled_from([",", ";", "\t"]),
-       encoding=st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "cp1252"]))
+@given(
+    rows=ROWS,
+    delimiter=st.sampled_from([",", ";", "\t"]),
+    encoding=st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "cp1252"]),
+)
 def test_any_csv_text_is_imported_or_refused_whole_and_every_row_is_counted(rows, delimiter, encoding):
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "list.csv"
@@ -59,13 +71,26 @@ def test_any_bytes_are_imported_or_refused_whole(data):
             db.close()
 
 
-WAVE = {"id": 1, "slug": "w", "platform": "signed", "survey_id": "S1", "required": [], "interview_question": "",
-        "interview_yes": ""}
-SETTINGS = settings_for(Path(tempfile.gettempdir()), "maildir://" + tempfile.gettempdir() + "/unused",
-                        SURVEYMONKEY_API_SECRET="sm-secret", SURVEYMONKEY_API_KEY="sm-key")
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-                    max_leaves=20)
+WAVE = {
+    "id": 1,
+    "slug": "w",
+    "platform": "signed",
+    "survey_id": "S1",
+    "required": [],
+    "interview_question": "",
+    "interview_yes": "",
+}
+SETTINGS = settings_for(
+    Path(tempfile.gettempdir()),
+    "maildir://" + tempfile.gettempdir() + "/unused",
+    SURVEYMONKEY_API_SECRET="sm-secret",
+    SURVEYMONKEY_API_KEY="sm-key",
+)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
 
 
 def _context(platform: str) -> WebhookContext:
@@ -81,8 +106,10 @@ def _refused_or_parsed(adapter, body: bytes, headers: dict, content_type: str) -
     assert isinstance(result, (ResponseEvent, FetchNeeded))
 
 
-@given(body=st.binary(max_size=300), content_type=st.sampled_from(
-    ["application/json", "application/x-www-form-urlencoded", "text/plain", ""]))
+@given(
+    body=st.binary(max_size=300),
+    content_type=st.sampled_from(["application/json", "application/x-www-form-urlencoded", "text/plain", ""]),
+)
 def test_any_body_to_any_adapter_is_parsed_or_refused(body, content_type):
     for adapter in (qualtrics, typeform, surveymonkey, signed):
         _refused_or_parsed(adapter, body, {}, content_type)
@@ -96,9 +123,16 @@ def test_correctly_signed_json_of_any_shape_is_parsed_or_refused(payload, kind):
     body = json.dumps({"type": kind, "data": payload}).encode()
     stamp = int(time.time())
     whsec = signed.whsec("signing-secret-of-the-wave")
-    headers = {"webhook-id": "msg_1", "webhook-timestamp": str(stamp),
-               "webhook-signature": signed.sign(whsec, "msg_1", stamp, body)}
+    headers = {
+        "webhook-id": "msg_1",
+        "webhook-timestamp": str(stamp),
+        "webhook-signature": signed.sign(whsec, "msg_1", stamp, body),
+    }
     _refused_or_parsed(signed, body, headers, "application/json")
     form = json.dumps({"event_type": "form_response", "form_response": payload}).encode()
-    _refused_or_parsed(typeform, form, {"Typeform-Signature": typeform.signature("signing-secret-of-the-wave",
-                                                                               form)}, "application/json")
+    _refused_or_parsed(
+        typeform,
+        form,
+        {"Typeform-Signature": typeform.signature("signing-secret-of-the-wave", form)},
+        "application/json",
+    )

@@ -23,11 +23,23 @@ CONTACTS = 2000
 
 def start_serve(tmp_path, sink, port: int) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SURVEYBOT_", "QUALTRICS_"))}
-    env.update({"SURVEYBOT_DB": str(tmp_path / "surveybot.db"), "SURVEYBOT_MAIL_URL": sink.url,
-                "SURVEYBOT_SEND_RATE": "300", "SURVEYBOT_SEND_CONCURRENCY": str(CONNECTIONS),
-                "SURVEYBOT_FROM": "City Diplomacy Lab <lab@example.org>", "SURVEYBOT_SECRET": "s" * 32})
-    return subprocess.Popen([sys.executable, "-m", "surveybot", "serve", "--port", str(port)], cwd=tmp_path, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env.update(
+        {
+            "SURVEYBOT_DB": str(tmp_path / "surveybot.db"),
+            "SURVEYBOT_MAIL_URL": sink.url,
+            "SURVEYBOT_SEND_RATE": "300",
+            "SURVEYBOT_SEND_CONCURRENCY": str(CONNECTIONS),
+            "SURVEYBOT_FROM": "City Diplomacy Lab <lab@example.org>",
+            "SURVEYBOT_SECRET": "s" * 32,
+        }
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "surveybot", "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def wait_for(condition, timeout: float, what: str) -> None:
@@ -41,23 +53,36 @@ def wait_for(condition, timeout: float, what: str) -> None:
 
 def test_three_kills_lose_nothing_and_resend_at_most_one_message_per_connection(tmp_path, mail_sink):
     settings = settings_for(tmp_path, mail_sink.url)
-    import_rows(settings, [f"Officer {n},officer{n}@city{n}.example.org,City {n},Chile,Latin America,es"
-                           for n in range(CONTACTS)])
+    import_rows(
+        settings,
+        [f"Officer {n},officer{n}@city{n}.example.org,City {n},Chile,Latin America,es" for n in range(CONTACTS)],
+    )
     db = open_db(settings.db_path)
-    waves.create_wave(db, waves.WaveSpec(slug="w", title="City diplomacy 2026", platform="signed", survey_id="S1",
-                                         survey_url="https://survey.example.org/s1", reminders=()), utcnow())
+    waves.create_wave(
+        db,
+        waves.WaveSpec(
+            slug="w",
+            title="City diplomacy 2026",
+            platform="signed",
+            survey_id="S1",
+            survey_url="https://survey.example.org/s1",
+            reminders=(),
+        ),
+        utcnow(),
+    )
     waves.launch(db, "w", utcnow())
     db.close()
     port = free_port()
     for kill_at in (300, 900, 1500):
         serve = start_serve(tmp_path, mail_sink, port)
         try:
-            wait_for(lambda: len(mail_sink.received) >= kill_at, 60, f"{kill_at} messages")
+            wait_for(lambda n=kill_at: len(mail_sink.received) >= n, 60, f"{kill_at} messages")
         finally:
             serve.send_signal(signal.SIGKILL)
             serve.wait()
     serve = start_serve(tmp_path, mail_sink, port)
     try:
+
         def settled() -> bool:
             check = open_db(settings.db_path, migrate=False)
             try:

@@ -30,12 +30,23 @@ class DroppingHandler(Handler):
 
 
 def wave_of(settings, count: int):
-    import_rows(settings, [f"Officer {n},officer{n}@city{n}.example.org,City {n},Chile,Latin America,es"
-                           for n in range(count)])
+    import_rows(
+        settings, [f"Officer {n},officer{n}@city{n}.example.org,City {n},Chile,Latin America,es" for n in range(count)]
+    )
     db = open_db(settings.db_path)
-    waves.create_wave(db, waves.WaveSpec(slug="w", title="City diplomacy 2026", platform="signed", survey_id="S1",
-                                         survey_url="https://survey.example.org/s1", reminders=(),
-                                         close_after=timedelta(hours=1)), utcnow())
+    waves.create_wave(
+        db,
+        waves.WaveSpec(
+            slug="w",
+            title="City diplomacy 2026",
+            platform="signed",
+            survey_id="S1",
+            survey_url="https://survey.example.org/s1",
+            reminders=(),
+            close_after=timedelta(hours=1),
+        ),
+        utcnow(),
+    )
     waves.launch(db, "w", utcnow())
     return db
 
@@ -53,8 +64,10 @@ async def test_a_relay_dropping_connections_mid_data_delays_but_loses_nothing(tm
         db = wave_of(settings, 40)
         async with running(settings):
             await wait_until(lambda: len(sink.received) == 40, timeout=30, what="every invitation")
-            await wait_until(lambda: db.execute("SELECT count(*) FROM outbox WHERE state != 'sent'").fetchone()[0]
-                             == 0, what="every message recorded as sent")
+            await wait_until(
+                lambda: db.execute("SELECT count(*) FROM outbox WHERE state != 'sent'").fetchone()[0] == 0,
+                what="every message recorded as sent",
+            )
         assert sink.handler.drops == 0 and max(per_address(sink).values()) == 1
         retried = db.execute("SELECT count(*) FROM outbox WHERE attempts > 1").fetchone()[0]
         assert retried >= 1  # the dropped ones were tried again
