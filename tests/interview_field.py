@@ -17,6 +17,7 @@ from surveybot.interviews import queue, slots
 from surveybot.platforms import ResponseEvent
 from surveybot.recipients import survey_token
 from surveybot.signing import service_secret
+from tests.service import signed_wave
 
 RESPONDENTS = [
     "Ana Pérez,ana@bogota.example.org,Bogotá,Colombia,Latin America,es,America/Bogota",
@@ -41,19 +42,7 @@ def write_contacts(settings) -> None:
 def opt_in_everyone(db, slug: str = "city") -> dict:
     """Launch a wave and record a complete response with an interview opt-in for every contact; returns
     {email: interview id}."""
-    waves.create_wave(
-        db,
-        waves.WaveSpec(
-            slug=slug,
-            title="City diplomacy 2026",
-            platform="signed",
-            survey_id="S1",
-            survey_url="https://survey.example.org/s1",
-            interview_question="Q9",
-            interview_yes="1",
-        ),
-        utcnow(),
-    )
+    signed_wave(db, slug, interview_question="Q9", interview_yes="1", launch=False)
     wave = waves.launch(db, slug, utcnow())
     secret = service_secret(db, None)
     plan.run_due(db, secret, utcnow())  # the survey invitations: their recipients carry the tokens

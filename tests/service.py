@@ -9,9 +9,11 @@ from pathlib import Path
 
 from aiohttp import web
 
+from surveybot import waves
+from surveybot.clock import utcnow
 from surveybot.config import Settings, load_settings
 from surveybot.contacts.importer import import_contacts
-from surveybot.db import open_db
+from surveybot.db import Database, open_db
 from surveybot.web.app import create_app
 
 HEADER = "name,email,city,country,region,language\n"
@@ -38,6 +40,21 @@ def import_rows(settings: Settings, rows: list[str], network: str = "Metropolis"
         return import_contacts(db, path, network)
     finally:
         db.close()
+
+
+def signed_wave(db: Database, slug: str = "w", *, launch: bool = True, **spec: object) -> dict:
+    """A wave on the generic signed-webhook platform with the tests' usual survey, created now (and launched
+    unless ``launch=False``); ``spec`` overrides any WaveSpec field (reminders, close_after, …)."""
+    fields: dict = {
+        "slug": slug,
+        "title": "City diplomacy 2026",
+        "platform": "signed",
+        "survey_id": "S1",
+        "survey_url": "https://survey.example.org/s1",
+        **spec,
+    }
+    wave = waves.create_wave(db, waves.WaveSpec(**fields), utcnow())
+    return waves.launch(db, slug, utcnow()) if launch else wave
 
 
 @asynccontextmanager

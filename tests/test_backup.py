@@ -9,11 +9,10 @@ import sqlite3
 from collections import defaultdict
 
 from surveybot import waves
-from surveybot.clock import utcnow
 from surveybot.db import open_db
 from surveybot.reports import wave_status
 from surveybot.signing import service_secret
-from tests.service import import_rows, running, settings_for, wait_until
+from tests.service import import_rows, running, settings_for, signed_wave, wait_until
 
 
 async def test_a_backup_taken_mid_wave_restores_and_resumes_without_resending_what_it_records(
@@ -24,19 +23,7 @@ async def test_a_backup_taken_mid_wave_restores_and_resumes_without_resending_wh
         settings, [f"Officer {n},officer{n}@city{n}.example.org,City {n},Chile,Latin America,es" for n in range(200)]
     )
     db = open_db(settings.db_path)
-    waves.create_wave(
-        db,
-        waves.WaveSpec(
-            slug="w",
-            title="City diplomacy 2026",
-            platform="signed",
-            survey_id="S1",
-            survey_url="https://survey.example.org/s1",
-            reminders=(),
-        ),
-        utcnow(),
-    )
-    waves.launch(db, "w", utcnow())
+    signed_wave(db, reminders=())
     db.close()
     env = {"SURVEYBOT_DB": str(settings.db_path)}
     copy = tmp_path / "backup" / "wave.db"

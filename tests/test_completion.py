@@ -16,7 +16,7 @@ from surveybot.platforms.urls import webhook_signing_secret, webhook_url
 from surveybot.recipients import survey_token
 from surveybot.reports import wave_status
 from surveybot.signing import service_secret
-from tests.service import import_rows, running, settings_for, wait_until
+from tests.service import import_rows, running, settings_for, signed_wave, wait_until
 
 COUNT_KEYS = (
     "responses",
@@ -49,20 +49,7 @@ async def test_two_officers_of_one_city_both_finish_and_both_are_done(tmp_path, 
         ],
     )
     db = open_db(settings.db_path)
-    waves.create_wave(
-        db,
-        waves.WaveSpec(
-            slug="city",
-            title="City diplomacy 2026",
-            platform="signed",
-            survey_id="S1",
-            survey_url="https://survey.example.org/s1",
-            reminders=(timedelta(seconds=4),),
-            close_after=timedelta(seconds=8),
-        ),
-        utcnow(),
-    )
-    waves.launch(db, "city", utcnow())
+    signed_wave(db, "city", reminders=(timedelta(seconds=4),), close_after=timedelta(seconds=8))
     secret = service_secret(db, None)
     async with running(settings) as (_, base), aiohttp.ClientSession() as session:
         await wait_until(lambda: len(mail_sink.received) == 3, what="three invitations")
@@ -118,18 +105,7 @@ def _launched_wave(tmp_path, rows: list[str]):
     settings = settings_for(tmp_path, "maildir://" + str(tmp_path / "mail"))
     import_rows(settings, rows)
     db = open_db(settings.db_path)
-    waves.create_wave(
-        db,
-        waves.WaveSpec(
-            slug="city",
-            title="City diplomacy 2026",
-            platform="signed",
-            survey_id="S1",
-            survey_url="https://survey.example.org/s1",
-        ),
-        utcnow(),
-    )
-    waves.launch(db, "city", utcnow())
+    signed_wave(db, "city")
     secret = service_secret(db, None)
     plan.run_due(db, secret, utcnow())
     wave = waves.get_wave(db, "city")

@@ -17,7 +17,7 @@ from surveybot.clock import utcnow
 from surveybot.db import open_db
 from surveybot.mail.message import build_message, one_line
 from surveybot.mail.render import Rendered
-from tests.service import import_rows, running, settings_for, wait_until
+from tests.service import import_rows, running, settings_for, signed_wave, wait_until
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 # what names and titles are made of, including what has broken mail before: CR/LF, quotes and backslashes,
@@ -140,20 +140,7 @@ async def test_a_sender_name_in_any_script_signs_the_message_as_written(tmp_path
     )
     import_rows(settings, ["Joe Bloggs,joe@leeds.example.org,Leeds,UK,Europe,en"])
     db = open_db(settings.db_path)
-    waves.create_wave(
-        db,
-        waves.WaveSpec(
-            slug="w",
-            title="City diplomacy 2026",
-            platform="signed",
-            survey_id="S1",
-            survey_url="https://survey.example.org/s1",
-            reminders=(),
-            close_after=timedelta(hours=1),
-        ),
-        utcnow(),
-    )
-    waves.launch(db, "w", utcnow())
+    signed_wave(db, reminders=(), close_after=timedelta(hours=1))
     async with running(settings):
         await wait_until(lambda: len(mail_sink.received) == 1, what="the invitation")
     [received] = mail_sink.received

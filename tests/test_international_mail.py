@@ -21,7 +21,7 @@ from surveybot.mail.transports import PermanentFailure, open_transport
 from surveybot.reports import wave_status
 from surveybot.signing import service_secret
 from tests.mailsink import MailSink
-from tests.service import import_rows, running, settings_for, wait_until
+from tests.service import import_rows, running, settings_for, signed_wave, wait_until
 
 CONTACTS = [
     "José Núñez,josé@example.org,Sevilla,Spain,Europe,es",
@@ -35,20 +35,7 @@ ASCII = ("ana@bogota.example.org", "joe@leeds.example.org")
 def launch(settings):
     report = import_rows(settings, CONTACTS)
     db = open_db(settings.db_path)
-    waves.create_wave(
-        db,
-        waves.WaveSpec(
-            slug="w",
-            title="City diplomacy 2026",
-            platform="signed",
-            survey_id="S1",
-            survey_url="https://survey.example.org/s1",
-            reminders=(),
-            close_after=timedelta(hours=1),
-        ),
-        utcnow(),
-    )
-    waves.launch(db, "w", utcnow())
+    signed_wave(db, reminders=(), close_after=timedelta(hours=1))
     return db, report
 
 

@@ -12,12 +12,12 @@ from datetime import timedelta
 
 import pytest
 
-from surveybot import plan, waves
+from surveybot import plan
 from surveybot.clock import iso, utcnow
 from surveybot.db import open_db
 from surveybot.signing import service_secret
 from tests.mailsink import free_port
-from tests.service import import_rows, running, settings_for, wait_until
+from tests.service import import_rows, running, settings_for, signed_wave, wait_until
 
 
 def wave_with_queued_mail(settings, count: int = 30):
@@ -25,19 +25,7 @@ def wave_with_queued_mail(settings, count: int = 30):
         settings, [f"Officer {n},officer{n}@city{n}.example.org,City {n},Chile,Latin America,es" for n in range(count)]
     )
     db = open_db(settings.db_path)
-    waves.create_wave(
-        db,
-        waves.WaveSpec(
-            slug="w",
-            title="City diplomacy 2026",
-            platform="signed",
-            survey_id="S1",
-            survey_url="https://survey.example.org/s1",
-            reminders=(),
-        ),
-        utcnow(),
-    )
-    waves.launch(db, "w", utcnow())
+    signed_wave(db, reminders=())
     plan.run_due(db, service_secret(db, None), utcnow())
     return db
 

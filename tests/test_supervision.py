@@ -21,7 +21,7 @@ from surveybot.platforms.urls import webhook_signing_secret, webhook_url
 from surveybot.recipients import survey_token
 from surveybot.signing import service_secret
 from surveybot.suppressions import unsubscribe_token
-from tests.service import import_rows, running, settings_for, wait_until
+from tests.service import import_rows, running, settings_for, signed_wave, wait_until
 
 LOCKER = """
 import sqlite3, sys, time
@@ -42,19 +42,7 @@ def officers(count: int) -> list[str]:
 def make_wave(settings, count: int, slug: str = "w"):
     import_rows(settings, officers(count))
     db = open_db(settings.db_path)
-    waves.create_wave(
-        db,
-        waves.WaveSpec(
-            slug=slug,
-            title="City diplomacy 2026",
-            platform="signed",
-            survey_id="S1",
-            survey_url="https://survey.example.org/s1",
-            reminders=(),
-            close_after=timedelta(hours=2),
-        ),
-        utcnow(),
-    )
+    signed_wave(db, slug, reminders=(), close_after=timedelta(hours=2), launch=False)
     return db
 
 

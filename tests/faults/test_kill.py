@@ -11,11 +11,9 @@ import sys
 import time
 from collections import defaultdict
 
-from surveybot import waves
-from surveybot.clock import utcnow
 from surveybot.db import open_db
 from tests.mailsink import free_port
-from tests.service import import_rows, settings_for
+from tests.service import import_rows, settings_for, signed_wave
 
 CONNECTIONS = 4
 CONTACTS = 2000
@@ -58,19 +56,7 @@ def test_three_kills_lose_nothing_and_resend_at_most_one_message_per_connection(
         [f"Officer {n},officer{n}@city{n}.example.org,City {n},Chile,Latin America,es" for n in range(CONTACTS)],
     )
     db = open_db(settings.db_path)
-    waves.create_wave(
-        db,
-        waves.WaveSpec(
-            slug="w",
-            title="City diplomacy 2026",
-            platform="signed",
-            survey_id="S1",
-            survey_url="https://survey.example.org/s1",
-            reminders=(),
-        ),
-        utcnow(),
-    )
-    waves.launch(db, "w", utcnow())
+    signed_wave(db, reminders=())
     db.close()
     port = free_port()
     for kill_at in (300, 900, 1500):
