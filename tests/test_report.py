@@ -14,6 +14,7 @@ from surveybot.clock import utcnow
 from surveybot.db import open_db
 from surveybot.platforms import ResponseEvent
 from surveybot.recipients import survey_token
+from surveybot.reports import method
 from surveybot.reports.method import field_report
 from surveybot.signing import service_secret
 from surveybot.suppressions import suppress
@@ -202,3 +203,55 @@ async def test_the_report_api_answers_coordinators_only_with_the_same_json(tmp_p
         assert (await get("/api/waves/city/report", "sbt_forged"))[0] == 401
         assert (await get("/api/waves/nope/report", coordinator))[0] == 404
         assert (await get("/api/waves/city/report?partial_threshold=x", coordinator))[0] == 400
+
+
+PARAGRAPH_FACTS = {
+    "field_period": {"start": "2026-03-02T09:00:00+00:00", "end": "2026-03-16T09:00:00+00:00"},
+    "networks": ["CityNet", "Eurocities", "Metropolis"],
+    "reminders": ["2026-03-09T09:00:00+00:00", "2026-03-13T09:00:00+00:00"],
+    "languages": ["en", "es"],
+    "platform": "qualtrics",
+    "invited": 100,
+    "countries": 41,
+    "complete": 49,
+    "cities": 47,
+    "duplicate_cities": 2,
+    "partial_discarded": 12,
+}
+PARAGRAPH_FIGURES = {"rr1": 0.49, "rr2": 0.5, "coop1": 0.8, "ref1": 0.02, "con1": 0.61}
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        (
+            "en",
+            "The survey, in English and Spanish on Qualtrics, was sent to 100 officers in 41 countries through 3 "
+            "partner networks (CityNet, Eurocities and Metropolis) and was open from 2 March 2026 to 16 March 2026, "
+            "with reminders on 9 March 2026 and 13 March 2026. 49 complete responses from 47 cities were kept (2 of "
+            "those cities answered more than once); 12 partial responses were discarded. The response rate (AAPOR "
+            "RR1) was 49% (RR2 50%; cooperation rate COOP1 80%; refusal rate REF1 2%; contact rate CON1 61%).",
+        ),
+        (
+            "es",
+            "La encuesta, en inglés y español y alojada en Qualtrics, se envió a 100 responsables en 41 países a "
+            "través de 3 redes asociadas (CityNet, Eurocities y Metropolis) y estuvo abierta del 2 de marzo de 2026 "
+            "al 16 de marzo de 2026, con recordatorios el 9 de marzo de 2026 y 13 de marzo de 2026. Se conservaron "
+            "49 respuestas completas de 47 ciudades (en 2 ciudades respondió más de una persona); se descartaron 12 "
+            "respuestas parciales. La tasa de respuesta (AAPOR RR1) fue del 49% (RR2 50%; tasa de cooperación COOP1 "
+            "80%; tasa de rechazo REF1 2%; tasa de contacto CON1 61%).",
+        ),
+    ],
+)
+def test_the_method_paragraph_reads_whole_in_each_language(language, expected):
+    assert method.paragraph(PARAGRAPH_FACTS, PARAGRAPH_FIGURES, language) == expected
+
+
+def test_the_method_paragraph_leaves_out_what_did_not_happen():
+    facts = {**PARAGRAPH_FACTS, "networks": [], "reminders": [], "duplicate_cities": 0}
+    english = method.paragraph(facts, PARAGRAPH_FIGURES, "en")
+    assert "officers in 41 countries and was open from 2 March 2026 to 16 March 2026. 49 complete" in english
+    assert "partner networks" not in english and "reminders" not in english and "more than once" not in english
+    spanish = method.paragraph(facts, PARAGRAPH_FIGURES, "es")
+    assert "41 países y estuvo abierta del 2 de marzo de 2026 al 16 de marzo de 2026. Se conservaron 49" in spanish
+    assert "redes" not in spanish and "recordatorios" not in spanish

@@ -88,59 +88,64 @@ def _percent(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.0f}%"
 
 
+# The paragraph's sentences per language; optional clauses are left out when they do not apply.
+SENTENCES: dict[str, dict[str, str]] = {
+    "en": {
+        "sent": "The survey, in {languages} on {platform}, was sent to {invited} officers in {countries} countries",
+        "through": " through {network_count} partner networks ({networks})",
+        "open": " and was open from {start} to {end}",
+        "reminders": ", with reminders on {reminders}.",
+        "kept": "{complete} complete responses from {cities} cities were kept",
+        "duplicates": " ({duplicate_cities} of those cities answered more than once)",
+        "discarded": "; {partial_discarded} partial responses were discarded.",
+        "rates": "The response rate (AAPOR RR1) was {rr1} (RR2 {rr2}; cooperation rate COOP1 {coop1}; "
+        "refusal rate REF1 {ref1}; contact rate CON1 {con1}).",
+    },
+    "es": {
+        "sent": "La encuesta, en {languages} y alojada en {platform}, se envió a {invited} responsables en "
+        "{countries} países",
+        "through": " a través de {network_count} redes asociadas ({networks})",
+        "open": " y estuvo abierta del {start} al {end}",
+        "reminders": ", con recordatorios el {reminders}.",
+        "kept": "Se conservaron {complete} respuestas completas de {cities} ciudades",
+        "duplicates": " (en {duplicate_cities} ciudades respondió más de una persona)",
+        "discarded": "; se descartaron {partial_discarded} respuestas parciales.",
+        "rates": "La tasa de respuesta (AAPOR RR1) fue del {rr1} (RR2 {rr2}; tasa de cooperación COOP1 {coop1}; "
+        "tasa de rechazo REF1 {ref1}; tasa de contacto CON1 {con1}).",
+    },
+}
+
+
 def paragraph(facts: dict, figures: dict, language: str) -> str:
     """The method paragraph, ready to paste."""
-    start, end = (_date(facts["field_period"][k], language) for k in ("start", "end"))
-    networks = format_list(facts["networks"], locale=LOCALES[language]) if facts["networks"] else ""
-    reminders = format_list([_date(r, language) for r in facts["reminders"]], locale=LOCALES[language])
-    languages = format_list([LANGUAGE_NAMES[language][code] for code in facts["languages"]], locale=LOCALES[language])
-    platform = PLATFORM_NAMES.get(facts["platform"], facts["platform"])
-    if language == "es":
-        parts = [
-            f"La encuesta, en {languages} y alojada en {platform}, se envió a {facts['invited']} "
-            f"responsables en {facts['countries']} países"
-            + (f" a través de {len(facts['networks'])} redes asociadas ({networks})" if networks else "")
-            + f" y estuvo abierta del {start} al {end}"
-            + (f", con recordatorios el {reminders}." if facts["reminders"] else ".")
-        ]
-        parts.append(
-            f"Se conservaron {facts['complete']} respuestas completas de {facts['cities']} ciudades"
-            + (
-                f" (en {facts['duplicate_cities']} ciudades respondió más de una persona)"
-                if facts["duplicate_cities"]
-                else ""
-            )
-            + f"; se descartaron {facts['partial_discarded']} respuestas parciales."
-        )
-        parts.append(
-            f"La tasa de respuesta (AAPOR RR1) fue del {_percent(figures['rr1'])} (RR2 "
-            f"{_percent(figures['rr2'])}; tasa de cooperación COOP1 {_percent(figures['coop1'])}; "
-            f"tasa de rechazo REF1 {_percent(figures['ref1'])}; tasa de contacto CON1 "
-            f"{_percent(figures['con1'])})."
-        )
-        return " ".join(parts)
-    parts = [
-        f"The survey, in {languages} on {platform}, was sent to {facts['invited']} officers in "
-        f"{facts['countries']} countries"
-        + (f" through {len(facts['networks'])} partner networks ({networks})" if networks else "")
-        + f" and was open from {start} to {end}"
-        + (f", with reminders on {reminders}." if facts["reminders"] else ".")
+    locale = LOCALES[language]
+    values = {
+        **facts,
+        **{k: _percent(figures[k]) for k in ("rr1", "rr2", "coop1", "ref1", "con1")},
+        "start": _date(facts["field_period"]["start"], language),
+        "end": _date(facts["field_period"]["end"], language),
+        "networks": format_list(facts["networks"], locale=locale) if facts["networks"] else "",
+        "network_count": len(facts["networks"]),
+        "reminders": format_list([_date(r, language) for r in facts["reminders"]], locale=locale),
+        "languages": format_list([LANGUAGE_NAMES[language][code] for code in facts["languages"]], locale=locale),
+        "platform": PLATFORM_NAMES.get(facts["platform"], facts["platform"]),
+    }
+    text = SENTENCES[language]
+    wanted = [
+        "sent",
+        *(["through"] if facts["networks"] else []),
+        "open",
+        "reminders" if facts["reminders"] else "",
+        " ",
+        "kept",
+        *(["duplicates"] if facts["duplicate_cities"] else []),
+        "discarded",
+        " ",
+        "rates",
     ]
-    parts.append(
-        f"{facts['complete']} complete responses from {facts['cities']} cities were kept"
-        + (
-            f" ({facts['duplicate_cities']} of those cities answered more than once)"
-            if facts["duplicate_cities"]
-            else ""
-        )
-        + f"; {facts['partial_discarded']} partial responses were discarded."
-    )
-    parts.append(
-        f"The response rate (AAPOR RR1) was {_percent(figures['rr1'])} (RR2 {_percent(figures['rr2'])}; "
-        f"cooperation rate COOP1 {_percent(figures['coop1'])}; refusal rate REF1 "
-        f"{_percent(figures['ref1'])}; contact rate CON1 {_percent(figures['con1'])})."
-    )
-    return " ".join(parts)
+    # "" closes the first sentence with a full stop when there are no reminders; " " separates sentences
+    pieces = {"": ".", " ": " "}
+    return "".join(pieces[w] if w in pieces else text[w].format(**values) for w in wanted)
 
 
 def field_report(
