@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import chromium
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -39,3 +41,10 @@ def mail_sink():
     sink = MailSink().start()
     yield sink
     sink.stop()
+
+
+@pytest.fixture
+async def browser():
+    """Headless Chromium (Debian's package) for the tests that use pages as a person does."""
+    async with chromium() as launched:
+        yield launched

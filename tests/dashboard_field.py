@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
 
 import aiohttp
 
@@ -177,6 +180,9 @@ async def drive(db, base: str, mail_sink, slug: str = SLUG) -> None:
         await one_click_unsubscribe(session, base, db, "olga@riga.example.org", slug=slug)
 
 
+DOCS = Path(__file__).resolve().parent.parent / "docs"  # screenshots of the pages, kept current by the tests
+
+
 async def sign_in(page, base: str, token: str, *, lang: str | None = None) -> None:
     """Type the token on /login as a person does; lands on the home page of its role."""
     await page.goto(f"{base}/login" + (f"?lang={lang}" if lang else ""))
@@ -195,3 +201,23 @@ def long_wave_spec(slug: str) -> waves.WaveSpec:
         reminders=(timedelta(days=3),),
         close_after=timedelta(days=5),
     )
+
+
+@asynccontextmanager
+async def served(settings, mail_sink=None) -> AsyncIterator[dict]:
+    """The field above, served: both networks imported, the wave created, a token per role; with ``mail_sink``
+    the wave is also driven (sent, answered, one opt-out). Yields db, base, tokens, settings, sink."""
+    from surveybot.db import open_db
+    from tests.service import running
+
+    import_networks(settings)
+    db = open_db(settings.db_path)
+    create_wave(db)
+    made = make_tokens(db)
+    try:
+        async with running(settings) as (_, base):
+            if mail_sink is not None:
+                await drive(db, base, mail_sink)
+            yield {"db": db, "base": base, "tokens": made, "settings": settings, "sink": mail_sink}
+    finally:
+        db.close()

@@ -9,7 +9,6 @@ from surveybot.db import open_db
 from surveybot.interviews import queue
 from surveybot.signing import service_secret
 from tests import interview_field as f
-from tests.browser import chromium
 from tests.service import running, settings_for, wait_until
 
 
@@ -28,12 +27,6 @@ async def service(tmp_path):
             yield {"db": db, "ids": ids, "slots": slot_ids, "links": links}
     finally:
         db.close()
-
-
-@pytest.fixture
-async def browser():
-    async with chromium() as browser:
-        yield browser
 
 
 async def open_page(browser, *, timezone_id: str, locale: str, javascript: bool = True):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import datetime
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -23,10 +22,9 @@ from surveybot.signing import service_secret
 from surveybot.web.dashboard_text import percent
 from tests import dashboard_field as field
 from tests import interview_field
-from tests.browser import chromium
 from tests.service import running, settings_for, wait_until
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOCS = field.DOCS
 FUNNEL = (
     "invited",
     "sent",
@@ -44,23 +42,8 @@ RATES = ("rr1", "rr2", "coop1", "ref1", "con1")
 
 @pytest.fixture
 async def service(tmp_path, mail_sink):
-    settings = settings_for(tmp_path, mail_sink.url)
-    field.import_networks(settings)
-    db = open_db(settings.db_path)
-    field.create_wave(db)
-    made = field.make_tokens(db)
-    try:
-        async with running(settings) as (app, base):
-            await field.drive(db, base, mail_sink)
-            yield {"db": db, "base": base, "tokens": made, "settings": settings, "sink": mail_sink}
-    finally:
-        db.close()
-
-
-@pytest.fixture
-async def browser():
-    async with chromium() as launched:
-        yield launched
+    async with field.served(settings_for(tmp_path, mail_sink.url), mail_sink) as served:
+        yield served
 
 
 async def coordinator_page(service, browser, *, javascript: bool = True):

@@ -15,9 +15,7 @@ from surveybot.db import open_db
 from surveybot.signing import service_secret
 from surveybot.suppressions import suppress
 from tests import dashboard_field as field
-from tests.browser import chromium
 from tests.service import import_rows, running, settings_for
-from tests.test_dashboard_browser import DOCS
 
 METROPOLIS_ONLY = (
     "ana@bogota.example.org",
@@ -31,23 +29,8 @@ EUROCITIES_ONLY = ("eve@lyon.example.org", "olga@riga.example.org")
 
 @pytest.fixture
 async def service(tmp_path, mail_sink):
-    settings = settings_for(tmp_path, mail_sink.url)
-    field.import_networks(settings)
-    db = open_db(settings.db_path)
-    field.create_wave(db)
-    made = field.make_tokens(db)
-    try:
-        async with running(settings) as (app, base):
-            await field.drive(db, base, mail_sink)
-            yield {"db": db, "base": base, "tokens": made, "settings": settings}
-    finally:
-        db.close()
-
-
-@pytest.fixture
-async def browser():
-    async with chromium() as launched:
-        yield launched
+    async with field.served(settings_for(tmp_path, mail_sink.url), mail_sink) as served:
+        yield served
 
 
 async def network_page(service, browser, network: str):
@@ -113,8 +96,8 @@ async def test_a_network_sees_its_own_contacts_only_and_no_answers(service, brow
     assert await page.locator("#answered").count() == 0
     assert "does not share who answered" in await page.inner_text("#sharing")
     await assert_nothing_of_others(page, EUROCITIES_ONLY, "Eurocities")
-    DOCS.mkdir(exist_ok=True)
-    await page.screenshot(path=str(DOCS / "partner-view.png"), full_page=True)
+    field.DOCS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(field.DOCS / "partner-view.png"), full_page=True)
     await context.close()
 
     context, page = await network_page(service, browser, "eurocities")

@@ -23,29 +23,14 @@ from surveybot.db import open_db
 from surveybot.signing import token_hash
 from surveybot.web import sessions
 from tests import dashboard_field as field
-from tests.browser import chromium
 from tests.mailsink import free_port
 from tests.service import running, settings_for
 
 
 @pytest.fixture
 async def service(tmp_path):
-    settings = settings_for(tmp_path, f"maildir://{tmp_path / 'mail'}")
-    field.import_networks(settings)
-    db = open_db(settings.db_path)
-    field.create_wave(db)
-    made = field.make_tokens(db)
-    try:
-        async with running(settings) as (app, base):
-            yield {"db": db, "base": base, "tokens": made, "settings": settings}
-    finally:
-        db.close()
-
-
-@pytest.fixture
-async def browser():
-    async with chromium() as launched:
-        yield launched
+    async with field.served(settings_for(tmp_path, f"maildir://{tmp_path / 'mail'}")) as served:
+        yield served
 
 
 async def new_page(browser, locale: str = "en-GB"):
