@@ -11,7 +11,7 @@ work without JavaScript; ``static/live.js`` re-fetches the page every few second
 
 from __future__ import annotations
 
-from datetime import UTC, tzinfo
+from datetime import UTC, datetime, tzinfo
 
 from aiohttp import web
 from sqlite_utils import Database
@@ -213,19 +213,24 @@ async def act(request: web.Request) -> web.Response:
         return refuse_csrf(request, session)
     db, now = request.app[DB], utcnow()
     try:
-        if action in ("pause", "resume"):
-            await retry_busy(lambda: waves.set_paused(db, slug, action == "pause"), what="the dashboard", patience=5)
-            count = 0
-        elif action == "close":
-            await retry_busy(lambda: waves.close(db, slug, now), what="the dashboard", patience=5)
-            count = 0
-        else:
-            count = await retry_busy(lambda: waves.retry_failed(db, slug, now), what="the dashboard", patience=5)
-            request.app[DISPATCHER].wake()
+        count = await retry_busy(lambda: _carry_out(db, slug, action, now), what="the dashboard", patience=5)
     except (InvalidInput, NotFound) as exc:
         return _error(request, session, str(exc), 409 if isinstance(exc, InvalidInput) else 404)
+    if action == "retry":
+        request.app[DISPATCHER].wake()
     request.app[FIGURES].forget()
     raise web.HTTPSeeOther(f"/waves/{slug}?done={action}&n={count}")
+
+
+def _carry_out(db: Database, slug: str, action: str, now: datetime) -> int:
+    """One confirmed action on the wave; returns how many failed messages were queued again."""
+    if action == "retry":
+        return waves.retry_failed(db, slug, now)
+    if action == "close":
+        waves.close(db, slug, now)
+    else:
+        waves.set_paused(db, slug, action == "pause")
+    return 0
 
 
 async def assign(request: web.Request) -> web.Response:
