@@ -18,6 +18,7 @@ from dotenv import dotenv_values
 from surveybot.addresses import InvalidAddress, envelope, normalise_email
 from surveybot.clock import parse_duration
 from surveybot.errors import SettingError
+from surveybot.mailbox.sources import MailboxSource, parse_mailbox_url
 
 DEFAULTS: dict[str, str] = {
     "SURVEYBOT_DB": "./surveybot.db",
@@ -64,6 +65,12 @@ DOCUMENTED: dict[str, str] = {
     "after its event",
     "SURVEYBOT_FETCH_GIVE_UP": "a response that cannot be fetched is given up after this long "
     "(never before the wave closes)",
+    "SURVEYBOT_BOUNCE_ADDRESS": "envelope sender (return path) of every message, made personal per message "
+    "(bounces+KEY@domain) so a late bounce names the message it is about",
+    "SURVEYBOT_BOUNCE_MAILBOX": "where bounces arrive, read every few minutes: imaps://user:pass@host/INBOX "
+    "(imap:// with STARTTLS; ?cafile=PATH) or maildir://PATH",
+    "SURVEYBOT_REPLY_MAILBOX": "where replies arrive (SURVEYBOT_REPLY_TO's mailbox), "
+    "read like SURVEYBOT_BOUNCE_MAILBOX",
 }
 
 
@@ -107,6 +114,9 @@ class Settings:
     interview_expire_after: float = 14 * 86400
     fetch_grace: float = 15 * 60
     fetch_give_up: float = 48 * 3600
+    bounce_address: str | None = None
+    bounce_mailbox: MailboxSource | None = None
+    reply_mailbox: MailboxSource | None = None
 
 
 def load_settings(environ: Mapping[str, str] | None = None, env_file: str | os.PathLike | None = ".env") -> Settings:
@@ -150,6 +160,9 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | os.P
         interview_expire_after=_duration("SURVEYBOT_INTERVIEW_EXPIRE_AFTER", get("SURVEYBOT_INTERVIEW_EXPIRE_AFTER")),
         fetch_grace=_duration("SURVEYBOT_FETCH_GRACE", get("SURVEYBOT_FETCH_GRACE")),
         fetch_give_up=_duration("SURVEYBOT_FETCH_GIVE_UP", get("SURVEYBOT_FETCH_GIVE_UP")),
+        bounce_address=_bounce_address(get("SURVEYBOT_BOUNCE_ADDRESS")),
+        bounce_mailbox=_mailbox("SURVEYBOT_BOUNCE_MAILBOX", get("SURVEYBOT_BOUNCE_MAILBOX")),
+        reply_mailbox=_mailbox("SURVEYBOT_REPLY_MAILBOX", get("SURVEYBOT_REPLY_MAILBOX")),
     )
 
 
@@ -271,6 +284,26 @@ def _reply_to(raw: str | None) -> str | None:
         return None
     fields = _sender(raw, key="SURVEYBOT_REPLY_TO")
     return fields["sender"]
+
+
+def _bounce_address(raw: str | None) -> str | None:
+    """A bare address: each message's return path is its local part + a signed key, at its domain."""
+    key = "SURVEYBOT_BOUNCE_ADDRESS"
+    if raw is None:
+        return None
+    if "<" in raw or " " in raw:
+        raise SettingError(key, raw, "must be a bare address such as bounces@example.org, without a name")
+    try:
+        email = str(_sender(raw, key=key)["sender_email"])
+    except SettingError:
+        raise SettingError(key, raw, "must be an e-mail address such as bounces@example.org") from None
+    if "+" in email.partition("@")[0]:
+        raise SettingError(key, raw, "must have no '+' before the @: each message adds its own +KEY there")
+    return email
+
+
+def _mailbox(key: str, raw: str | None) -> MailboxSource | None:
+    return parse_mailbox_url(key, raw) if raw is not None else None
 
 
 def _folder(key: str, raw: str | None) -> Path | None:

@@ -318,4 +318,57 @@ MIGRATIONS: list[str] = [
         lift_reason TEXT NOT NULL
     );
     """,
+    # 10: mail that comes back (mailbox/): each message read once, replies kept for the coordinator, messages
+    #     returned after the relay took them, per-wave holds; sent Message-IDs looked up by a bounce
+    """
+    CREATE TABLE mailbox_messages (
+        digest TEXT PRIMARY KEY,
+        mailbox TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        outbox_id INTEGER,
+        read_at TEXT NOT NULL
+    );
+    CREATE TABLE mail_replies (
+        id INTEGER PRIMARY KEY,
+        digest TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL CHECK (kind IN ('reply', 'auto_reply', 'bounce')),
+        wave_id INTEGER REFERENCES waves(id),
+        contact_id INTEGER REFERENCES contacts(id),
+        sender TEXT NOT NULL DEFAULT '',
+        subject TEXT NOT NULL DEFAULT '',
+        sent_date TEXT NOT NULL DEFAULT '',
+        excerpt TEXT NOT NULL DEFAULT '',
+        marker TEXT NOT NULL DEFAULT '',
+        received_at TEXT NOT NULL
+    );
+    CREATE INDEX mail_replies_wave ON mail_replies(wave_id, kind);
+    CREATE INDEX mail_replies_contact ON mail_replies(contact_id);
+    CREATE TABLE mail_returns (
+        id INTEGER PRIMARY KEY,
+        outbox_id INTEGER NOT NULL UNIQUE REFERENCES outbox(id),
+        wave_id INTEGER REFERENCES waves(id),
+        email TEXT NOT NULL,
+        severity TEXT NOT NULL CHECK (severity IN ('hard', 'failed')),
+        status TEXT NOT NULL DEFAULT '',
+        diagnostic TEXT NOT NULL DEFAULT '',
+        received_at TEXT NOT NULL
+    );
+    CREATE INDEX mail_returns_wave ON mail_returns(wave_id, severity);
+    CREATE TABLE wave_holds (
+        wave_id INTEGER NOT NULL REFERENCES waves(id),
+        email TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (wave_id, email)
+    );
+    -- A held address gets nothing more from its wave, whichever code path queues the message.
+    CREATE TRIGGER outbox_wave_hold AFTER INSERT ON outbox
+    WHEN NEW.state = 'queued' AND NEW.kind NOT LIKE 'interview%'
+         AND EXISTS (SELECT 1 FROM wave_holds h WHERE h.wave_id = NEW.wave_id AND h.email = NEW.to_email)
+    BEGIN
+        UPDATE outbox SET state = 'cancelled', last_error = 'held: earlier messages of this wave to this address failed'
+        WHERE id = NEW.id;
+    END;
+    CREATE INDEX outbox_message_id ON outbox(message_id) WHERE message_id IS NOT NULL;
+    """,
 ]

@@ -55,11 +55,12 @@ def main(ctx: click.Context) -> None:
     ctx.obj = Context()
 
 
-from surveybot.cli import backup, contacts, interviews, report, responses, serve, tokens, waves  # noqa: E402
+from surveybot.cli import backup, contacts, interviews, replies, report, responses, serve, tokens, waves  # noqa: E402
 
 main.add_command(contacts.contacts)
 main.add_command(waves.wave)
 main.add_command(responses.responses_group)
+main.add_command(replies.replies_group)
 main.add_command(interviews.interviews)
 main.add_command(tokens.token)
 main.add_command(report.report)

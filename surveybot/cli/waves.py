@@ -495,6 +495,8 @@ def status(obj: Context, slug, as_json) -> None:
         "queued",
         "failed",
         "bounced",
+        "soft_bounced",
+        "delivered",
         "opted_out",
         "responses",
         "duplicate_contact",

@@ -5,8 +5,10 @@ from __future__ import annotations
 from sqlite_utils import Database
 
 from surveybot import inbox, outbox, responses
+from surveybot.mailbox import store as returned_mail
 from surveybot.platforms.signed import whsec
 from surveybot.platforms.urls import webhook_signing_secret, webhook_url
+from surveybot.reports.live import funnel
 from surveybot.waves import next_step
 
 
@@ -31,6 +33,10 @@ def wave_status(db: Database, wave: dict, secret: str, base_url: str) -> dict:
         "sent": counts["sent"],
         "failed": counts["failed"],
         "bounced": bounced,
+        # people whose invitation or a reminder got through: sent (accepted, or refused as a bounce) − bounced
+        "delivered": funnel(db, wave["id"])["delivered"],
+        # messages a relay took that came back failed later (5.7.1 policy, mailbox full…), the address kept
+        "soft_bounced": returned_mail.soft_bounced(db, wave["id"]),
         "opted_out": opted_out,
         "completed": completed,
         "partial_discarded": answered["partial_discarded"],

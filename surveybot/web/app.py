@@ -30,6 +30,7 @@ from surveybot.inbox import InboxWorker, Intake
 from surveybot.interviews import queue as interview_queue
 from surveybot.mail.compose import Composer
 from surveybot.mail.transports import open_transport
+from surveybot.mailbox.reader import READ_EVERY_S, MailboxReader
 from surveybot.schedule import Planner
 from surveybot.signing import service_secret
 from surveybot.supervise import Health, supervise
@@ -130,7 +131,9 @@ async def healthz(request: web.Request) -> web.Response:
     )
 
 
-def create_app(settings: Settings, *, check_every: float = 1.0, poll: float = 0.5) -> web.Application:
+def create_app(
+    settings: Settings, *, check_every: float = 1.0, poll: float = 0.5, mailbox_every: float = READ_EVERY_S
+) -> web.Application:
     app = web.Application(middlewares=[json_errors], client_max_size=2 * 1024 * 1024)
     app[SETTINGS] = settings
     app[PAGES] = pages.environment()
@@ -245,5 +248,18 @@ def create_app(settings: Settings, *, check_every: float = 1.0, poll: float = 0.
         yield
         planner.stop()
 
-    app.cleanup_ctx.extend([database, delivery, responses_inbox, scheduler])
+    async def mailboxes(app: web.Application):
+        # bounces and replies (SURVEYBOT_BOUNCE_MAILBOX, SURVEYBOT_REPLY_MAILBOX), when either is set
+        reader = MailboxReader(app[DB], settings, app[SECRET], every=mailbox_every)
+        task = None
+        if reader.sources:
+            task = asyncio.create_task(
+                supervise("mailbox", reader.run, app[HEALTH], lambda: reader.stopping), name="mailbox"
+            )
+        yield
+        reader.stop()
+        if task is not None:
+            await task
+
+    app.cleanup_ctx.extend([database, delivery, responses_inbox, mailboxes, scheduler])
     return app
