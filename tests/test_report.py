@@ -255,3 +255,50 @@ def test_the_method_paragraph_leaves_out_what_did_not_happen():
     spanish = method.paragraph(facts, PARAGRAPH_FIGURES, "es")
     assert "41 países y estuvo abierta del 2 de marzo de 2026 al 16 de marzo de 2026. Se conservaron 49" in spanish
     assert "redes" not in spanish and "recordatorios" not in spanish
+
+
+def test_away_for_the_whole_field_period_is_a_non_contact(tmp_path):
+    """An automatic reply to every survey message the relay took makes NC; one that covered only the
+    invitation, while a reminder went unanswered, stays a no-reaction UO; a reply without anything sent
+    proves nothing."""
+    from surveybot.mailbox.store import record_reply
+
+    _, db, wave, _ = field(
+        tmp_path,
+        {
+            "Metropolis": [
+                "D One,d1@x.example.org,Delhi,India,Asia,en",
+                "D Two,d2@x.example.org,Dhaka,Bangladesh,Asia,en",
+                "D Three,d3@x.example.org,Tokyo,Japan,Asia,en",
+            ]
+        },
+    )
+    ids = dict(db.execute("SELECT email, id FROM contacts").fetchall())
+    db.execute("UPDATE outbox SET state = 'sent' WHERE kind = 'invitation' AND to_email != 'd3@x.example.org'")
+    db.execute(
+        "INSERT INTO outbox (key, wave_id, contact_id, kind, to_email, state, due_at, created_at) "
+        "SELECT key || ':r', wave_id, contact_id, 'reminder', to_email, 'sent', due_at, created_at FROM outbox "
+        "WHERE kind = 'invitation' AND to_email = 'd2@x.example.org'"
+    )
+
+    def away(email: str, n: int) -> None:
+        fields = {"wave_id": wave["id"], "contact_id": ids[email], "subject": "Out of office"}
+        record_reply(db, f"{email}-{n}", "auto_reply", fields, utcnow())
+
+    away("d1@x.example.org", 1)  # invitation only, and it was answered: away all along
+    away("d2@x.example.org", 1)  # invitation answered, the reminder not: back at some point
+    away("d3@x.example.org", 1)  # nothing of the survey was sent to them
+    db.conn.commit()
+    assert field_report(db, wave)["dispositions"] == {
+        "I": 0,
+        "P": 0,
+        "R": 0,
+        "NC": 1,
+        "O": 0,
+        "UH": 0,
+        "UO": 2,
+        "NE": 0,
+    }
+    away("d2@x.example.org", 2)
+    db.conn.commit()
+    assert field_report(db, wave)["dispositions"]["NC"] == 2

@@ -72,7 +72,17 @@ def recipient_codes(db: Database, wave_id: int, threshold: int = DEFAULT_THRESHO
                           AND x.status = 'complete') OR r.completed_at IS NOT NULL,
                   (SELECT MAX(COALESCE(p.progress, 0)) FROM partial_audit p
                    WHERE p.wave_id = r.wave_id AND p.contact_id = r.contact_id),
-                  s.kind
+                  s.kind,
+                  -- away for the whole field period: an automatic reply came back for every survey message
+                  -- the relay took (invitation and each reminder), and at least one did
+                  CASE WHEN EXISTS (SELECT 1 FROM mail_replies m WHERE m.contact_id = r.contact_id
+                                    AND m.wave_id = r.wave_id AND m.kind = 'auto_reply')
+                  THEN (SELECT count(*) FROM mail_replies m
+                        WHERE m.contact_id = r.contact_id AND m.wave_id = r.wave_id AND m.kind = 'auto_reply')
+                       >= max(1, (SELECT count(*) FROM outbox o
+                                  WHERE o.wave_id = r.wave_id AND o.to_email = c.email AND o.state = 'sent'
+                                    AND o.kind IN ('invitation', 'reminder', 'final_reminder')))
+                  ELSE 0 END
            FROM recipients r JOIN contacts c ON c.id = r.contact_id
            LEFT JOIN suppressions s ON s.email = c.email
            WHERE r.wave_id = ?""",
@@ -86,11 +96,11 @@ def recipient_codes(db: Database, wave_id: int, threshold: int = DEFAULT_THRESHO
     ):
         networks[contact_id].append(network)
     result = []
-    for contact_id, region, language, country, complete, progress, suppression in rows:
+    for contact_id, region, language, country, complete, progress, suppression, away in rows:
         result.append(
             {
                 "contact_id": contact_id,
-                "code": code(bool(complete), progress, suppression == "opt_out", False, threshold),
+                "code": code(bool(complete), progress, suppression == "opt_out", bool(away), threshold),
                 "region": region or "",
                 "language": language or NO_LANGUAGE,
                 "country": country or "",
