@@ -77,11 +77,12 @@ def recipient_codes(db: Database, wave_id: int, threshold: int = DEFAULT_THRESHO
                   -- the relay took (invitation and each reminder), and at least one did
                   CASE WHEN EXISTS (SELECT 1 FROM mail_replies m WHERE m.contact_id = r.contact_id
                                     AND m.wave_id = r.wave_id AND m.kind = 'auto_reply')
-                  THEN (SELECT count(*) FROM mail_replies m
-                        WHERE m.contact_id = r.contact_id AND m.wave_id = r.wave_id AND m.kind = 'auto_reply')
-                       >= max(1, (SELECT count(*) FROM outbox o
-                                  WHERE o.wave_id = r.wave_id AND o.to_email = c.email AND o.state = 'sent'
-                                    AND o.kind IN ('invitation', 'reminder', 'final_reminder')))
+                  THEN (SELECT count(*) FROM outbox o
+                        WHERE o.wave_id = r.wave_id AND o.to_email = c.email AND o.state = 'sent'
+                          AND o.kind IN ('invitation', 'reminder', 'final_reminder'))
+                       BETWEEN 1 AND (SELECT count(*) FROM mail_replies m
+                                      WHERE m.contact_id = r.contact_id AND m.wave_id = r.wave_id
+                                        AND m.kind = 'auto_reply')
                   ELSE 0 END
            FROM recipients r JOIN contacts c ON c.id = r.contact_id
            LEFT JOIN suppressions s ON s.email = c.email
