@@ -40,3 +40,20 @@ def test_the_closing_time_is_told_in_the_readers_zone_or_in_utc_said_so():
     assert closing_time(closes, "Asia/Kolkata", "en") == "21:30 (India Time)"  # a half-hour offset
     assert closing_time(closes, "America/Bogota", "es") == "11:00 (hora de Colombia)"
     assert closing_time(closes, "", "en") == "16:00 (UTC)"
+
+
+@pytest.mark.parametrize(
+    ("city", "country", "zone"),
+    [
+        ("Leeds", "UK", "Europe/London"),
+        ("Edinburgh", "Scotland", "Europe/London"),
+        ("Seoul", "Korea", "Asia/Seoul"),
+        ("Busan", "Republic of Korea", "Asia/Seoul"),
+        ("Chicago", "USA", "America/Chicago"),
+        ("Nueva York", "EE.UU.", "America/New_York"),
+        ("Istanbul", "Türkiye", "Europe/Istanbul"),
+        ("", "the Netherlands", "Europe/Amsterdam"),
+    ],
+)
+def test_everyday_country_names_are_understood(city, country, zone):
+    assert zone_of({"timezone": "", "city": city, "country": country})[0] == zone

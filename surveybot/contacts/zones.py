@@ -14,6 +14,63 @@ import unicodedata
 from functools import lru_cache
 
 SOURCES = ("import", "city", "country", "none")
+# Everyday names partner lists use that neither the gazetteer nor CLDR's territory names spell this way.
+ALIASES = {
+    "uk": "GB",
+    "u.k.": "GB",
+    "great britain": "GB",
+    "britain": "GB",
+    "england": "GB",
+    "scotland": "GB",
+    "wales": "GB",
+    "northern ireland": "GB",
+    "gran bretana": "GB",
+    "inglaterra": "GB",
+    "escocia": "GB",
+    "usa": "US",
+    "u.s.a.": "US",
+    "u.s.": "US",
+    "us": "US",
+    "united states of america": "US",
+    "eeuu": "US",
+    "ee.uu.": "US",
+    "ee. uu.": "US",
+    "estados unidos de america": "US",
+    "korea": "KR",
+    "republic of korea": "KR",
+    "korea, republic of": "KR",
+    "corea": "KR",
+    "korea (south)": "KR",
+    "russian federation": "RU",
+    "viet nam": "VN",
+    "iran, islamic republic of": "IR",
+    "holland": "NL",
+    "czech republic": "CZ",
+    "republica checa": "CZ",
+    "turkey": "TR",
+    "turkiye": "TR",
+    "ivory coast": "CI",
+    "uae": "AE",
+    "hong kong": "HK",
+    "macau": "MO",
+    "macao": "MO",
+    "burma": "MM",
+    "swaziland": "SZ",
+    "cape verde": "CV",
+    "laos": "LA",
+    "lao pdr": "LA",
+    "syria": "SY",
+    "palestine": "PS",
+    "drc": "CD",
+    "dr congo": "CD",
+    "democratic republic of the congo": "CD",
+    "republic of the congo": "CG",
+    "kosovo": "XK",
+    "gambia": "GM",
+    "bahamas": "BS",
+    "vatican": "VA",
+    "holy see": "VA",
+}
 MIN_POPULATION = 15000
 ALTERNATE_NAMES_FROM = 300_000  # other spellings are indexed for large cities only (the index stays small)
 
@@ -52,6 +109,8 @@ def _gazetteer() -> tuple[dict[tuple[str, str], str], dict[str, str], dict[str, 
         for code, name in Locale(language).territories.items():
             if len(code) == 2 and code.isalpha():
                 countries.setdefault(fold(name), code)
+    for alias, code in ALIASES.items():
+        countries.setdefault(fold(alias), code)
     single = {code: next(iter(zones)) for code, zones in zones_of.items() if len(zones) == 1}
     return {key: zone for key, (zone, _) in cities.items()}, countries, single
 
@@ -66,7 +125,8 @@ def derive(city: str, country: str) -> tuple[str, str]:
     if not country.strip():
         return "", "none"
     cities, countries, single = _gazetteer()
-    code = countries.get(fold(country))
+    folded = fold(country)
+    code = countries.get(folded) or countries.get(folded.removeprefix("the ").removeprefix("la ").strip())
     if code is None:
         return "", "none"
     if city.strip() and (zone := cities.get((fold(city), code))):
