@@ -367,3 +367,41 @@ async def test_researchers_see_their_own_interviews_coordinators_all(tmp_path, b
                 await context.close()
     finally:
         db.close()
+
+
+async def test_replies_and_recipients_without_a_time_zone_show_on_the_wave(service, browser):
+    from surveybot.mailbox.store import record_reply
+
+    db = service["db"]
+    ids = field.contact_ids(db)
+    wave_id = db.execute("SELECT id FROM waves WHERE slug = ?", [field.SLUG]).fetchone()[0]
+    record_reply(
+        db,
+        "reply-1",
+        "reply",
+        {
+            "wave_id": wave_id,
+            "contact_id": ids["eve@lyon.example.org"],
+            "sender": "eve@lyon.example.org",
+            "subject": f"I moved {field.XSS}",
+            "excerpt": f"Please write to my successor.\n{field.XSS}",
+        },
+        utcnow(),
+    )
+    for n in range(2):
+        record_reply(
+            db, f"auto-{n}", "auto_reply", {"wave_id": wave_id, "contact_id": ids["kim@seoul.example.org"]}, utcnow()
+        )
+    db.execute("UPDATE contacts SET city = '', country = 'Atlantis' WHERE email = 'sam@porto.example.org'")
+    db.conn.commit()
+    context, page = await coordinator_page(service, browser)
+    await page.goto(f"{service['base']}/waves/{field.SLUG}")
+    replies = page.locator("#replies")
+    assert await replies.locator("tr[data-reply]").count() == 1
+    assert field.XSS in await replies.inner_text()  # shown as text, never run
+    assert await page.locator("#replies script").count() == 0
+    assert "2 automatic (out-of-office) replies" in await replies.inner_text()
+    assert "Recipients without a time zone of their own (no timezone column, known city or one-zone country): 1." in (
+        await page.inner_text("#without-zone")
+    )
+    await context.close()

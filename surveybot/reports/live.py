@@ -279,3 +279,34 @@ def partner_uploads(db: Database, network: str, limit: int = 100) -> list[dict]:
     for row in rows:
         row["errors"] = json.loads(row["errors"] or "[]")[:500]
     return rows
+
+
+def replies(db: Database, wave_id: int) -> dict:
+    """What came back from the wave's recipients after the relay took their mail: people's replies (shown,
+    newest first) and how many automatic replies were recorded."""
+    from surveybot.mailbox.store import replies as stored
+
+    rows = stored(db, wave_id)
+    people = [r for r in rows if r["kind"] == "reply"]
+    return {
+        "rows": people[:LIMIT],
+        "total": len(people),
+        "auto_replies": sum(1 for r in rows if r["kind"] == "auto_reply"),
+    }
+
+
+def without_zone(db: Database, wave_id: int) -> int:
+    """Recipients whose own time zone is unknown (no import column, city or single-zone country): their mail
+    follows the wave's zone. Places are looked up once per distinct city and country, not per contact."""
+    from surveybot.contacts.zones import zone_of
+
+    places = db.execute(
+        """SELECT c.timezone, c.city, c.country, count(*) FROM recipients r JOIN contacts c ON c.id = r.contact_id
+           WHERE r.wave_id = ? GROUP BY c.timezone, c.city, c.country""",
+        [wave_id],
+    ).fetchall()
+    return sum(
+        n
+        for zone, city, country, n in places
+        if zone_of({"timezone": zone or "", "city": city or "", "country": country or ""})[1] == "none"
+    )

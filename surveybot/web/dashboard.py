@@ -103,6 +103,8 @@ def _wave_figures(db: Database, slug: str, secret: str, base_url: str) -> dict:
         "partials": live.partials(db, wave["id"]),
         "unmatched": live.unmatched(db, wave["id"]),
         "interviews": live.interview_queue(db, wave["id"]),
+        "replies": live.replies(db, wave["id"]),
+        "without_zone": live.without_zone(db, wave["id"]),
     }
 
 

@@ -73,6 +73,20 @@ PHRASES = {
     "partial_discarded": ("Partial, discarded", "Parciales descartadas"),
     "duplicates": ("Duplicates", "Duplicadas"),
     "unmatched": ("Unmatched responses", "Respuestas sin destinatario"),
+    "replies": ("Replies", "Respuestas por correo"),
+    "replies_note": (
+        "People who wrote back to the survey's e-mail; {auto} automatic (out-of-office) replies recorded.",
+        "Personas que contestaron al correo de la encuesta; {auto} respuestas automáticas (fuera de la "
+        "oficina) registradas.",
+    ),
+    "from": ("From", "De"),
+    "subject": ("Subject", "Asunto"),
+    "without_zone": (
+        "Recipients without a time zone of their own (no timezone column, known city or one-zone country): {n}. "
+        "Their mail follows the wave's zone. “surveybot contacts list --no-timezone” lists them.",
+        "Destinatarios sin zona horaria propia (sin columna timezone, ciudad conocida ni país de una sola zona): "
+        "{n}. Su correo sigue la zona de la ola. «surveybot contacts list --no-timezone» los lista.",
+    ),
     "failed": ("Failed", "Fallidos"),
     "funnel_note": (
         "People: sent = an invitation or reminder accepted by the mail server, or refused as a "
