@@ -20,6 +20,8 @@ from surveybot.signing import service_secret
 from tests import fake_platforms
 from tests.service import import_rows, running, settings_for, wait_until
 
+pytestmark = pytest.mark.faults  # a fault test that lives beside its feature: -m faults runs it too
+
 ANA, JOE = "ana@bogota.example.org", "joe@leeds.example.org"
 
 

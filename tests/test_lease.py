@@ -19,6 +19,8 @@ from surveybot.signing import service_secret
 from tests.mailsink import free_port
 from tests.service import import_rows, running, settings_for, signed_wave, wait_until
 
+pytestmark = pytest.mark.faults  # a fault test that lives beside its feature: -m faults runs it too
+
 
 def wave_with_queued_mail(settings, count: int = 30):
     import_rows(

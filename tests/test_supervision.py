@@ -25,6 +25,8 @@ from tests.service import import_rows, running, settings_for, signed_wave, wait_
 
 LOCKER = """
 import sqlite3, sys, time
+
+pytestmark = pytest.mark.faults  # a fault test that lives beside its feature: -m faults runs it too
 conn = sqlite3.connect(sys.argv[1], isolation_level=None)
 conn.execute("BEGIN IMMEDIATE")
 print("locked", flush=True)
