@@ -12,6 +12,7 @@ from collections import Counter
 from datetime import timedelta
 
 import aiohttp
+import pytest
 
 from surveybot import waves
 from surveybot.clock import utcnow
@@ -23,10 +24,10 @@ from surveybot.signing import service_secret
 from surveybot.suppressions import unsubscribe_token
 from tests.service import import_rows, running, settings_for, signed_wave, wait_until
 
+pytestmark = pytest.mark.faults  # a fault test that lives beside its feature: -m faults runs it too
+
 LOCKER = """
 import sqlite3, sys, time
-
-pytestmark = pytest.mark.faults  # a fault test that lives beside its feature: -m faults runs it too
 conn = sqlite3.connect(sys.argv[1], isolation_level=None)
 conn.execute("BEGIN IMMEDIATE")
 print("locked", flush=True)
