@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from surveybot.clock import iso
 from surveybot.errors import InvalidInput
@@ -21,7 +22,9 @@ from surveybot.errors import InvalidInput
 PAGES_PER_STEP = 1024  # copied between pauses, so the service keeps writing meanwhile
 
 
-def backup(source: Path, target: Path, now: datetime, progress: Callable[[int, int], None] | None = None) -> dict:
+def backup(
+    source: Path, target: Path, now: datetime, progress: Callable[[int, int], None] | None = None
+) -> dict[str, Any]:
     """Copy the database at ``source`` to ``target``; returns its size and what it holds."""
     if target.exists() and target.is_dir():
         raise InvalidInput(f"{target} is a folder; name the backup file", field="file")

@@ -13,6 +13,8 @@ Programming errors stay ordinary exceptions: they are bugs, not messages.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class SurveybotError(Exception):
     """Base class: ``str(error)`` is a complete one-line message for the user."""
@@ -44,7 +46,7 @@ class RowRejected(InvalidInput):
         self.row, self.reason = row, reason
         super().__init__(f"row {row}, {field}: {reason}", field=field)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"row": self.row, "field": self.field, "message": self.reason}
 
 

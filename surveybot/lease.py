@@ -13,6 +13,7 @@ import os
 import secrets
 import socket
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlite_utils import Database
 
@@ -29,11 +30,11 @@ class LeaseHeld(SurveybotError):
     """Another ``serve`` is running on this database."""
 
 
-def new_holder() -> dict:
+def new_holder() -> dict[str, Any]:
     return {"holder": secrets.token_hex(8), "pid": os.getpid(), "host": socket.gethostname()}
 
 
-def _gone(row: dict, me: dict) -> bool:
+def _gone(row: dict[str, Any], me: dict[str, Any]) -> bool:
     """Whether the process that holds ``row`` is known to be gone: same host, and no such process (or the
     pid is ours now, as for the first process of a restarted container)."""
     if row["host"] != me["host"]:
@@ -49,7 +50,7 @@ def _gone(row: dict, me: dict) -> bool:
     return False
 
 
-def check(db: Database, me: dict, now: datetime) -> dict | None:
+def check(db: Database, me: dict[str, Any], now: datetime) -> dict[str, Any] | None:
     """Raise :class:`LeaseHeld` naming the holder if a live ``serve`` other than ``me`` holds the lease;
     otherwise return the row of a holder that may be taken over (or None)."""
     row = current(db)
@@ -66,7 +67,7 @@ def check(db: Database, me: dict, now: datetime) -> dict | None:
     return None
 
 
-def acquire(db: Database, me: dict, now: datetime) -> dict | None:
+def acquire(db: Database, me: dict[str, Any], now: datetime) -> dict[str, Any] | None:
     """Take the lease for ``me`` or raise :class:`LeaseHeld` naming the holder. Returns the previous
     holder's row when one was taken over (it stopped without giving the lease back), else None."""
     with transaction(db):
@@ -82,7 +83,7 @@ def acquire(db: Database, me: dict, now: datetime) -> dict | None:
     return row
 
 
-def beat(db: Database, me: dict, now: datetime) -> bool:
+def beat(db: Database, me: dict[str, Any], now: datetime) -> bool:
     """Renew the lease; False if it was taken over meanwhile (this service must stop sending)."""
     with transaction(db):
         cursor = db.execute(
@@ -91,12 +92,12 @@ def beat(db: Database, me: dict, now: datetime) -> bool:
     return cursor.rowcount == 1
 
 
-def release(db: Database, me: dict) -> None:
+def release(db: Database, me: dict[str, Any]) -> None:
     with transaction(db):
         db.execute("DELETE FROM service_lease WHERE name = ? AND holder = ?", [NAME, me["holder"]])
 
 
-def current(db: Database) -> dict | None:
+def current(db: Database) -> dict[str, Any] | None:
     return next(db.query("SELECT * FROM service_lease WHERE name = ?", [NAME]), None)
 
 

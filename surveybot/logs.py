@@ -12,12 +12,13 @@ import logging
 import sys
 import threading
 import time
+from typing import TextIO
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-class BatchedStreamHandler(logging.StreamHandler):
-    def __init__(self, stream=None, interval: float = 0.5, batch: int = 256) -> None:
+class BatchedStreamHandler(logging.StreamHandler[TextIO]):
+    def __init__(self, stream: TextIO | None = None, interval: float = 0.5, batch: int = 256) -> None:
         super().__init__(stream if stream is not None else sys.stderr)
         self.interval, self.batch = interval, batch
         self._records: list[logging.LogRecord] = []
@@ -38,7 +39,8 @@ class BatchedStreamHandler(logging.StreamHandler):
             self.flush()
 
     def flush(self) -> None:
-        with self.lock:
+        self.acquire()  # the handler's lock (an RLock: emit calls this with it held)
+        try:
             records, self._records = self._records, []
             if not records or not self.stream:
                 return
@@ -50,6 +52,8 @@ class BatchedStreamHandler(logging.StreamHandler):
                     self.handleError(record)
             self.stream.write("\n".join(lines) + "\n")
             self.stream.flush()
+        finally:
+            self.release()
 
     def _flush_every(self) -> None:
         while True:

@@ -9,6 +9,7 @@ and when the close is due nothing else is.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlite_utils import Database
 
@@ -18,7 +19,7 @@ from surveybot.db import transaction
 from surveybot.waves import close_wave
 
 
-def run_due(db: Database, secret: str, now: datetime) -> list[dict]:
+def run_due(db: Database, secret: str, now: datetime) -> list[dict[str, Any]]:
     """Carry out every due step of every running, unpaused wave. Returns what was done."""
     done = []
     waves = list(db.query("SELECT * FROM waves WHERE state IN ('scheduled', 'open') AND paused = 0 ORDER BY id"))
@@ -37,7 +38,9 @@ def run_due(db: Database, secret: str, now: datetime) -> list[dict]:
     return done
 
 
-def _run_steps(db: Database, wave: dict, due: list[dict], secret: str, now: datetime) -> list[dict]:
+def _run_steps(
+    db: Database, wave: dict[str, Any], due: list[dict[str, Any]], secret: str, now: datetime
+) -> list[dict[str, Any]]:
     done = []
     stamp = iso(now)
     if any(step["kind"] == "close" for step in due):
@@ -65,7 +68,8 @@ def _run_steps(db: Database, wave: dict, due: list[dict], secret: str, now: date
 
 def next_wakeup(db: Database) -> str | None:
     """When the next step of a running, unpaused wave falls due."""
-    return db.execute("""SELECT MIN(s.due_at) FROM wave_steps s JOIN waves w ON w.id = s.wave_id
-                         WHERE s.state = 'pending' AND w.state IN ('scheduled', 'open') AND w.paused = 0""").fetchone()[
-        0
-    ]
+    due: str | None = db.execute(
+        """SELECT MIN(s.due_at) FROM wave_steps s JOIN waves w ON w.id = s.wave_id
+           WHERE s.state = 'pending' AND w.state IN ('scheduled', 'open') AND w.paused = 0"""
+    ).fetchone()[0]
+    return due

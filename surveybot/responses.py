@@ -17,6 +17,7 @@ import csv
 import io
 import json
 from datetime import datetime
+from typing import Any
 
 from sqlite_utils import Database
 
@@ -29,11 +30,11 @@ from surveybot.platforms import ResponseEvent, yes
 OPT_IN_FIELD = "interview_opt_in"
 
 
-def _answered(value) -> bool:
+def _answered(value: object) -> bool:
     return value not in (None, "", [], {})
 
 
-def missing_required(wave: dict, event: ResponseEvent) -> list[str]:
+def missing_required(wave: dict[str, Any], event: ResponseEvent) -> list[str]:
     """The required questions the response leaves unanswered. A question counts as answered by any of its
     parts: Qualtrics writes a text entry as ``QID5_TEXT`` and a matrix row as ``QID5_2``, LimeSurvey a
     subquestion as ``Q5[SQ001]``."""
@@ -46,11 +47,11 @@ def missing_required(wave: dict, event: ResponseEvent) -> list[str]:
     ]
 
 
-def _folded(value) -> str:
+def _folded(value: object) -> str:
     return " ".join(str(value).casefold().split())
 
 
-def opted_in(wave: dict, event: ResponseEvent) -> bool:
+def opted_in(wave: dict[str, Any], event: ResponseEvent) -> bool:
     """Whether the respondent said yes to the interview: the answer's stored value or its label (the choice
     text, where the platform gives one) is what the coordinator typed; a yes/no answer matches a yes word."""
     question, wanted = wave["interview_question"], wave["interview_yes"]
@@ -66,7 +67,7 @@ def opted_in(wave: dict, event: ResponseEvent) -> bool:
     return yes(event.embedded.get(OPT_IN_FIELD, ""))
 
 
-def record(db: Database, wave: dict, event: ResponseEvent, now: datetime) -> str:
+def record(db: Database, wave: dict[str, Any], event: ResponseEvent, now: datetime) -> str:
     """Record one response event; returns what happened: complete, duplicate, unmatched, partial, repeat."""
     stamp = iso(now)
     with transaction(db):
@@ -114,7 +115,7 @@ def record(db: Database, wave: dict, event: ResponseEvent, now: datetime) -> str
         return "duplicate" if duplicate else "complete"
 
 
-def assign_unmatched(db: Database, wave: dict, row_id: int, contact_id: int, now: datetime) -> str:
+def assign_unmatched(db: Database, wave: dict[str, Any], row_id: int, contact_id: int, now: datetime) -> str:
     """A coordinator says whose an unmatched response is: it becomes that recipient's complete response
     (flagged as a duplicate if they or their city had answered), they are done (no more reminders, a
     thank-you) and an interview opt-in in its answers queues them. Returns complete or duplicate."""
@@ -185,7 +186,15 @@ def _place(city: str | None, country: str | None) -> tuple[str, str] | None:
     return (city_key, _fold(country)) if city_key else None
 
 
-def _insert(db, wave, event: ResponseEvent, contact_id, status, duplicate, stamp) -> None:
+def _insert(
+    db: Database,
+    wave: dict[str, Any],
+    event: ResponseEvent,
+    contact_id: int | None,
+    status: str,
+    duplicate: str,
+    stamp: str,
+) -> None:
     db.execute(
         "INSERT INTO responses (wave_id, platform, response_id, contact_id, status, duplicate, answers, embedded, "
         "recorded_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -204,7 +213,7 @@ def _insert(db, wave, event: ResponseEvent, contact_id, status, duplicate, stamp
     )
 
 
-def counts(db: Database, wave_id: int) -> dict:
+def counts(db: Database, wave_id: int) -> dict[str, Any]:
     """The wave's response counts. ``responses`` are kept complete responses matched to a recipient;
     ``duplicate_contact`` the second and later ones of one person; ``completed`` the people who finished
     (``responses - duplicate_contact``); ``cities_responded`` the distinct non-blank (city, country) among
@@ -251,7 +260,7 @@ def partials_by_contact(db: Database, wave_id: int) -> dict[int, int]:
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
-def safe_cell(value) -> str:
+def safe_cell(value: object) -> str:
     """Text for a CSV cell that a spreadsheet shows as text, never runs (OWASP: prefix a quote)."""
     text = "" if value is None else (value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
     if text and (text.startswith(_FORMULA_START) or text[0].isspace() or not text[0].isprintable()):
@@ -259,7 +268,7 @@ def safe_cell(value) -> str:
     return text
 
 
-def export_csv(db: Database, wave: dict) -> str:
+def export_csv(db: Database, wave: dict[str, Any]) -> str:
     """Complete and unmatched responses as CSV: contact fields, flags, then one column per answer."""
     rows = list(
         db.query(
@@ -298,6 +307,6 @@ def export_csv(db: Database, wave: dict) -> str:
     return out.getvalue()
 
 
-def _question_order(key: str):
+def _question_order(key: str) -> tuple[int, str]:
     digits = "".join(ch if ch.isdigit() else " " for ch in key).split()
     return (int(digits[0]) if digits else 0, key)

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from surveybot.errors import InvalidInput
@@ -74,7 +75,7 @@ def parse_days(text: str) -> frozenset[int]:
     return frozenset(chosen)
 
 
-def of_wave(wave: dict) -> SendWindow | None:
+def of_wave(wave: dict[str, Any]) -> SendWindow | None:
     """The wave's window, or None when it has none (send at the step's time)."""
     if not wave.get("send_window") and not wave.get("send_days"):
         return None

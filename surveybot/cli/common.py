@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
+from typing import Any, TypeVar
 
 import click
 from sqlite_utils import Database
@@ -65,12 +66,13 @@ class Context:
 
 
 pass_context = click.make_pass_decorator(Context)
+_Command = TypeVar("_Command", bound=Callable[..., Any])
 
 
-def json_option(command: Callable) -> Callable:
+def json_option(command: _Command) -> _Command:
     """``--json``: print one JSON object on stdout instead of the human summary (errors too)."""
 
-    def remember(ctx: click.Context, _param, value: bool) -> bool:
+    def remember(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
         ctx.meta["surveybot.json"] = value
         return value
 
@@ -84,7 +86,7 @@ def json_option(command: Callable) -> Callable:
     )(command)
 
 
-def print_json(value: dict) -> None:
+def print_json(value: dict[str, Any]) -> None:
     click.echo(json.dumps(value, ensure_ascii=False, indent=2))
 
 
@@ -96,7 +98,9 @@ def shown(value: str) -> str:
 
 
 @contextmanager
-def progress_bar(description: str, total_hint: int = 0, minimum: int = 256 * 1024) -> Iterator[Callable | None]:
+def progress_bar(
+    description: str, total_hint: int = 0, minimum: int = 256 * 1024
+) -> Iterator[Callable[[int, int], None] | None]:
     """A transient progress bar on stderr for long work, only on a terminal and only when worth showing."""
     if not sys.stderr.isatty() or total_hint < minimum:
         yield None

@@ -17,7 +17,7 @@ import csv
 import hashlib
 import io
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,7 +66,7 @@ def inspect(path: Path) -> CsvFile:
     return CsvFile(path, size, sha256, encoding, delimiter, headers, columns, header_row, skip)
 
 
-def rows(source: CsvFile, progress=None) -> Iterator[tuple[int, list[str]]]:
+def rows(source: CsvFile, progress: Callable[[int], None] | None = None) -> Iterator[tuple[int, list[str]]]:
     """Yield ``(row number, cells)`` for each data row after the header; ``progress(bytes_read)`` as it goes."""
     csv.field_size_limit(MAX_FIELD)
     with open(source.path, "rb") as raw:

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlite_utils import Database
 
@@ -48,6 +49,8 @@ _ENCODING_NAMES = {
     "cp1252": "Windows-1252",
     "latin-1": "Latin-1",
 }
+_OnBytes = Callable[[int], None] | None  # called with the bytes read so far
+
 _DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 
 
@@ -66,15 +69,15 @@ class ImportReport:
     conflicts: int = 0
     rejected: int = 0
     suppressed: int = 0
-    errors: list[dict] = field(default_factory=list)
-    warnings: list[dict] = field(default_factory=list)
-    changes: list[dict] = field(default_factory=list)
-    conflict_details: list[dict] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    conflict_details: list[dict[str, Any]] = field(default_factory=list)
 
-    def counts(self) -> dict:
+    def counts(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("rows", "imported", "updated", "duplicates", "conflicts", "rejected")}
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         return {
             **self.counts(),
             "errors": self.errors,
@@ -90,7 +93,7 @@ class ImportReport:
             "upload_id": self.upload_id,
         }
 
-    def _list(self, name: str, item: dict) -> None:
+    def _list(self, name: str, item: dict[str, Any]) -> None:
         items = getattr(self, name)
         if len(items) < LISTED:
             items.append(item)
@@ -142,22 +145,26 @@ def import_contacts(
             run.close()
         return report
     with transaction(db):
-        report.upload_id = store.create_upload(
+        upload_id = report.upload_id = store.create_upload(
             db, network=network, filename=report.filename, sha256=source_file.sha256, source=source, now=stamp
         )
-    _import_rows(_DatabaseRun(db, report, by, stamp), source_file, report, on_bytes)
+    _import_rows(_DatabaseRun(db, report, upload_id, by, stamp), source_file, report, on_bytes)
     with transaction(db):
-        store.finish_upload(db, report.upload_id, report.counts(), report.errors, stamp)
+        store.finish_upload(db, upload_id, report.counts(), report.errors, stamp)
     return report
 
 
-def _import_rows(run: _DatabaseRun | _DryRun, source_file, report: ImportReport, on_bytes) -> None:
+def _import_rows(
+    run: _DatabaseRun | _DryRun, source_file: csvfile.CsvFile, report: ImportReport, on_bytes: _OnBytes
+) -> None:
     for batch in _batches(source_file, report, on_bytes):
         run.batch(batch)
 
 
-def _batches(source_file, report: ImportReport, on_bytes) -> Iterator[list[tuple[int, dict]]]:
-    batch: list[tuple[int, dict]] = []
+def _batches(
+    source_file: csvfile.CsvFile, report: ImportReport, on_bytes: _OnBytes
+) -> Iterator[list[tuple[int, dict[str, Any]]]]:
+    batch: list[tuple[int, dict[str, Any]]] = []
     rows = csvfile.rows(source_file, on_bytes)
     while True:
         try:
@@ -186,7 +193,9 @@ def _batches(source_file, report: ImportReport, on_bytes) -> Iterator[list[tuple
         yield batch
 
 
-def normalise_row(number: int, cells: list[str], columns: ColumnMap, delimiter: str = ",") -> tuple[dict, list[dict]]:
+def normalise_row(
+    number: int, cells: list[str], columns: ColumnMap, delimiter: str = ","
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """One row's cells → a contact record and its warnings. Raises :class:`RowRejected`."""
     width = len(cells)
 
@@ -208,10 +217,10 @@ def normalise_row(number: int, cells: list[str], columns: ColumnMap, delimiter: 
     except InvalidAddress as exc:
         shown = f"{raw_email!r} is not a valid e-mail address: {exc}" if raw_email else "is blank"
         raise RowRejected(number, "email", shown) from None
-    record = {"email": email, **{name: cell(name) for name in FIELDS}, "attributes": {}}
+    record: dict[str, Any] = {"email": email, **{name: cell(name) for name in FIELDS}, "attributes": {}}
     if not record["name"]:
         record["name"] = " ".join(p for p in (cell("first_name"), cell("last_name")) if p)
-    warnings = []
+    warnings: list[dict[str, Any]] = []
     language = normalise_language(record["language"])
     if language is None:
         warnings.append(
@@ -276,14 +285,14 @@ def _header_of(columns: ColumnMap, index: int) -> str:
 class _DatabaseRun:
     """A real import: each batch is read and written in one write transaction of its own."""
 
-    def __init__(self, db: Database, report: ImportReport, by: str, stamp: str) -> None:
-        self.db, self.report, self.by, self.stamp = db, report, by, stamp
+    def __init__(self, db: Database, report: ImportReport, upload_id: int, by: str, stamp: str) -> None:
+        self.db, self.report, self.upload_id, self.by, self.stamp = db, report, upload_id, by, stamp
 
-    def batch(self, batch: list[tuple[int, dict]]) -> None:
+    def batch(self, batch: list[tuple[int, dict[str, Any]]]) -> None:
         db, report = self.db, self.report
         with transaction(db):
             emails = list({record["email"] for _, record in batch})
-            found = store.contacts_by_email(db, emails, report.network, report.upload_id)
+            found = store.contacts_by_email(db, emails, report.network, self.upload_id)
             entries = {email: Entry.stored(email, item) for email, item in found.items()}
             conflicts = _count(db, batch, entries, report, self.by)
             contacts = [e for e in entries.values() if e.contact_changed]
@@ -293,15 +302,15 @@ class _DatabaseRun:
             store.insert_listings(
                 db,
                 report.network,
-                report.upload_id,
+                self.upload_id,
                 [_row(e, "listing") for e in listings if not e.stored_listing],
                 self.stamp,
             )
             store.update_listings(
                 db, report.network, [_row(e, "listing") for e in listings if e.stored_listing], self.stamp
             )
-            store.add_sources(db, report.upload_id, report.network, ((n, r["email"]) for n, r in batch))
-            store.add_conflicts(db, report.upload_id, conflicts)
+            store.add_sources(db, self.upload_id, report.network, ((n, r["email"]) for n, r in batch))
+            store.add_conflicts(db, self.upload_id, conflicts)
 
 
 class _DryRun:
@@ -314,7 +323,7 @@ class _DryRun:
         self.scratch = sqlite3.connect("")  # "": private, on disk only when it outgrows its cache
         self.scratch.execute("CREATE TABLE seen (email TEXT PRIMARY KEY, entry TEXT NOT NULL)")
 
-    def batch(self, batch: list[tuple[int, dict]]) -> None:
+    def batch(self, batch: list[tuple[int, dict[str, Any]]]) -> None:
         emails = list({record["email"] for _, record in batch})
         marks = ",".join("?" * len(emails))
         entries = {
@@ -336,8 +345,8 @@ class _DryRun:
 
 
 def _count(
-    db: Database, batch: list[tuple[int, dict]], entries: dict[str, Entry], report: ImportReport, by: str
-) -> list[dict]:
+    db: Database, batch: list[tuple[int, dict[str, Any]]], entries: dict[str, Entry], report: ImportReport, by: str
+) -> list[dict[str, Any]]:
     """Merge a batch into ``entries`` and count it in the report; returns the conflicts to keep."""
     outcome = apply_rows(batch, entries, by)
     report.imported += outcome.imported
@@ -354,5 +363,5 @@ def _count(
     return outcome.conflicts
 
 
-def _row(entry: Entry, which: str) -> dict:
+def _row(entry: Entry, which: str) -> dict[str, Any]:
     return {"email": entry.email, **getattr(entry, which)}

@@ -20,6 +20,8 @@ A coordinator may choose which listing supplies a contact's values (:func:`use_v
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from sqlite_utils import Database
 
@@ -37,8 +39,8 @@ class Entry:
     """One address as an upload sees it while it runs (loaded per batch, changed row by row)."""
 
     email: str
-    contact: dict | None = None  # the values used in e-mail; None: no contact yet
-    listing: dict | None = None  # the uploading network's own values; None: not listed by it yet
+    contact: dict[str, Any] | None = None  # the values used in e-mail; None: no contact yet
+    listing: dict[str, Any] | None = None  # the uploading network's own values; None: not listed by it yet
     network_may_fill: bool = True  # a network's upload may fill the contact's blanks
     listed: bool = False  # an earlier row of this upload named the address
     stored_contact: bool = False  # the contact row exists (update it, not insert)
@@ -47,7 +49,7 @@ class Entry:
     listing_changed: bool = False
 
     @classmethod
-    def stored(cls, email: str, found: dict) -> Entry:
+    def stored(cls, email: str, found: dict[str, Any]) -> Entry:
         return cls(
             email,
             found["contact"],
@@ -58,12 +60,12 @@ class Entry:
             stored_listing=found["listing"] is not None,
         )
 
-    def dump(self) -> dict:
+    def dump(self) -> dict[str, Any]:
         """What a dry run remembers of an address its file named (see :meth:`remembered`)."""
         return {"contact": self.contact, "listing": self.listing, "network_may_fill": self.network_may_fill}
 
     @classmethod
-    def remembered(cls, email: str, data: dict) -> Entry:
+    def remembered(cls, email: str, data: dict[str, Any]) -> Entry:
         return cls(email, data["contact"], data["listing"], data["network_may_fill"], listed=True)
 
 
@@ -75,11 +77,11 @@ class Outcome:
     updated: int = 0
     duplicates: int = 0
     conflicted_rows: int = 0
-    changes: list[dict] = field(default_factory=list)
-    conflicts: list[dict] = field(default_factory=list)
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
 
 
-def apply_rows(batch: list[tuple[int, dict]], entries: dict[str, Entry], by: str) -> Outcome:
+def apply_rows(batch: list[tuple[int, dict[str, Any]]], entries: dict[str, Entry], by: str) -> Outcome:
     """Merge each ``(row number, record)`` into ``entries`` (changed in place, new addresses added)."""
     by_network = by == "network"
     outcome = Outcome()
@@ -94,7 +96,7 @@ def apply_rows(batch: list[tuple[int, dict]], entries: dict[str, Entry], by: str
         own = entry.listing if by_network else entry.contact  # the record the report speaks of
         if own is None:
             outcome.imported += 1
-            fills = []
+            fills: list[tuple[str, Any, Any]] = []
         else:
             fills, clashes = fill(own, record)
             for name, old, value in fills:
@@ -119,7 +121,7 @@ def apply_rows(batch: list[tuple[int, dict]], entries: dict[str, Entry], by: str
     return outcome
 
 
-def _keep(entry: Entry, which: str, record: dict, filled: bool | None = None) -> None:
+def _keep(entry: Entry, which: str, record: dict[str, Any], filled: bool | None = None) -> None:
     """Create ``entry``'s contact or listing from ``record``, or fill its blanks (``filled``: already done)."""
     current = getattr(entry, which)
     if current is None:
@@ -133,13 +135,16 @@ def _keep(entry: Entry, which: str, record: dict, filled: bool | None = None) ->
         setattr(entry, f"{which}_changed", True)
 
 
-def copy_values(record: dict) -> dict:
+def copy_values(record: dict[str, Any]) -> dict[str, Any]:
     return {**{name: record[name] for name in FIELDS}, "attributes": dict(record["attributes"])}
 
 
-def fill(target: dict, record: dict) -> tuple[list[tuple], list[tuple]]:
+def fill(
+    target: dict[str, Any], record: dict[str, Any]
+) -> tuple[list[tuple[str, Any, Any]], list[tuple[str, Any, Any]]]:
     """Fill ``target``'s blank fields from ``record``; list what it filled and what differs."""
-    fills, clashes = [], []
+    fills: list[tuple[str, Any, Any]] = []
+    clashes: list[tuple[str, Any, Any]] = []
     pairs = [(name, target, record[name]) for name in FIELDS]
     pairs += [(name, target["attributes"], value) for name, value in record["attributes"].items()]
     for name, holder, value in pairs:
@@ -154,7 +159,9 @@ def fill(target: dict, record: dict) -> tuple[list[tuple], list[tuple]]:
     return fills, clashes
 
 
-def use_values(db: Database, email: str, network: str | None, now=None) -> tuple[dict, dict, str]:
+def use_values(
+    db: Database, email: str, network: str | None, now: datetime | None = None
+) -> tuple[dict[str, Any], dict[str, Any], str]:
     """A coordinator's choice: the contact ``email`` takes ``network``'s listing as its values, or (``None``)
     the merged values again — the first listing's, blanks filled from later listings in the order they came.
 
@@ -169,8 +176,8 @@ def use_values(db: Database, email: str, network: str | None, now=None) -> tuple
             if not listings:
                 raise NotFound(f"{email} has no listing by any network to merge")
             after = copy_values(listings[0])
-            for listing in listings[1:]:
-                fill(after, listing)
+            for later in listings[1:]:
+                fill(after, later)
             chosen = ""
         else:
             listing = next((li for li in listings if li["network"].casefold() == network.casefold()), None)

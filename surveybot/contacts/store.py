@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from sqlite_utils import Database
 
@@ -25,10 +26,11 @@ def create_upload(db: Database, *, network: str, filename: str, sha256: str, sou
         "INSERT INTO uploads (network, filename, sha256, source, created_at) VALUES (?, ?, ?, ?, ?)",
         [network, filename, sha256, source, now],
     )
+    assert cursor.lastrowid is not None  # an INSERT always sets it
     return cursor.lastrowid
 
 
-def finish_upload(db: Database, upload_id: int, counts: dict, errors: list[dict], now: str) -> None:
+def finish_upload(db: Database, upload_id: int, counts: dict[str, Any], errors: list[dict[str, Any]], now: str) -> None:
     db.execute(
         """UPDATE uploads SET state = 'done', finished_at = ?, rows = ?, imported = ?, updated = ?,
            duplicates = ?, conflicts = ?, rejected = ?, errors = ? WHERE id = ?""",
@@ -60,7 +62,7 @@ _LOAD = f"""
 
 def contacts_by_email(
     db: Database, emails: Sequence[str], network: str, upload_id: int | None = None
-) -> dict[str, dict]:
+) -> dict[str, dict[str, Any]]:
     """The stored contacts among ``emails``: ``contact`` (the values used in e-mail), ``listing`` (``network``'s
     own values, or None), ``network_may_fill`` (whether an upload by that network may fill the contact's
     blanks: it listed the contact first, or a coordinator chose its listing) and ``listed`` (whether upload
@@ -84,17 +86,17 @@ def contacts_by_email(
     return found
 
 
-def _values(row: Sequence) -> dict:
+def _values(row: Sequence[Any]) -> dict[str, Any]:
     record = dict(zip(FIELDS, row))
     record["attributes"] = json.loads(row[len(FIELDS)])
     return record
 
 
-def _attributes(record: dict) -> str:
+def _attributes(record: dict[str, Any]) -> str:
     return json.dumps(record["attributes"], ensure_ascii=False) if record["attributes"] else "{}"
 
 
-def insert_contacts(db: Database, records: Iterable[dict], now: str) -> None:
+def insert_contacts(db: Database, records: Iterable[dict[str, Any]], now: str) -> None:
     names = ("email", *FIELDS, "attributes", "created_at", "updated_at")
     db.conn.executemany(
         f"INSERT INTO contacts ({', '.join(names)}) VALUES ({_marks(len(names))})",
@@ -102,7 +104,7 @@ def insert_contacts(db: Database, records: Iterable[dict], now: str) -> None:
     )
 
 
-def update_contacts(db: Database, records: Iterable[dict], now: str) -> None:
+def update_contacts(db: Database, records: Iterable[dict[str, Any]], now: str) -> None:
     assignments = ", ".join(f"{f} = ?" for f in FIELDS)
     db.conn.executemany(
         f"UPDATE contacts SET {assignments}, attributes = ?, updated_at = ? WHERE email = ?",
@@ -110,7 +112,7 @@ def update_contacts(db: Database, records: Iterable[dict], now: str) -> None:
     )
 
 
-def insert_listings(db: Database, network: str, upload_id: int, records: Iterable[dict], now: str) -> None:
+def insert_listings(db: Database, network: str, upload_id: int, records: Iterable[dict[str, Any]], now: str) -> None:
     """``network``'s first listing of each contact (``records`` carry the ``email``)."""
     names = ("contact_id", "network", *FIELDS, "attributes", "first_upload_id", "created_at", "updated_at")
     db.conn.executemany(
@@ -120,7 +122,7 @@ def insert_listings(db: Database, network: str, upload_id: int, records: Iterabl
     )
 
 
-def update_listings(db: Database, network: str, records: Iterable[dict], now: str) -> None:
+def update_listings(db: Database, network: str, records: Iterable[dict[str, Any]], now: str) -> None:
     assignments = ", ".join(f"{f} = ?" for f in FIELDS)
     db.conn.executemany(
         f"""UPDATE contact_listings SET {assignments}, attributes = ?, updated_at = ?
@@ -138,7 +140,7 @@ def add_sources(db: Database, upload_id: int, network: str, sources: Iterable[tu
     )
 
 
-def add_conflicts(db: Database, upload_id: int, conflicts: Iterable[dict]) -> None:
+def add_conflicts(db: Database, upload_id: int, conflicts: Iterable[dict[str, Any]]) -> None:
     db.conn.executemany(
         """INSERT INTO contact_conflicts (contact_id, upload_id, row, field, current, proposed)
            SELECT id, ?, ?, ?, ?, ? FROM contacts WHERE email = ?""",
@@ -146,7 +148,7 @@ def add_conflicts(db: Database, upload_id: int, conflicts: Iterable[dict]) -> No
     )
 
 
-def list_contacts(db: Database, network: str | None = None) -> list[dict]:
+def list_contacts(db: Database, network: str | None = None) -> list[dict[str, Any]]:
     """Every contact (or those a network listed), for a coordinator: the values used in e-mail, the networks
     that listed it, where its values come from (``values_from``) and each network's own ``listings``."""
     where, params = "", []
@@ -177,7 +179,7 @@ def list_contacts(db: Database, network: str | None = None) -> list[dict]:
     return result
 
 
-def network_listing(db: Database, network: str) -> list[dict]:
+def network_listing(db: Database, network: str) -> list[dict[str, Any]]:
     """The contacts ``network`` listed, with its own values only (what that network may see), by e-mail."""
     sql = f"""SELECT c.email, {", ".join("l." + f for f in FIELDS)}, l.attributes
               FROM contact_listings l JOIN contacts c ON c.id = l.contact_id
@@ -189,7 +191,7 @@ def network_listing(db: Database, network: str) -> list[dict]:
     return result
 
 
-def listings_of(db: Database, email: str) -> tuple[int, list[dict]] | None:
+def listings_of(db: Database, email: str) -> tuple[int, list[dict[str, Any]]] | None:
     """(contact id, every network's listing of it in the order they came), or None: no such contact."""
     found = db.execute("SELECT id FROM contacts WHERE email = ?", [email]).fetchone()
     if found is None:
@@ -202,12 +204,12 @@ def listings_of(db: Database, email: str) -> tuple[int, list[dict]] | None:
     return found[0], [{**row, "attributes": json.loads(row["attributes"])} for row in rows]
 
 
-def contact_values(db: Database, contact_id: int) -> dict:
+def contact_values(db: Database, contact_id: int) -> dict[str, Any]:
     row = db.execute(f"SELECT {', '.join(FIELDS)}, attributes FROM contacts WHERE id = ?", [contact_id]).fetchone()
     return _values(row)
 
 
-def set_contact_values(db: Database, contact_id: int, values: dict, values_from: str, now: str) -> None:
+def set_contact_values(db: Database, contact_id: int, values: dict[str, Any], values_from: str, now: str) -> None:
     """Replace the values used in e-mail (a coordinator's choice of listing, or the merged values again)."""
     assignments = ", ".join(f"{f} = ?" for f in FIELDS)
     db.execute(
@@ -219,13 +221,13 @@ def set_contact_values(db: Database, contact_id: int, values: dict, values_from:
 _CARD = "id, email, name, city, country, language, timezone"  # what a message needs of a contact
 
 
-def contacts_by_id(db: Database, ids: Sequence[int]) -> dict[int, dict]:
+def contacts_by_id(db: Database, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
     if not ids:
         return {}
     return {c["id"]: c for c in db.query(f"SELECT {_CARD} FROM contacts WHERE id IN ({_marks(len(ids))})", list(ids))}
 
 
-def contact_by_email(db: Database, email: str) -> dict | None:
+def contact_by_email(db: Database, email: str) -> dict[str, Any] | None:
     return next(db.query(f"SELECT {_CARD} FROM contacts WHERE email = ?", [email]), None)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import unicodedata
 from functools import lru_cache
+from typing import Any
 
 SOURCES = ("import", "city", "country", "none")
 # Everyday names partner lists use that neither the gazetteer nor CLDR's territory names spell this way.
@@ -136,7 +137,7 @@ def derive(city: str, country: str) -> tuple[str, str]:
     return "", "none"
 
 
-def zone_of(contact: dict) -> tuple[str, str]:
+def zone_of(contact: dict[str, Any]) -> tuple[str, str]:
     """The contact's time zone and where it came from (see the module's docstring)."""
     if contact.get("timezone"):
         return contact["timezone"], "import"

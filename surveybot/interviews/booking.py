@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlite_utils import Database
 
@@ -33,7 +34,7 @@ class NotBookable(SurveybotError):
     """The interview cannot be booked now (expired, declined, done…); the message says why."""
 
 
-def book(db: Database, interview_id: int, slot_id: int, now: datetime) -> dict:
+def book(db: Database, interview_id: int, slot_id: int, now: datetime) -> dict[str, Any]:
     """Book (or move to) ``slot_id``; returns the interview as it now is."""
     try:
         with transaction(db):
@@ -69,7 +70,9 @@ def book(db: Database, interview_id: int, slot_id: int, now: datetime) -> dict:
     return queue.get(db, interview_id)
 
 
-def cancel(db: Database, interview_id: int, now: datetime, *, state: str = "cancelled", by: str = "respondent") -> dict:
+def cancel(
+    db: Database, interview_id: int, now: datetime, *, state: str = "cancelled", by: str = "respondent"
+) -> dict[str, Any]:
     """Cancel (or decline) the interview; a booked one frees its slot and both sides get a cancellation."""
     with transaction(db):
         row = queue.get(db, interview_id)
@@ -94,7 +97,7 @@ def cancel(db: Database, interview_id: int, now: datetime, *, state: str = "canc
     return queue.get(db, interview_id)
 
 
-def mark(db: Database, interview_id: int, state: str, now: datetime, notes: str | None = None) -> dict:
+def mark(db: Database, interview_id: int, state: str, now: datetime, notes: str | None = None) -> dict[str, Any]:
     """A researcher's verdict: completed, no_show, declined or cancelled (the last two tell the respondent)."""
     row = queue.get(db, interview_id)
     queue.check_mark(row, state)
@@ -112,7 +115,13 @@ def mark(db: Database, interview_id: int, state: str, now: datetime, notes: str 
 
 
 def _tell_both(
-    db: Database, row: dict, slot: dict, kind: str, sequence: int, due: datetime, extra: dict | None = None
+    db: Database,
+    row: dict[str, Any],
+    slot: dict[str, Any],
+    kind: str,
+    sequence: int,
+    due: datetime,
+    extra: dict[str, Any] | None = None,
 ) -> None:
     for who, address in (("respondent", row["email"]), ("researcher", slot["researcher"])):
         payload = json.dumps(
@@ -130,10 +139,11 @@ def _tell_both(
         )
 
 
-def check_state_for_page(row: dict, now: datetime) -> str:
+def check_state_for_page(row: dict[str, Any], now: datetime) -> str:
     """What the booking page shows: 'book', 'booked', or why nothing can be done ('expired', …)."""
     if queue.expired(row, now):
         return "expired"
     if row["state"] in ("invited", "cancelled"):
         return "book"
-    return row["state"]
+    state: str = row["state"]
+    return state

@@ -53,9 +53,10 @@ def invitation(
         event.add("url", meeting_url)
     event.add("status", "CANCELLED" if method == "CANCEL" else "CONFIRMED")
     event.add("organizer", _address(*organizer, role=None))
-    event.add("attendee", _address(*attendee, role="REQ-PARTICIPANT"), encode=0)
+    event.add("attendee", _address(*attendee, role="REQ-PARTICIPANT"), encode=False)
     calendar.add_component(event)
-    return calendar.to_ical()
+    ical: bytes = calendar.to_ical()  # icalendar leaves to_ical unannotated
+    return ical
 
 
 def _address(name: str, email: str, role: str | None) -> vCalAddress:

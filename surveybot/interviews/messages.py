@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime, get_timezone_name
@@ -46,7 +47,7 @@ class InterviewMessages:
         self.db, self.composer = db, composer
         self.settings, self.secret = composer.settings, composer.secret
 
-    def why_not(self, row: dict, interview: dict | None, payload: dict) -> str | None:
+    def why_not(self, row: dict[str, Any], interview: dict[str, Any] | None, payload: dict[str, Any]) -> str | None:
         """Why an outbox row must not go now (None: send it)."""
         if interview is None:
             return "the interview no longer exists"
@@ -60,13 +61,16 @@ class InterviewMessages:
             return "the interview was changed since"
         return None
 
-    def build(self, row: dict, wave: dict, contact: dict, now: datetime) -> tuple[Outgoing | None, str]:
+    def build(
+        self, row: dict[str, Any], wave: dict[str, Any], contact: dict[str, Any], now: datetime
+    ) -> tuple[Outgoing | None, str]:
         """The message for an interview outbox row, or (None, why) when it no longer applies."""
         payload = json.loads(row["payload"] or "{}")
         interview = next(self.db.query("SELECT * FROM interview_queue WHERE id = ?", [payload.get("interview")]), None)
         reason = self.why_not(row, interview, payload)
         if reason is not None:
             return None, reason
+        assert interview is not None  # why_not gives a reason otherwise
         slot = None
         if payload.get("slot") is not None:
             slot = next(self.db.query("SELECT * FROM interview_slots WHERE id = ?", [payload["slot"]]), None)
@@ -96,14 +100,14 @@ class InterviewMessages:
 
     def context(
         self,
-        wave: dict,
-        contact: dict,
-        interview: dict,
-        slot: dict | None,
-        payload: dict,
+        wave: dict[str, Any],
+        contact: dict[str, Any],
+        interview: dict[str, Any],
+        slot: dict[str, Any] | None,
+        payload: dict[str, Any],
         now: datetime,
         for_researcher: bool,
-    ) -> dict:
+    ) -> dict[str, Any]:
         base = self.composer.context(wave, contact, now)
         booking = queue.booking_url(self.settings.base_url, self.secret, interview["id"])
         zone = (slot or {}).get("timezone", "UTC") if for_researcher else contact["timezone"]
@@ -129,7 +133,14 @@ class InterviewMessages:
         return result
 
     def ics(
-        self, interview: dict, slot: dict, contact: dict, wave: dict, sequence: int, method: str, now: datetime
+        self,
+        interview: dict[str, Any],
+        slot: dict[str, Any],
+        contact: dict[str, Any],
+        wave: dict[str, Any],
+        sequence: int,
+        method: str,
+        now: datetime,
     ) -> bytes:
         domain = self.settings.sender_email.rpartition("@")[2] or "localhost"
         city = f" ({contact['city']})" if contact["city"] else ""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlite_utils import Database
 
@@ -33,7 +34,7 @@ def booking_url(base_url: str, secret: str, interview_id: int) -> str:
     return f"{base_url}/interview/{booking_token(secret, interview_id)}"
 
 
-def by_token(db: Database, secret: str, token: str) -> dict | None:
+def by_token(db: Database, secret: str, token: str) -> dict[str, Any] | None:
     """The interview a booking token names, or None if the token is forged or malformed."""
     parts = unsigned(secret, "interview", token, 1)
     if parts is None or not parts[0].isdigit():
@@ -41,7 +42,7 @@ def by_token(db: Database, secret: str, token: str) -> dict | None:
     return next(db.query(_SELECT + " WHERE q.id = ?", [int(parts[0])]), None)
 
 
-def get(db: Database, interview_id: int) -> dict:
+def get(db: Database, interview_id: int) -> dict[str, Any]:
     row = next(db.query(_SELECT + " WHERE q.id = ?", [interview_id]), None)
     if row is None:
         raise NotFound(f"no interview {interview_id}")
@@ -50,7 +51,7 @@ def get(db: Database, interview_id: int) -> dict:
 
 def listing(
     db: Database, *, state: str | None = None, wave_id: int | None = None, researcher: str | None = None
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     if state is not None and state not in STATES:
         raise InvalidInput(f"--state must be one of {', '.join(STATES)}", field="state")
     return list(
@@ -64,7 +65,7 @@ def listing(
     )
 
 
-def expired(row: dict, now: datetime) -> bool:
+def expired(row: dict[str, Any], now: datetime) -> bool:
     return row["state"] == "invited" and bool(row["expires_at"]) and parse_stored(row["expires_at"]) <= now
 
 
@@ -150,7 +151,7 @@ def set_notes(db: Database, interview_id: int, notes: str, now: datetime) -> Non
         )
 
 
-def check_mark(row: dict, state: str) -> None:
+def check_mark(row: dict[str, Any], state: str) -> None:
     if state not in MARKABLE:
         raise InvalidInput(f"state must be one of {', '.join(MARKABLE)}", field="state")
     if row["state"] not in MARKABLE[state]:
@@ -163,9 +164,10 @@ def check_mark(row: dict, state: str) -> None:
 
 def open_count(db: Database, wave_id: int) -> int:
     marks = ",".join("?" * len(OPEN_STATES))
-    return db.execute(
+    count: int = db.execute(
         f"SELECT count(*) FROM interview_queue WHERE wave_id = ? AND state IN ({marks})", [wave_id, *OPEN_STATES]
     ).fetchone()[0]
+    return count
 
 
 def tick(db: Database, now: datetime, *, nudge_after: float, expire_after: float) -> tuple[int, int]:

@@ -7,6 +7,7 @@ its length (a 00:30–04:00 window on the night clocks go forward holds five 30-
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlite_utils import Database
@@ -58,7 +59,7 @@ def split(start: datetime, end: datetime, length: timedelta) -> list[tuple[datet
 
 def add(
     db: Database, researcher: str, windows: list[tuple[datetime, datetime]], tz: str, meeting_url: str, now: datetime
-) -> dict:
+) -> dict[str, Any]:
     """Store slots; ones that overlap a slot the researcher already has are skipped, not doubled."""
     added, skipped = [], 0
     with transaction(db):
@@ -79,7 +80,7 @@ def add(
     return {"added": len(added), "skipped_overlapping": skipped, "ids": added}
 
 
-def listing(db: Database, *, researcher: str | None = None, since: datetime | None = None) -> list[dict]:
+def listing(db: Database, *, researcher: str | None = None, since: datetime | None = None) -> list[dict[str, Any]]:
     """Slots with who booked them (``interview_id``, ``booked_by``), earliest first."""
     sql = """SELECT s.*, q.id AS interview_id, c.email AS booked_by
              FROM interview_slots s
@@ -91,7 +92,7 @@ def listing(db: Database, *, researcher: str | None = None, since: datetime | No
     return list(db.query(sql, [researcher, researcher, stamp, stamp]))
 
 
-def free(db: Database, now: datetime, *, lead: timedelta = timedelta(hours=2)) -> list[dict]:
+def free(db: Database, now: datetime, *, lead: timedelta = timedelta(hours=2)) -> list[dict[str, Any]]:
     """Slots nobody has booked that start at least ``lead`` from now (time to prepare and to be told)."""
     return list(
         db.query(
@@ -103,19 +104,19 @@ def free(db: Database, now: datetime, *, lead: timedelta = timedelta(hours=2)) -
     )
 
 
-def minutes(slot: dict) -> int:
+def minutes(slot: dict[str, Any]) -> int:
     """How long the slot lasts, in whole minutes (``starts_at``/``ends_at`` as stored)."""
     return round((parse_stored(slot["ends_at"]) - parse_stored(slot["starts_at"])).total_seconds() / 60)
 
 
-def get(db: Database, slot_id: int) -> dict:
+def get(db: Database, slot_id: int) -> dict[str, Any]:
     row = next(db.query("SELECT * FROM interview_slots WHERE id = ?", [slot_id]), None)
     if row is None:
         raise NotFound(f"no interview slot {slot_id}")
     return row
 
 
-def remove(db: Database, slot_id: int) -> dict:
+def remove(db: Database, slot_id: int) -> dict[str, Any]:
     """Remove a free slot. A booked one is refused: cancel its interview first, so the respondent is told."""
     with transaction(db):
         slot = get(db, slot_id)

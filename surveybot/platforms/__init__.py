@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from surveybot.errors import SurveybotError
 
@@ -22,11 +23,11 @@ class ResponseEvent:
     response_id: str
     finished: bool
     token: str | None
-    answers: dict = field(default_factory=dict)
-    embedded: dict = field(default_factory=dict)
+    answers: dict[str, Any] = field(default_factory=dict)
+    embedded: dict[str, Any] = field(default_factory=dict)
     progress: int | None = None
     recorded_at: str | None = None
-    labels: dict = field(default_factory=dict)  # the choice text of coded answers (Qualtrics), never stored
+    labels: dict[str, Any] = field(default_factory=dict)  # the choice text of coded answers (Qualtrics), never stored
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class FetchNeeded:
 class WebhookContext:
     """What an adapter may need besides the request: the wave, its signing secret, settings, the time."""
 
-    wave: dict
+    wave: dict[str, Any]
     signing_secret: str
     settings: object
     now: float  # Unix seconds
@@ -72,7 +73,7 @@ class ApiError(SurveybotError):
         super().__init__(message)
 
 
-def require_json(body: bytes, content_type: str) -> dict:
+def require_json(body: bytes, content_type: str) -> dict[str, Any]:
     import json
 
     if "json" not in content_type:
@@ -93,9 +94,9 @@ def require_json(body: bytes, content_type: str) -> dict:
 MAX_DEPTH = 32  # no survey answer nests deeper than a handful of levels
 
 
-def _depth_over(value, limit: int) -> bool:
+def _depth_over(value: object, limit: int) -> bool:
     """Whether ``value`` nests lists or objects more than ``limit`` deep (walked without recursion)."""
-    stack = [(value, 1)]
+    stack: list[tuple[object, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
         children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
@@ -107,18 +108,18 @@ def _depth_over(value, limit: int) -> bool:
     return False
 
 
-def text_or_none(value) -> str | None:
+def text_or_none(value: object) -> str | None:
     if value is None or value == "":
         return None
     return str(value)
 
 
-def yes(value) -> bool:
+def yes(value: object) -> bool:
     """An opt-in value that means yes, in the forms platforms and people use."""
     return str(value).strip().lower() in {"1", "yes", "y", "true", "si", "sí", "on"}
 
 
-def percent(value) -> int | None:
+def percent(value: object) -> int | None:
     """A progress percentage, or None when the value is not a whole number from 0 to 100."""
     if isinstance(value, str) and re.fullmatch(r"\s*[0-9]{1,3}\s*", value):
         value = int(value)

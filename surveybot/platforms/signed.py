@@ -17,6 +17,7 @@ import binascii
 import hashlib
 import hmac
 import re
+from collections.abc import Mapping
 
 from surveybot.platforms import ResponseEvent, WebhookContext, WebhookRejected, percent, require_json, text_or_none
 
@@ -36,7 +37,7 @@ def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
 
-def receive(body: bytes, headers, content_type: str, context: WebhookContext) -> ResponseEvent:
+def receive(body: bytes, headers: Mapping[str, str], content_type: str, context: WebhookContext) -> ResponseEvent:
     message_id = headers.get("webhook-id", "")
     timestamp = headers.get("webhook-timestamp", "")
     signatures = headers.get("webhook-signature", "")
@@ -61,15 +62,14 @@ def receive(body: bytes, headers, content_type: str, context: WebhookContext) ->
     response_id = text_or_none(payload.get("response_id"))
     if not response_id or len(response_id) > 200:
         raise WebhookRejected(400, "data.response_id is missing")
-    answers = payload.get("answers") if isinstance(payload.get("answers"), dict) else {}
-    embedded = payload.get("embedded") if isinstance(payload.get("embedded"), dict) else {}
+    answers, embedded = payload.get("answers"), payload.get("embedded")
     return ResponseEvent(
         platform=NAME,
         response_id=response_id,
         finished=kind == "response.completed",
         token=text_or_none(payload.get("token")),
-        answers=answers,
-        embedded=embedded,
+        answers=answers if isinstance(answers, dict) else {},
+        embedded=embedded if isinstance(embedded, dict) else {},
         progress=percent(payload.get("progress")),
         recorded_at=text_or_none(payload.get("recorded_at")),
     )

@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Mapping
+from typing import Any
 
 from surveybot.platforms import ResponseEvent, WebhookContext, WebhookRejected, require_json, text_or_none
 
@@ -19,7 +21,7 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
 
 
-def receive(body: bytes, headers, content_type: str, context: WebhookContext) -> ResponseEvent:
+def receive(body: bytes, headers: Mapping[str, str], content_type: str, context: WebhookContext) -> ResponseEvent:
     given = headers.get("Typeform-Signature", "")
     if not given or not hmac.compare_digest(signature(context.signing_secret, body).encode(), given.encode()):
         raise WebhookRejected(401, "missing or wrong Typeform-Signature")
@@ -33,12 +35,13 @@ def receive(body: bytes, headers, content_type: str, context: WebhookContext) ->
     response_id = text_or_none(response.get("token") or response.get("response_id"))
     if not response_id:
         raise WebhookRejected(400, "form_response has no token")
-    hidden = response.get("hidden") if isinstance(response.get("hidden"), dict) else {}
-    given = response.get("answers") or []
-    if not isinstance(given, list):
+    hidden_value = response.get("hidden")
+    hidden: dict[str, Any] = hidden_value if isinstance(hidden_value, dict) else {}
+    listed = response.get("answers") or []
+    if not isinstance(listed, list):
         raise WebhookRejected(400, "form_response.answers is not a list")
-    answers = {}
-    for answer in given:
+    answers: dict[str, Any] = {}
+    for answer in listed:
         if isinstance(answer, dict) and isinstance(answer.get("field"), dict):
             key = answer["field"].get("ref") or answer["field"].get("id")
             if isinstance(key, (str, int)) and not isinstance(key, bool):
@@ -54,7 +57,7 @@ def receive(body: bytes, headers, content_type: str, context: WebhookContext) ->
     )
 
 
-def _value(answer: dict):
+def _value(answer: dict[str, Any]) -> Any:
     """The answer's value, found under the key its ``type`` names: ``choice`` holds a label (or the text typed
     in its "other" box), ``choices`` labels, and the "other" text after them."""
     kind = answer.get("type")
@@ -64,14 +67,16 @@ def _value(answer: dict):
     if kind == "choice" and isinstance(value, dict):
         return value.get("label") or value.get("other")
     if kind == "choices" and isinstance(value, dict):
-        labels = value.get("labels") if isinstance(value.get("labels"), list) else []
+        labels = value.get("labels")
+        if not isinstance(labels, list):
+            labels = []
         return [*labels, value["other"]] if value.get("other") else labels
     return value
 
 
-def _scores(response: dict) -> dict:
+def _scores(response: dict[str, Any]) -> dict[str, Any]:
     """The form's variables (a quiz's ``score``, any text variable) and the legacy ``calculated.score``."""
-    found: dict = {}
+    found: dict[str, Any] = {}
     calculated = response.get("calculated")
     if isinstance(calculated, dict) and isinstance(calculated.get("score"), (int, float)):
         found["score"] = calculated["score"]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable
+from typing import Any
 
 from sqlite_utils import Database
 
@@ -64,7 +65,7 @@ def code(
     return "UO"
 
 
-def recipient_codes(db: Database, wave_id: int, threshold: int = DEFAULT_THRESHOLD) -> list[dict]:
+def recipient_codes(db: Database, wave_id: int, threshold: int = DEFAULT_THRESHOLD) -> list[dict[str, Any]]:
     """Every invited recipient of the wave with its disposition code and the groups it counts in."""
     rows = db.execute(
         """SELECT r.contact_id, c.region, c.language, c.country,
@@ -116,11 +117,11 @@ def tally(codes: Iterable[str]) -> dict[str, int]:
     return {c: counted.get(c, 0) for c in CODES}
 
 
-def figures(counts: dict[str, int]) -> dict:
+def figures(counts: dict[str, int]) -> dict[str, Any]:
     return {"dispositions": counts, **rates(counts)}
 
 
-def by_group(recipients: list[dict], key: str) -> dict[str, dict]:
+def by_group(recipients: list[dict[str, Any]], key: str) -> dict[str, dict[str, Any]]:
     """Dispositions and rates per group; a contact listed by two networks counts in both."""
     groups: dict[str, list[str]] = defaultdict(list)
     for recipient in recipients:
@@ -132,7 +133,7 @@ def by_group(recipients: list[dict], key: str) -> dict[str, dict]:
 
 def wave_dispositions(
     db: Database, wave_id: int, threshold: int = DEFAULT_THRESHOLD, network: str | None = None
-) -> dict:
+) -> dict[str, Any]:
     """Dispositions and rates overall and by network, region, country and language; ``network`` limits
     everything to the recipients that network listed (a partner's own view)."""
     recipients = recipient_codes(db, wave_id, threshold)

@@ -8,6 +8,7 @@ import csv
 import html
 import io
 import json
+from typing import Any
 
 from surveybot.reports.dispositions import CODES
 from surveybot.responses import safe_cell
@@ -88,7 +89,7 @@ TABLE_ROWS = (
 )
 
 
-def render(report: dict, fmt: str) -> str:
+def render(report: dict[str, Any], fmt: str) -> str:
     if fmt == "json":
         return json.dumps(report, ensure_ascii=False, indent=2)
     if fmt == "csv":
@@ -102,7 +103,7 @@ def _rate(value: float | None) -> str:
     return "" if value is None else f"{value:.2f}"
 
 
-def _value(method: dict, key: str, words: dict) -> str:
+def _value(method: dict[str, Any], key: str, words: dict[str, Any]) -> str:
     value = method[key]
     if key == "field_period":
         return f"{(value['start'] or '')[:10]} {words['to']} {(value['end'] or '')[:10]}"
@@ -113,7 +114,7 @@ def _value(method: dict, key: str, words: dict) -> str:
     return str(value)
 
 
-def _rows(report: dict) -> list[tuple[str, str, dict]]:
+def _rows(report: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
     """(group kind, group name, its figures) for the overall line and every group."""
     rows = [("overall", "", report)]
     for kind in GROUPS:
@@ -121,7 +122,7 @@ def _rows(report: dict) -> list[tuple[str, str, dict]]:
     return rows
 
 
-def _csv(report: dict) -> str:
+def _csv(report: dict[str, Any]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["group_kind", "group", *CODES, *RATES])
@@ -136,7 +137,7 @@ def _md_cell(text: str) -> str:
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
-def _markdown(report: dict) -> str:
+def _markdown(report: dict[str, Any]) -> str:
     words = LABELS[report["language"]]
     method = report["method"]
     lines = [f"# {words['title']}: {_md_cell(report['title'])}", "", f"## {words['method']}", "", "| | |", "|---|---|"]
@@ -170,7 +171,7 @@ def _markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _html(report: dict) -> str:
+def _html(report: dict[str, Any]) -> str:
     words = LABELS[report["language"]]
     method = report["method"]
     e = html.escape

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, time, timedelta, timezone
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlite_utils import Database
@@ -28,13 +29,13 @@ MAX_DAYS = 120  # a longer field period is shown by its first days
 LIMIT = 200  # rows of a listing on a page
 
 
-def _network_scope(network: str | None) -> tuple[str, list]:
+def _network_scope(network: str | None) -> tuple[str, list[Any]]:
     if network is None:
         return "", []
     return " AND r.contact_id IN (SELECT contact_id FROM contact_sources WHERE network = ?)", [network]
 
 
-def funnel(db: Database, wave_id: int, network: str | None = None) -> dict:
+def funnel(db: Database, wave_id: int, network: str | None = None) -> dict[str, Any]:
     """People at each stage: ``sent`` had an invitation or reminder accepted by the relay, or refused as a
     bounce; ``bounced`` of those, the ones whose address is suppressed as bounced; ``delivered`` = sent −
     bounced."""
@@ -65,11 +66,11 @@ def funnel(db: Database, wave_id: int, network: str | None = None) -> dict:
     }
 
 
-def zone_of_wave(wave: dict) -> ZoneInfo | timezone:
+def zone_of_wave(wave: dict[str, Any]) -> ZoneInfo | timezone:
     return ZoneInfo(wave["timezone"]) if wave.get("timezone") else UTC
 
 
-def field_period(db: Database, wave: dict) -> tuple[datetime, datetime] | None:
+def field_period(db: Database, wave: dict[str, Any]) -> tuple[datetime, datetime] | None:
     """From the invitation (sent or due) to the close (done or due); None before launch."""
     plan = steps(db, wave["id"])
     invitation = next((s for s in plan if s["kind"] == "invitation"), None)
@@ -80,7 +81,7 @@ def field_period(db: Database, wave: dict) -> tuple[datetime, datetime] | None:
     return parse_stored(start), max(parse_stored(end), parse_stored(start))
 
 
-def completions_per_day(db: Database, wave: dict) -> dict:
+def completions_per_day(db: Database, wave: dict[str, Any]) -> dict[str, Any]:
     """People who finished per local day of the field period (their first complete response; later ones of
     the same person are duplicates). A response before the first day or after the last counts in that day,
     so the days add up to everyone who finished."""
@@ -115,7 +116,7 @@ def completions_per_day(db: Database, wave: dict) -> dict:
     return {"zone": name, "days": listed, "total": sum(d["count"] for d in listed)}
 
 
-def outbox(db: Database, wave_id: int, limit: int = LIMIT) -> dict:
+def outbox(db: Database, wave_id: int, limit: int = LIMIT) -> dict[str, Any]:
     """The wave's messages by kind and state, the failed ones (newest first) and why, and how many of those a
     retry would send again (recipients not suppressed and not finished)."""
     by_kind: dict[str, dict[str, int]] = {}
@@ -155,7 +156,7 @@ def outbox(db: Database, wave_id: int, limit: int = LIMIT) -> dict:
     }
 
 
-def partials(db: Database, wave_id: int, limit: int = LIMIT) -> dict:
+def partials(db: Database, wave_id: int, limit: int = LIMIT) -> dict[str, Any]:
     """Partial audit lines, newest first: who, how far, why, when. The answers were never kept."""
     rows = list(
         db.query(
@@ -169,7 +170,7 @@ def partials(db: Database, wave_id: int, limit: int = LIMIT) -> dict:
     return {"rows": rows}
 
 
-def unmatched(db: Database, wave_id: int, limit: int = LIMIT) -> dict:
+def unmatched(db: Database, wave_id: int, limit: int = LIMIT) -> dict[str, Any]:
     """Kept responses whose token named nobody, newest first (their answers stay in the export)."""
     rows = list(
         db.query(
@@ -182,7 +183,7 @@ def unmatched(db: Database, wave_id: int, limit: int = LIMIT) -> dict:
     return {"rows": rows}
 
 
-def interview_queue(db: Database, wave_id: int, limit: int = LIMIT) -> dict:
+def interview_queue(db: Database, wave_id: int, limit: int = LIMIT) -> dict[str, Any]:
     states = dict(
         db.execute("SELECT state, count(*) FROM interview_queue WHERE wave_id = ? GROUP BY state", [wave_id]).fetchall()
     )
@@ -201,7 +202,7 @@ def interview_queue(db: Database, wave_id: int, limit: int = LIMIT) -> dict:
 # --- a partner network's own view ---------------------------------------------------------------------------
 
 
-def partner_waves(db: Database, network: str) -> list[dict]:
+def partner_waves(db: Database, network: str) -> list[dict[str, Any]]:
     """Launched waves with at least one recipient the network listed."""
     return list(
         db.query(
@@ -220,7 +221,7 @@ def sharing(db: Database) -> str:
     return db.execute("SELECT group_concat(id || ':' || share_status_with_networks) FROM waves").fetchone()[0] or ""
 
 
-def partner_problems(db: Database, wave_id: int, network: str, limit: int = 100, offset: int = 0) -> dict:
+def partner_problems(db: Database, wave_id: int, network: str, limit: int = 100, offset: int = 0) -> dict[str, Any]:
     """The network's recipients whose address bounced, who opted out, or whose message could not be
     delivered: as that network listed them, so it can fix its list."""
     sql = f"""FROM recipients r JOIN contacts c ON c.id = r.contact_id
@@ -246,7 +247,7 @@ def partner_problems(db: Database, wave_id: int, network: str, limit: int = 100,
     return {"rows": rows, "total": total, "offset": offset, "limit": limit}
 
 
-def partner_answered(db: Database, wave_id: int, network: str, limit: int = 100, offset: int = 0) -> dict:
+def partner_answered(db: Database, wave_id: int, network: str, limit: int = 100, offset: int = 0) -> dict[str, Any]:
     """The network's recipients and whether each finished (only for a wave that shares it)."""
     sql = """FROM recipients r JOIN contacts c ON c.id = r.contact_id
              LEFT JOIN contact_listings l ON l.contact_id = c.id AND l.network = ?
@@ -266,7 +267,7 @@ def partner_answered(db: Database, wave_id: int, network: str, limit: int = 100,
     return {"rows": rows, "total": total, "offset": offset, "limit": limit}
 
 
-def partner_uploads(db: Database, network: str, limit: int = 100) -> list[dict]:
+def partner_uploads(db: Database, network: str, limit: int = 100) -> list[dict[str, Any]]:
     """The network's own uploads, newest first, each with its report's counts and rejected rows."""
     rows = list(
         db.query(
@@ -281,7 +282,7 @@ def partner_uploads(db: Database, network: str, limit: int = 100) -> list[dict]:
     return rows
 
 
-def replies(db: Database, wave_id: int) -> dict:
+def replies(db: Database, wave_id: int) -> dict[str, Any]:
     """What came back from the wave's recipients after the relay took their mail: people's replies (shown,
     newest first) and how many automatic replies were recorded."""
     from surveybot.mailbox.store import replies as stored

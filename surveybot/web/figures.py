@@ -49,7 +49,7 @@ class Figures:
         self.db_path, self.fresh_for, self.slow = db_path, fresh_for, slow
         self._worker: ProcessPoolExecutor | None = None  # started at the first page
         self._kept: dict[Hashable, _Kept] = {}
-        self._pending: dict[Hashable, asyncio.Future] = {}
+        self._pending: dict[Hashable, asyncio.Future[_Kept]] = {}
 
     async def get(self, key: Hashable, compute: Callable[..., Any], *args: Any) -> Any:
         kept = self._kept.get(key)
@@ -64,7 +64,9 @@ class Figures:
         """After a change made from a page (pause, assign …): the next page shows it."""
         self._kept.clear()
 
-    def _start(self, key: Hashable, compute: Callable[..., Any], args: tuple, kept: _Kept | None) -> asyncio.Future:
+    def _start(
+        self, key: Hashable, compute: Callable[..., Any], args: tuple[Any, ...], kept: _Kept | None
+    ) -> asyncio.Future[_Kept]:
         if self._worker is None:
             self._worker = ProcessPoolExecutor(
                 1, mp_context=multiprocessing.get_context("spawn"), initializer=_leave_interrupts_to_the_service
@@ -73,10 +75,10 @@ class Figures:
         started = time.monotonic()
         known = kept.version if kept is not None else None
         done_in_worker = loop.run_in_executor(self._worker, _compute, str(self.db_path), compute, args, known)
-        future: asyncio.Future = loop.create_future()
+        future: asyncio.Future[_Kept] = loop.create_future()
         self._pending[key] = future
 
-        def done(finished: asyncio.Future) -> None:
+        def done(finished: asyncio.Future[tuple[int, float, Any, bool]]) -> None:
             self._pending.pop(key, None)
             error = None if finished.cancelled() else finished.exception()
             if finished.cancelled() or error is not None:
@@ -120,7 +122,9 @@ def _leave_interrupts_to_the_service() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _compute(path: str, compute: Callable[..., Any], args: tuple, known: int | None) -> tuple[int, float, Any, bool]:
+def _compute(
+    path: str, compute: Callable[..., Any], args: tuple[Any, ...], known: int | None
+) -> tuple[int, float, Any, bool]:
     """(data_version, seconds it took, the figures, whether they are unchanged since ``known``)."""
     global _db
     if _db is None:

@@ -9,6 +9,7 @@ and offers the times still free. ``/researchers`` lists upcoming interviews to w
 
 from __future__ import annotations
 
+from typing import Any, TypeGuard
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -80,12 +81,13 @@ PHRASES = {
 TEXT = {language: {key: pair[n] for key, pair in PHRASES.items()} for n, language in enumerate(("en", "es"))}
 
 
-def _language(request: web.Request, row: dict | None) -> str:
+def _language(request: web.Request, row: dict[str, Any] | None) -> str:
     asked = request.query.get("lang", "")
     if asked in TEXT:
         return asked
     if row and row["language"] in TEXT:
-        return row["language"]
+        language: str = row["language"]
+        return language
     return "es" if "es" in request.headers.get("Accept-Language", "")[:5].lower() else "en"
 
 
@@ -93,7 +95,9 @@ def _when(starts_at: str, zone: str, language: str) -> str:
     return moment(parse_stored(starts_at), zone, language)
 
 
-def _page(request: web.Request, row: dict | None, *, notice: str = "", kind: str = "ok", status: int = 200):
+def _page(
+    request: web.Request, row: dict[str, Any] | None, *, notice: str = "", kind: str = "ok", status: int = 200
+) -> web.Response:
     now = utcnow()
     language = _language(request, row)
     t = TEXT[language]
@@ -202,7 +206,7 @@ def _slot_id(value: str) -> int:
     return int(value)
 
 
-def upcoming(request: web.Request, token: dict) -> list[dict]:
+def upcoming(request: web.Request, token: dict[str, Any]) -> list[dict[str, Any]]:
     """Booked interviews still to come: a researcher's token tied to an e-mail sees that researcher's only."""
     now = utcnow()
     researcher = token.get("email") if token["role"] == "researcher" else None
@@ -232,7 +236,7 @@ def upcoming(request: web.Request, token: dict) -> list[dict]:
     ]
 
 
-def _may_see(token: dict | None) -> bool:
+def _may_see(token: dict[str, Any] | None) -> TypeGuard[dict[str, Any]]:
     return token is not None and token["role"] in ("researcher", "coordinator")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -25,16 +27,17 @@ def environment() -> Environment:
     )
 
 
-def render(request: web.Request, name: str, status: int = 200, **context) -> web.Response:
+def render(request: web.Request, name: str, status: int = 200, **context: Any) -> web.Response:
     html = request.app[PAGES].get_template(name).render(**context)
     return web.Response(text=html, status=status, content_type="text/html", headers=SECURITY_HEADERS)
 
 
 # What aiohttp raises on a form body that cannot be read (bad UTF-8, broken multipart headers or boundaries).
 FORM_ERRORS = (ValueError, AssertionError, HttpProcessingError)
+Form = MultiDictProxy[str | bytes | bytearray | web.FileField]  # a posted form's fields, as aiohttp reads them
 
 
-async def read_form(request: web.Request) -> MultiDictProxy | None:
+async def read_form(request: web.Request) -> Form | None:
     """The posted form's fields, or None when the body is not a readable form (answer 400, not 500)."""
     try:
         return await request.post()

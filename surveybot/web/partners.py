@@ -11,6 +11,8 @@ no-reaction count) are hidden too.
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 from sqlite_utils import Database
 
@@ -31,14 +33,14 @@ RATES = ("rr1", "rr2", "coop1", "ref1", "con1")
 GROUPS = ("by_network", "by_region", "by_country", "by_language")
 
 
-def _own(network: str, rates: dict) -> dict:
+def _own(network: str, rates: dict[str, Any]) -> dict[str, Any]:
     """The dispositions as the network may see them: a contact it shares with another network counts in
     that one's group too, which is not its business."""
     rates["by_network"] = {name: v for name, v in rates["by_network"].items() if name.lower() == network.lower()}
     return rates
 
 
-def _wave_figures(db: Database, network: str, slug: str, page: int) -> dict:
+def _wave_figures(db: Database, network: str, slug: str, page: int) -> dict[str, Any]:
     wave = waves.get_wave(db, slug)
     if not any(w["id"] == wave["id"] for w in live.partner_waves(db, network)):
         raise NotFound(f"no wave {slug!r} with contacts of {network}")
@@ -54,7 +56,7 @@ def _wave_figures(db: Database, network: str, slug: str, page: int) -> dict:
     }
 
 
-def _landing_figures(db: Database, network: str) -> dict:
+def _landing_figures(db: Database, network: str) -> dict[str, Any]:
     listed = []
     for wave in live.partner_waves(db, network):
         rates = wave_dispositions(db, wave["id"], network=network)
@@ -68,7 +70,7 @@ def masked(value: int | None, share: bool, lang: str) -> str:
     return number(value, lang)
 
 
-def shown_figures(figures: dict, share: bool, lang: str) -> dict:
+def shown_figures(figures: dict[str, Any], share: bool, lang: str) -> dict[str, Any]:
     """One group's dispositions and rates as the page shows them."""
     counts = figures["dispositions"]
     hidden = not share and any(counts[code] < SMALL for code in ANSWER_CODES)

@@ -14,12 +14,13 @@ import asyncio
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, StreamReader, web
 
 from surveybot import tokens
 from surveybot.contacts import store
-from surveybot.contacts.importer import check_network, import_contacts
+from surveybot.contacts.importer import ImportReport, check_network, import_contacts
 from surveybot.db import open_db
 from surveybot.errors import FileRefused, InvalidInput
 from surveybot.web.auth import from_header, may_use_network, refuse
@@ -34,7 +35,7 @@ class TooLarge(Exception):
     pass
 
 
-async def _save(stream, folder: str) -> Path:
+async def _save(stream: BodyPartReader | StreamReader, folder: str) -> Path:
     """Copy a request body or multipart part into a temporary file, refusing more than MAX_UPLOAD bytes."""
     handle, name = tempfile.mkstemp(suffix=".csv", dir=folder)
     size = 0
@@ -50,14 +51,16 @@ async def _save(stream, folder: str) -> Path:
     return Path(name)
 
 
-def _who(token: dict) -> str:
+def _who(token: dict[str, Any]) -> str:
     return "network" if token["role"] == "network" else "coordinator"
 
 
-async def _import(request: web.Request, path: Path, network: str, filename: str, dry_run: bool, by: str):
+async def _import(
+    request: web.Request, path: Path, network: str, filename: str, dry_run: bool, by: str
+) -> ImportReport:
     settings = request.app[SETTINGS]
 
-    def work():
+    def work() -> ImportReport:
         db = open_db(settings.db_path, migrate=False)
         try:
             return import_contacts(db, path, network, by=by, filename=filename, source="web", dry_run=dry_run)
@@ -72,6 +75,7 @@ async def api_upload(request: web.Request) -> web.Response:
     token = from_header(request)
     if (reason := may_use_network(token, network)) is not None:
         return refuse(reason, token)
+    assert token is not None  # may_use_network refuses a missing token
     if token["role"] == "network":
         network = token["network"]  # the name as the token spells it
     dry_run = request.query.get("dry_run", "") in ("1", "true", "yes")
@@ -79,8 +83,9 @@ async def api_upload(request: web.Request) -> web.Response:
         try:
             if request.content_type.startswith("multipart/"):
                 reader = await request.multipart()
+                # A part that is itself multipart (several files in one field, RFC 2388) is no file.
                 part = await reader.next()
-                while part is not None and part.name != "file":
+                while part is not None and not (isinstance(part, BodyPartReader) and part.name == "file"):
                     part = await reader.next()
                 if part is None:
                     return web.json_response({"error": "no 'file' field in the form"}, status=400)
@@ -104,6 +109,7 @@ async def api_list(request: web.Request) -> web.Response:
     token = from_header(request)
     if (reason := may_use_network(token, network)) is not None:
         return refuse(reason, token)
+    assert token is not None  # may_use_network refuses a missing token
     if token["role"] == "network":
         network = token["network"]
     # The network's own listing: its values, and no word of other networks that list the same people.
@@ -120,10 +126,13 @@ async def upload_page(request: web.Request) -> web.Response:
     """The form's POST: token and options come as fields before the file, as the form orders them."""
     fields: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as folder:
-        path = filename = None
+        path: Path | None = None
+        filename = ""
         try:
             reader = await request.multipart()
             async for part in reader:
+                if not isinstance(part, BodyPartReader):
+                    continue  # a nested multipart (several files in one field) is no field of this form
                 if part.name == "file" and part.filename:
                     filename, path = part.filename, await _save(part, folder)
                 elif part.name in ("token", "network", "dry_run"):
@@ -162,7 +171,7 @@ async def upload_page(request: web.Request) -> web.Response:
     return render(request, "upload.html.j2", report=report.as_json(), error=None, network=network)
 
 
-def _page_error(request: web.Request, status: int, message: str, fields: dict) -> web.Response:
+def _page_error(request: web.Request, status: int, message: str, fields: dict[str, Any]) -> web.Response:
     return render(
         request, "upload.html.j2", status=status, report=None, error=message, network=fields.get("network", "")
     )
