@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.utils import formataddr, parseaddr
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -34,6 +35,7 @@ DEFAULTS: dict[str, str] = {
     "SURVEYBOT_INTERVIEW_EXPIRE_AFTER": "14d",
     "SURVEYBOT_FETCH_GRACE": "15m",
     "SURVEYBOT_FETCH_GIVE_UP": "48h",
+    "SURVEYBOT_NETWORK_TIMEOUT": "30s",
 }
 
 # Every setting surveybot reads, with a one-line meaning (the README's table is checked against it).
@@ -59,6 +61,10 @@ DOCUMENTED: dict[str, str] = {
     "SURVEYMONKEY_API_SECRET": "SurveyMonkey app's secret, to check its webhooks' signatures",
     "SURVEYMONKEY_ACCESS_TOKEN": "SurveyMonkey access token, for fetching responses",
     "SURVEYMONKEY_BASE_URL": "SurveyMonkey API URL",
+    "LIMESURVEY_URL": "LimeSurvey RemoteControl (JSON-RPC) URL, "
+    "e.g. https://survey.example.org/index.php/admin/remotecontrol",
+    "LIMESURVEY_USER": "LimeSurvey user that enrols participants and exports responses",
+    "LIMESURVEY_PASSWORD": "that LimeSurvey user's password",
     "SURVEYBOT_INTERVIEW_NUDGE_AFTER": "after an invitation to book an interview, when to remind those who have not",
     "SURVEYBOT_INTERVIEW_EXPIRE_AFTER": "after an invitation to book an interview, when the booking link expires",
     "SURVEYBOT_FETCH_GRACE": "a response the platform does not know yet is asked for again during this time "
@@ -71,6 +77,10 @@ DOCUMENTED: dict[str, str] = {
     "(imap:// with STARTTLS; ?cafile=PATH) or maildir://PATH",
     "SURVEYBOT_REPLY_MAILBOX": "where replies arrive (SURVEYBOT_REPLY_TO's mailbox), "
     "read like SURVEYBOT_BOUNCE_MAILBOX",
+    "SURVEYBOT_NETWORK_TIMEOUT": "longest wait for a mail relay's answer (connecting, greeting, each command) "
+    "or a survey platform's API answer before trying again later",
+    "SURVEYBOT_TRUSTED_PROXIES": "comma-separated addresses or CIDR ranges of reverse proxies whose "
+    "X-Forwarded-For names the client (sign-in limits count per client); default none",
 }
 
 
@@ -110,6 +120,9 @@ class Settings:
     surveymonkey_api_secret: str | None = field(default=None, repr=False)
     surveymonkey_access_token: str | None = field(default=None, repr=False)
     surveymonkey_base_url: str = "https://api.surveymonkey.com"
+    limesurvey_url: str | None = None
+    limesurvey_user: str | None = None
+    limesurvey_password: str | None = field(default=None, repr=False)
     interview_nudge_after: float = 4 * 86400
     interview_expire_after: float = 14 * 86400
     fetch_grace: float = 15 * 60
@@ -117,6 +130,8 @@ class Settings:
     bounce_address: str | None = None
     bounce_mailbox: MailboxSource | None = None
     reply_mailbox: MailboxSource | None = None
+    network_timeout: float = 30.0
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
 
 
 def load_settings(environ: Mapping[str, str] | None = None, env_file: str | os.PathLike | None = ".env") -> Settings:
@@ -156,6 +171,9 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | os.P
         surveymonkey_base_url=_http_url(
             "SURVEYMONKEY_BASE_URL", get("SURVEYMONKEY_BASE_URL") or DEFAULTS["SURVEYMONKEY_BASE_URL"]
         ),
+        limesurvey_url=_http_url("LIMESURVEY_URL", raw_ls) if (raw_ls := get("LIMESURVEY_URL")) else None,
+        limesurvey_user=get("LIMESURVEY_USER"),
+        limesurvey_password=get("LIMESURVEY_PASSWORD"),
         interview_nudge_after=_duration("SURVEYBOT_INTERVIEW_NUDGE_AFTER", get("SURVEYBOT_INTERVIEW_NUDGE_AFTER")),
         interview_expire_after=_duration("SURVEYBOT_INTERVIEW_EXPIRE_AFTER", get("SURVEYBOT_INTERVIEW_EXPIRE_AFTER")),
         fetch_grace=_duration("SURVEYBOT_FETCH_GRACE", get("SURVEYBOT_FETCH_GRACE")),
@@ -163,6 +181,8 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | os.P
         bounce_address=_bounce_address(get("SURVEYBOT_BOUNCE_ADDRESS")),
         bounce_mailbox=_mailbox("SURVEYBOT_BOUNCE_MAILBOX", get("SURVEYBOT_BOUNCE_MAILBOX")),
         reply_mailbox=_mailbox("SURVEYBOT_REPLY_MAILBOX", get("SURVEYBOT_REPLY_MAILBOX")),
+        network_timeout=_duration("SURVEYBOT_NETWORK_TIMEOUT", get("SURVEYBOT_NETWORK_TIMEOUT")),
+        trusted_proxies=_networks("SURVEYBOT_TRUSTED_PROXIES", get("SURVEYBOT_TRUSTED_PROXIES")),
     )
 
 
@@ -277,6 +297,18 @@ def _duration(key: str, raw: str | None) -> float:
         return parse_duration(raw).total_seconds()
     except ValueError as exc:
         raise SettingError(key, raw, str(exc).replace(repr(raw) + " ", "")) from None
+
+
+def _networks(key: str, raw: str | None) -> tuple[IPv4Network | IPv6Network, ...]:
+    """Comma-separated addresses or CIDR ranges (``10.0.0.5, 192.168.0.0/24, ::1``)."""
+    found = []
+    for part in (raw or "").split(","):
+        if part.strip():
+            try:
+                found.append(ip_network(part.strip(), strict=False))
+            except ValueError:
+                raise SettingError(key, raw, f"{part.strip()!r} is not an IP address or CIDR range") from None
+    return tuple(found)
 
 
 def _reply_to(raw: str | None) -> str | None:

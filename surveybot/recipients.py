@@ -23,13 +23,40 @@ def survey_token(secret: str, wave_id: int, contact_id: int) -> str:
     return derive(secret, "survey-link", wave_id, contact_id)
 
 
+_BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def limesurvey_token(token: str) -> str:
+    """The token as LimeSurvey keeps it: LimeSurvey strips every character but letters, digits, ``_`` and ``~``
+    from a token (``-`` included) and old versions hold 35 at most, so the 22 URL-safe base64 digits of a
+    survey token (132 bits) are written as 33 hex digits instead."""
+    number = 0
+    for ch in token:
+        number = number * 64 + _BASE64URL.index(ch)
+    return f"{number:0{len(token) * 6 // 4}x}"
+
+
+def from_limesurvey_token(value: str) -> str:
+    """The survey token a LimeSurvey token stands for (the value itself if it is not one of ours)."""
+    if len(value) != 33 or any(ch not in "0123456789abcdef" for ch in value):
+        return value
+    number, digits = int(value, 16), []
+    for _ in range(22):
+        number, digit = divmod(number, 64)
+        digits.append(_BASE64URL[digit])
+    return "".join(reversed(digits))
+
+
 def survey_links(wave: dict, token: str) -> dict[str, str]:
-    """The personal survey link in each language (Qualtrics is told the language with ``Q_Language``)."""
+    """The personal survey link in each language (Qualtrics is told the language with ``Q_Language``,
+    LimeSurvey with ``lang``)."""
     links = {}
     for language, base in (("en", wave["survey_url"]), ("es", wave["survey_url_es"] or wave["survey_url"])):
         extra = {TOKEN_PARAM: token}
         if wave["platform"] == "qualtrics":
             extra["Q_Language"] = language.upper()
+        elif wave["platform"] == "limesurvey":
+            extra = {TOKEN_PARAM: limesurvey_token(token), "lang": language}
         parts = urlsplit(base)
         query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in extra]
         links[language] = urlunsplit(parts._replace(query=urlencode([*query, *extra.items()])))
@@ -109,6 +136,17 @@ def add_audience(db: Database, wave: dict, secret: str, now: datetime) -> int:
         ((wave["id"], cid, token_hash(survey_token(secret, wave["id"], cid)), stamp) for cid in ids),
     )
     return db.conn.total_changes - before
+
+
+def with_contacts(db: Database, wave_id: int) -> list[dict]:
+    """The wave's recipients with the contact fields a platform's participant list needs, in a stable order."""
+    return list(
+        db.query(
+            "SELECT c.id AS contact_id, c.email, c.name, c.language FROM recipients r "
+            "JOIN contacts c ON c.id = r.contact_id WHERE r.wave_id = ? ORDER BY c.id",
+            [wave_id],
+        )
+    )
 
 
 def completed_pairs(db: Database, wave_ids: list[int], contact_ids: list[int]) -> set[tuple[int, int]]:

@@ -3,6 +3,8 @@
 Qualtrics:    GET  /API/v3/surveys/{survey}/responses/{response}   (X-API-TOKEN)
               POST/GET /API/v3/eventsubscriptions, DELETE …/{id}   (X-API-TOKEN; 403 for a non-administrator)
 SurveyMonkey: GET  /v3/surveys/{survey}/responses/{response}/details  (Authorization: Bearer)
+Definitions:  GET  /API/v3/survey-definitions/{survey} (403 for a researcher's token), /API/v3/surveys/{survey},
+              GET  /v3/surveys/{survey}/details (from ``qualtrics_surveys`` / ``surveymonkey_surveys``)
 
 Responses are added by tests; failures can be scripted per response id (a list of statuses to answer
 before the real one, e.g. ``[429, 500]``), with ``Retry-After`` on 429.
@@ -30,6 +32,8 @@ class FakePlatform:
     surveymonkey_day_reset: int | None = None
     requests: list[tuple[str, str, float]] = field(default_factory=list)  # (method, path, monotonic time)
     subscriptions: list[dict] = field(default_factory=list)
+    qualtrics_surveys: dict[str, dict[str, str]] = field(default_factory=dict)  # survey → {QID: export tag}
+    surveymonkey_surveys: dict[str, list[list[str]]] = field(default_factory=dict)  # survey → pages of question ids
     url: str = ""
 
     def add_qualtrics(
@@ -70,7 +74,68 @@ class FakePlatform:
         app.router.add_get("/API/v3/eventsubscriptions", self._qualtrics_subscriptions)
         app.router.add_delete("/API/v3/eventsubscriptions/{id}", self._qualtrics_unsubscribe)
         app.router.add_get("/v3/surveys/{survey}/responses/{response}/details", self._surveymonkey_details)
+        app.router.add_get("/API/v3/survey-definitions/{survey}", self._qualtrics_definition)
+        app.router.add_get("/API/v3/surveys/{survey}", self._qualtrics_survey)
+        app.router.add_get("/v3/surveys/{survey}/details", self._surveymonkey_survey)
         return app
+
+    async def _qualtrics_definition(self, request: web.Request) -> web.Response:
+        """The documented survey-definitions shape: result.Questions keyed by QID, each with its DataExportTag."""
+        if (refusal := self._qualtrics_refusal(request)) is not None:
+            return refusal
+        questions = self.qualtrics_surveys.get(request.match_info["survey"])
+        if questions is None:
+            return web.json_response({"meta": {"httpStatus": "404 - Not Found"}}, status=404)
+        result = {
+            "SurveyID": request.match_info["survey"],
+            "SurveyName": "City diplomacy",
+            "QuestionCount": str(len(questions)),
+            "Questions": {
+                qid: {"QuestionID": qid, "DataExportTag": tag, "QuestionType": "MC", "QuestionText": tag}
+                for qid, tag in questions.items()
+            },
+        }
+        return web.json_response({"result": result, "meta": {"httpStatus": "200 - OK", "requestId": "req-5"}})
+
+    async def _qualtrics_survey(self, request: web.Request) -> web.Response:
+        """The older survey shape (result.questions with questionName), which any valid token may read."""
+        if request.headers.get("X-API-TOKEN") not in (QUALTRICS_TOKEN, QUALTRICS_NOT_ADMIN):
+            return web.json_response({"meta": {"httpStatus": "401 - Unauthorized"}}, status=401)
+        questions = self.qualtrics_surveys.get(request.match_info["survey"])
+        if questions is None:
+            return web.json_response({"meta": {"httpStatus": "404 - Not Found"}}, status=404)
+        result = {
+            "id": request.match_info["survey"],
+            "name": "City diplomacy",
+            "questions": {
+                qid: {"questionType": {"type": "MC"}, "questionText": tag, "questionName": tag}
+                for qid, tag in questions.items()
+            },
+        }
+        return web.json_response({"result": result, "meta": {"httpStatus": "200 - OK", "requestId": "req-6"}})
+
+    async def _surveymonkey_survey(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") != f"Bearer {SURVEYMONKEY_TOKEN}":
+            return web.json_response({"error": {"id": "1011", "name": "Authorization Error"}}, status=401)
+        pages = self.surveymonkey_surveys.get(request.match_info["survey"])
+        if pages is None:
+            return web.json_response({"error": {"id": "1020", "name": "Resource Not Found"}}, status=404)
+        return web.json_response(
+            {
+                "id": request.match_info["survey"],
+                "title": "City diplomacy",
+                "pages": [
+                    {
+                        "id": f"p{n}",
+                        "questions": [
+                            {"id": qid, "family": "open_ended", "headings": [{"heading": f"Question {qid}"}]}
+                            for qid in page
+                        ],
+                    }
+                    for n, page in enumerate(pages, 1)
+                ],
+            }
+        )
 
     def _failure(self, response_id: str, platform: str = "qualtrics") -> web.Response | None:
         pending = self.failures.get(response_id)

@@ -33,6 +33,10 @@ _EVENTS = {
 }
 
 
+# SurveyMonkey takes one event type per webhook, each at its own URL: the response events worth registering.
+EVENT_TYPES = ("response_completed", "response_updated", "response_disqualified", "response_overquota")
+
+
 def signature(api_key: str, api_secret: str, body: bytes) -> str:
     key = f"{api_key}&{api_secret}".encode()
     return base64.b64encode(hmac.new(key, body, hashlib.sha1).digest()).decode()

@@ -7,7 +7,7 @@ from sqlite_utils import Database
 from surveybot import inbox, outbox, responses
 from surveybot.mailbox import store as returned_mail
 from surveybot.platforms.signed import whsec
-from surveybot.platforms.urls import webhook_signing_secret, webhook_url
+from surveybot.platforms.urls import webhook_signing_secret, webhook_url, webhook_urls
 from surveybot.reports.live import funnel
 from surveybot.waves import next_step
 
@@ -43,6 +43,8 @@ def wave_status(db: Database, wave: dict, secret: str, base_url: str) -> dict:
         "interview_queue": answered["interview_queue"],
         "next_step": next_step(db, wave),
         "webhook_url": webhook_url(base_url, secret, wave),
+        # SurveyMonkey: the URL to register for each event type (one type per webhook); {} for the others
+        "webhook_urls": webhook_urls(base_url, secret, wave),
         **_signing(secret, wave),
         "slug": wave["slug"],
         "title": wave["title"],

@@ -1,7 +1,8 @@
 """``POST /webhooks/{platform}/{wave}/{secret}``: survey platforms report responses here.
 
 The URL's last part is the wave's secret (compared in constant time); signed platforms are checked
-again by their adapter. Notifications that name a response go to the durable inbox and are answered
+again by their adapter. SurveyMonkey, which takes one event type per webhook and a distinct URL for each,
+also posts to ``…/{secret}/{event}``. Notifications that name a response go to the durable inbox and are answered
 at once; signed ones that carry the response are recorded on the spot. Every refusal is a 4xx JSON
 ``{"error": ...}``; a retried delivery answers 200 and changes nothing.
 """
@@ -19,7 +20,7 @@ from aiohttp import web
 
 from surveybot import inbox, responses
 from surveybot.clock import utcnow
-from surveybot.db import is_busy, retry_busy, transaction
+from surveybot.db import is_busy, retry_busy, storage_problem, transaction
 from surveybot.errors import NotFound
 from surveybot.platforms import FetchNeeded, WebhookContext, WebhookRejected, qualtrics, signed, surveymonkey, typeform
 from surveybot.platforms.urls import webhook_secret, webhook_signing_secret
@@ -83,6 +84,8 @@ async def receive(request: web.Request) -> web.Response:
     adapter = ADAPTERS.get(request.match_info["platform"])
     if adapter is None:
         return _error(404, "no such platform")
+    if not _known_event(request):
+        return _error(404, "no such event URL")
     db = app[DB]
     known = _wave(app, request.match_info["wave"])
     expected = known.url_secret if known and known.row["platform"] == adapter.NAME else "x" * 32
@@ -112,10 +115,14 @@ async def receive(request: web.Request) -> web.Response:
             lambda: _record_signed(db, adapter, wave, event, request.headers), what="a webhook", patience=STORE_PATIENCE
         )
     except sqlite3.OperationalError as exc:
-        if not is_busy(exc):
+        if is_busy(exc):
+            why = "the database is busy"
+        elif storage_problem(exc) is not None:  # a full disk or a read-only file, logged once by db.py
+            why = "the database cannot store it now"
+        else:
             raise
         return web.json_response(
-            {"error": "the database is busy; the notification was not stored, send it again shortly"},
+            {"error": f"{why}; the notification was not stored, send it again shortly"},
             status=503,
             headers={"Retry-After": "5"},
         )
@@ -144,12 +151,22 @@ async def retry_busy_async(add) -> bool:
         delay = min(0.5, delay * 2)
 
 
+def _known_event(request: web.Request) -> bool:
+    """A URL of one event type (SurveyMonkey: one per webhook) names one of the types it has URLs for. What
+    the signed body says happened is what counts: the URL only gives each webhook the address of its own
+    that SurveyMonkey requires."""
+    event = request.match_info.get("event")
+    return event is None or (request.match_info["platform"] == surveymonkey.NAME and event in surveymonkey.EVENT_TYPES)
+
+
 async def verify(request: web.Request) -> web.Response:
-    """Platforms check a URL with HEAD or GET before they send to it."""
+    """Platforms check a URL with HEAD or GET before they send to it (SurveyMonkey: HEAD must answer 200)."""
+    if not _known_event(request):
+        return _error(404, "no such event URL")
     return web.json_response({"status": "ready"})
 
 
 def setup(app: web.Application) -> None:
-    path = "/webhooks/{platform}/{wave}/{secret}"
-    app.router.add_post(path, receive)
-    app.router.add_get(path, verify)
+    for path in ("/webhooks/{platform}/{wave}/{secret}", "/webhooks/{platform}/{wave}/{secret}/{event}"):
+        app.router.add_post(path, receive)
+        app.router.add_get(path, verify)
