@@ -405,6 +405,7 @@ async def main() -> None:
     parser.add_argument("--requests", type=int, default=60)
     parser.add_argument("--every", type=float, default=0.1)
     parser.add_argument("--keep", action="store_true", help="keep the databases (their folders are printed)")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE as JSON")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"{os.cpu_count()} cores; {args.requests} requests a page, {args.every} s apart", flush=True)
@@ -430,6 +431,20 @@ async def main() -> None:
             f"{'':<32}p95 {large:,} / {small:,} = {ratio:.2f}x (target < 3x: {'met' if ratio < 3 else 'NOT met'}); "
             f"p95 at {large:,} {'under' if p95 < 200 else 'NOT under'} 200 ms"
         )
+    if args.json:
+        figures = {
+            "sizes": sizes,
+            "requests": args.requests,
+            "target_p95_ms_max": 200,
+            "target_growth_max": 3,
+            "pages": [
+                {"page": page, "mode": mode, "size": size, **results[size][0][(mode, page)]}
+                | {"compute": results[size][1][page]}
+                for mode, page in results[small][0]
+                for size in sizes
+            ],
+        }
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import random
 import resource
 import subprocess
@@ -96,6 +97,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--memory-rows", type=int, default=1_000_000, help="0 to skip the memory check")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE as JSON")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -115,6 +117,19 @@ def main() -> None:
             print(
                 f"peak memory importing {args.memory_rows:,} rows: {peak:.0f} MB in {seconds:.1f} s (target < 300 MB)"
             )
+        if args.json:
+            figures = {
+                "rows": args.rows,
+                "baseline_rows_per_s": args.rows / b,
+                "surveybot_rows_per_s": args.rows / o,
+                "ratio": o / b,  # time ratio: lower is better
+                "target_ratio_max": 2.5,
+                "memory_rows": args.memory_rows,
+                "peak_memory_mb": peak if args.memory_rows else None,
+                "memory_seconds": seconds if args.memory_rows else None,
+                "target_memory_mb_max": 300,
+            }
+            args.json.write_text(json.dumps(figures, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import secrets
 import socket
@@ -344,6 +345,7 @@ async def main() -> None:
         default=60.0,
         help="seconds to wait after each surveybot run for the inbox worker to fetch the rest",
     )
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE as JSON")
     args = parser.parse_args()
     if (
         not 1 <= args.requests <= 1_000_000
@@ -422,6 +424,29 @@ async def main() -> None:
             print(
                 f"background fetch: recorded while each run lasted: {recorded}; the rest recorded in {drained} after it"
             )
+            if args.json:
+                figures = {
+                    "requests": args.requests,
+                    "concurrency": args.concurrency,
+                    "repeat": args.repeat,
+                    "baseline_per_s": base.best.rate,
+                    "surveybot_per_s": mine.best.rate,
+                    "baseline_runs_per_s": [r.rate for r in base.runs],
+                    "surveybot_runs_per_s": [r.rate for r in mine.runs],
+                    "baseline_p50_ms": base.percentile(50),
+                    "baseline_p99_ms": base.percentile(99),
+                    "surveybot_p50_ms": mine.percentile(50),
+                    "surveybot_p99_ms": p99,
+                    "ratio": ratio,
+                    "target_ratio_min": 0.5,
+                    "target_p99_ms_max": 50,
+                    "inbox_rows": rows,
+                    "accepted": expected,
+                    "inbox_states": dict(states),
+                    "cpu_server_us_per_webhook": mine.cpu_per_request("surveybot") * 1e6,
+                    "cpu_bare_us_per_webhook": base.cpu_per_request("bare") * 1e6,
+                }
+                args.json.write_text(json.dumps(figures, indent=2) + "\n")
             if rows != expected:
                 raise SystemExit(f"inbox holds {rows} rows for {expected} accepted webhooks")
         finally:
