@@ -15,6 +15,7 @@ import logging
 import sqlite3
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from sqlite_utils import Database
@@ -29,6 +30,9 @@ from surveybot.waves import waves_by_id
 log = logging.getLogger("surveybot.inbox")
 SURVEYMONKEY_CALLS_PER_S = 1.9  # its apps may make 120 calls a minute
 FETCHERS = {"qualtrics": qualtrics.fetch, "surveymonkey": surveymonkey.fetch}
+
+if TYPE_CHECKING:
+    from surveybot.config import Settings
 
 
 def add(db: Database, wave_id: int, need: FetchNeeded, now: datetime) -> bool:
@@ -66,7 +70,7 @@ def requeue_failed(db: Database, wave_id: int, now: datetime) -> int:
         ).rowcount
 
 
-def failures(db: Database, wave_id: int, limit: int = 20) -> tuple[int, list[dict]]:
+def failures(db: Database, wave_id: int, limit: int = 20) -> tuple[int, list[dict[str, Any]]]:
     """How many of the wave's fetches failed, and why (the latest first)."""
     count = db.execute(
         "SELECT count(*) FROM webhook_inbox WHERE wave_id = ? AND state = 'failed'", [wave_id]
@@ -88,11 +92,11 @@ class Intake:
 
     def __init__(self, db: Database, clock: Callable[[], datetime] = utcnow) -> None:
         self.db, self.clock = db, clock
-        self._waiting: list[tuple[int, FetchNeeded, asyncio.Future]] = []
+        self._waiting: list[tuple[int, FetchNeeded, asyncio.Future[bool]]] = []
 
     async def add(self, wave_id: int, need: FetchNeeded) -> bool:
         loop = asyncio.get_running_loop()
-        future = loop.create_future()
+        future: asyncio.Future[bool] = loop.create_future()
         if not self._waiting:
             loop.call_soon(self._commit)
         self._waiting.append((wave_id, need, future))
@@ -122,7 +126,7 @@ def first_delivery(db: Database, platform: str, message_id: str, now: datetime) 
     return cursor.rowcount == 1
 
 
-def claim(db: Database, now: datetime, limit: int) -> list[dict]:
+def claim(db: Database, now: datetime, limit: int) -> list[dict[str, Any]]:
     with transaction(db):
         return list(
             db.query(
@@ -158,7 +162,7 @@ class InboxWorker:
     def __init__(
         self,
         db: Database,
-        settings,
+        settings: Settings,
         session: aiohttp.ClientSession,
         *,
         retry_delay: float = 5.0,
@@ -224,7 +228,7 @@ class InboxWorker:
             except TimeoutError:
                 pass
 
-    async def _process(self, rows: list[dict]) -> None:
+    async def _process(self, rows: list[dict[str, Any]]) -> None:
         waves = waves_by_id(self.db, sorted({row["wave_id"] for row in rows}))
         fetched = await asyncio.gather(
             *(self._fetch(row, waves.get(row["wave_id"])) for row in rows), return_exceptions=True
@@ -240,7 +244,7 @@ class InboxWorker:
         for outcome in outcomes:
             self.on_recorded(outcome)
 
-    def _record(self, rows: list[dict], waves: dict, fetched: list) -> list[str]:
+    def _record(self, rows: list[dict[str, Any]], waves: dict[int, dict[str, Any]], fetched: list[Any]) -> list[str]:
         outcomes = []
         with transaction(self.db):
             for row, result in zip(rows, fetched):
@@ -261,7 +265,7 @@ class InboxWorker:
                     outcomes.append(outcome)
         return outcomes
 
-    async def _fetch(self, row: dict, wave: dict | None) -> ResponseEvent | None:
+    async def _fetch(self, row: dict[str, Any], wave: dict[str, Any] | None) -> ResponseEvent | None:
         fetch = FETCHERS.get(row["platform"])
         if fetch is None or wave is None:
             return None
@@ -269,13 +273,13 @@ class InboxWorker:
             await pace.wait()  # SurveyMonkey allows 120 calls a minute: stay under it
         return await fetch(self.session, self.settings, row["survey_id"], row["response_id"])
 
-    def _say_refused(self, row: dict, error: ApiError) -> None:
+    def _say_refused(self, row: dict[str, Any], error: ApiError) -> None:
         """One clear line per wave while the platform refuses the token (not one per response per try)."""
         if row["wave_id"] not in self._refused:
             self._refused.add(row["wave_id"])
             log.error("wave %s: %s; its responses wait until the token works", row["wave_id"], error)
 
-    def _settle(self, row: dict, wave: dict | None, result) -> str | None:
+    def _settle(self, row: dict[str, Any], wave: dict[str, Any] | None, result: object) -> str | None:
         """Write what became of one row; returns the response's outcome when it was recorded.
 
         Giving up is a matter of time, not of a count: a temporary failure (429, 5xx, a timeout, a refused
@@ -306,6 +310,7 @@ class InboxWorker:
         elif isinstance(result, BaseException):
             raise result
         else:
+            assert wave is not None and isinstance(result, ResponseEvent)  # a fetch ran, so the wave exists
             outcome = responses.record(self.db, wave, result, now)
             finish(self.db, row["id"], "done", "", now)
             return outcome

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sqlite_utils import Database
@@ -47,7 +48,7 @@ def from_limesurvey_token(value: str) -> str:
     return "".join(reversed(digits))
 
 
-def survey_links(wave: dict, token: str) -> dict[str, str]:
+def survey_links(wave: dict[str, Any], token: str) -> dict[str, str]:
     """The personal survey link in each language (Qualtrics is told the language with ``Q_Language``,
     LimeSurvey with ``lang``)."""
     links = {}
@@ -68,13 +69,13 @@ _IN_OTHER_OPEN_WAVE = """c.id IN (SELECT r.contact_id FROM recipients r JOIN wav
                                   WHERE o.id != ? AND o.state IN ('scheduled', 'open'))"""
 
 
-def _audience_sql(wave: dict, *, suppressed: bool = False) -> tuple[str, list]:
+def _audience_sql(wave: dict[str, Any], *, suppressed: bool = False) -> tuple[str, list[Any]]:
     """The contacts a wave is for (listed by one of its networks, if it names any), leaving out the
     suppressed ones (or only those, with ``suppressed``) and, for a wave launched with ``--skip-overlap``,
     those already in another open wave."""
     networks = wave["networks"] if isinstance(wave["networks"], list) else json.loads(wave["networks"])
     sql = f"FROM contacts c WHERE c.email {'' if suppressed else 'NOT '}IN (SELECT email FROM suppressions)"
-    params: list = []
+    params: list[Any] = []
     if networks:
         sql += (
             f" AND c.id IN (SELECT contact_id FROM contact_sources WHERE network IN ({','.join('?' * len(networks))}))"
@@ -86,7 +87,7 @@ def _audience_sql(wave: dict, *, suppressed: bool = False) -> tuple[str, list]:
     return sql, params
 
 
-def audience(db: Database, wave: dict) -> dict:
+def audience(db: Database, wave: dict[str, Any]) -> dict[str, Any]:
     """Who a launch would invite now: how many, by language and network, how many are left out as
     suppressed, and how many are already in another open wave (by wave)."""
     sql, params = _audience_sql(wave)
@@ -124,7 +125,7 @@ def audience(db: Database, wave: dict) -> dict:
     }
 
 
-def add_audience(db: Database, wave: dict, secret: str, now: datetime) -> int:
+def add_audience(db: Database, wave: dict[str, Any], secret: str, now: datetime) -> int:
     """Inside a transaction: make every eligible contact a recipient of the wave (see ``_audience_sql``).
     Returns how many were added."""
     sql, params = _audience_sql(wave)
@@ -138,7 +139,7 @@ def add_audience(db: Database, wave: dict, secret: str, now: datetime) -> int:
     return db.conn.total_changes - before
 
 
-def with_contacts(db: Database, wave_id: int) -> list[dict]:
+def with_contacts(db: Database, wave_id: int) -> list[dict[str, Any]]:
     """The wave's recipients with the contact fields a platform's participant list needs, in a stable order."""
     return list(
         db.query(
@@ -160,7 +161,7 @@ def completed_pairs(db: Database, wave_ids: list[int], contact_ids: list[int]) -
     return {tuple(row) for row in db.execute(sql, [*wave_ids, *contact_ids])}
 
 
-def by_token(db: Database, token: str) -> dict | None:
+def by_token(db: Database, token: str) -> dict[str, Any] | None:
     return next(db.query("SELECT * FROM recipients WHERE token_hash = ?", [token_hash(token)]), None)
 
 

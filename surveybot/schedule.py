@@ -14,6 +14,7 @@ import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
@@ -104,7 +105,7 @@ class Planner:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
 
-    def run_now(self) -> list[dict]:
+    def run_now(self) -> list[dict[str, Any]]:
         """Carry out what is due, then set the wake-up for the next step."""
         version = plan_version(self.db)
         done = plan.run_due(self.db, self.secret, self.clock())

@@ -8,6 +8,8 @@ suppression made by mistake (never a bounce: the address does not exist), with a
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
 from sqlite_utils import Database
 
@@ -20,7 +22,9 @@ from surveybot.signing import signed, unsigned
 KINDS = ("opt_out", "bounce", "manual")
 
 
-def suppress(db: Database, email: str, kind: str = "manual", reason: str = "", now=None) -> tuple[str, bool]:
+def suppress(
+    db: Database, email: str, kind: str = "manual", reason: str = "", now: datetime | None = None
+) -> tuple[str, bool]:
     """Suppress ``email`` (kind: opt_out, bounce or manual; reason: free text for people).
 
     Returns the normalised address and whether it was newly suppressed.
@@ -67,7 +71,7 @@ def unsubscribe_address(db: Database, secret: str, token: str) -> tuple[str, str
     return (row[0], parts[1]) if row else None
 
 
-def unsubscribe(db: Database, secret: str, token: str, now=None) -> str | None:
+def unsubscribe(db: Database, secret: str, token: str, now: datetime | None = None) -> str | None:
     """Suppress the contact named by a valid unsubscribe token; returns its address (None: invalid token)."""
     found = unsubscribe_address(db, secret, token)
     if found is None:
@@ -76,7 +80,7 @@ def unsubscribe(db: Database, secret: str, token: str, now=None) -> str | None:
     return found[0]
 
 
-def unsuppress(db: Database, email: str, reason: str, now=None) -> dict:
+def unsuppress(db: Database, email: str, reason: str, now: datetime | None = None) -> dict[str, Any]:
     """Lift a suppression made by mistake; the lift and its reason are kept in ``suppression_lifts``.
     A bounce is never lifted (the mailbox does not exist); returns the lifted row."""
     if not reason.strip():

@@ -11,6 +11,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -41,7 +42,7 @@ class WaveSpec:
     networks: tuple[str, ...] = ()
     interview_question: str = ""
     interview_yes: str = ""
-    required: tuple[str, ...] = field(default_factory=tuple)
+    required: tuple[str, ...] = field(default_factory=tuple[Any, ...])
     title_es: str = ""
     close_at_end_of_day: bool = False
     timezone: str = ""  # the wave's own zone ('' = this machine's when created)
@@ -50,7 +51,7 @@ class WaveSpec:
     share_status_with_networks: bool = False  # partner networks see which of their contacts answered
 
 
-def create_wave(db: Database, spec: WaveSpec, now: datetime) -> dict:
+def create_wave(db: Database, spec: WaveSpec, now: datetime) -> dict[str, Any]:
     _check(db, spec)
     with transaction(db):
         if db.execute("SELECT 1 FROM waves WHERE slug = ?", [spec.slug]).fetchone():
@@ -137,7 +138,7 @@ def _check(db: Database, spec: WaveSpec) -> None:
         )
 
 
-def get_wave(db: Database, slug: str) -> dict:
+def get_wave(db: Database, slug: str) -> dict[str, Any]:
     row = next(db.query("SELECT * FROM waves WHERE slug = ?", [slug]), None)
     if row is None:
         names = [name for (name,) in db.execute("SELECT slug FROM waves ORDER BY id")]
@@ -149,7 +150,7 @@ def get_wave(db: Database, slug: str) -> dict:
     return row
 
 
-def waves_by_id(db: Database, ids: list[int]) -> dict[int, dict]:
+def waves_by_id(db: Database, ids: list[int]) -> dict[int, dict[str, Any]]:
     if not ids:
         return {}
     found = {}
@@ -160,7 +161,7 @@ def waves_by_id(db: Database, ids: list[int]) -> dict[int, dict]:
     return found
 
 
-def list_waves(db: Database) -> list[dict]:
+def list_waves(db: Database) -> list[dict[str, Any]]:
     """Every wave with its headline counts: invited, sent, completed (people who finished)."""
     return list(
         db.query(
@@ -186,7 +187,7 @@ def bump_plan(db: Database) -> None:
                   ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1""")
 
 
-def launch(db: Database, slug: str, now: datetime, *, skip_overlap: bool = False) -> dict:
+def launch(db: Database, slug: str, now: datetime, *, skip_overlap: bool = False) -> dict[str, Any]:
     """Write the wave's plan and schedule it. The invitation goes at the start (now if it has passed).
     ``skip_overlap`` leaves out contacts who are in another open wave when the invitations go."""
     with transaction(db):
@@ -209,7 +210,7 @@ def launch(db: Database, slug: str, now: datetime, *, skip_overlap: bool = False
     return get_wave(db, slug)
 
 
-def set_paused(db: Database, slug: str, paused: bool) -> dict:
+def set_paused(db: Database, slug: str, paused: bool) -> dict[str, Any]:
     with transaction(db):
         wave = get_wave(db, slug)
         if wave["state"] in ("draft", "closed"):
@@ -224,7 +225,7 @@ def set_paused(db: Database, slug: str, paused: bool) -> dict:
     return get_wave(db, slug)
 
 
-def set_sharing(db: Database, slug: str, share: bool) -> dict:
+def set_sharing(db: Database, slug: str, share: bool) -> dict[str, Any]:
     """Whether partner networks see which of their contacts answered (else only counts, small ones hidden)."""
     with transaction(db):
         wave = get_wave(db, slug)
@@ -258,7 +259,7 @@ def retry_failed(db: Database, slug: str, now: datetime) -> int:
     return len(rows)
 
 
-def close(db: Database, slug: str, now: datetime) -> dict:
+def close(db: Database, slug: str, now: datetime) -> dict[str, Any]:
     """Close now: no more steps, and nothing unsent of the wave's invitations and reminders goes out."""
     with transaction(db):
         wave = get_wave(db, slug)
@@ -285,7 +286,7 @@ def close_wave(db: Database, wave_id: int, now: datetime) -> None:
     bump_plan(db)
 
 
-def planned_steps(wave: dict, now: datetime) -> list[tuple[str, datetime]]:
+def planned_steps(wave: dict[str, Any], now: datetime) -> list[tuple[str, datetime]]:
     """The steps a launch now would write: (kind, when)."""
     start = max(parse_stored(wave["start_at"]), now) if wave["start_at"] else now
     reminders = sorted(timedelta(seconds=s) for s in wave["reminders"])
@@ -301,13 +302,13 @@ def planned_steps(wave: dict, now: datetime) -> list[tuple[str, datetime]]:
     return steps
 
 
-def _zone(wave: dict) -> tzinfo | None:
+def _zone(wave: dict[str, Any]) -> tzinfo | None:
     """The wave's time zone (``None``: this machine's)."""
     name = wave.get("timezone") or ""
     return ZoneInfo(name) if name else None
 
 
-def next_step(db: Database, wave: dict) -> dict | None:
+def next_step(db: Database, wave: dict[str, Any]) -> dict[str, Any] | None:
     row = db.execute(
         "SELECT kind, due_at FROM wave_steps WHERE wave_id = ? AND state = 'pending' ORDER BY due_at, id LIMIT 1",
         [wave["id"]],
@@ -317,7 +318,7 @@ def next_step(db: Database, wave: dict) -> dict | None:
     return {"kind": row[0], "at": row[1], "held": bool(wave["paused"])}
 
 
-def steps(db: Database, wave_id: int) -> list[dict]:
+def steps(db: Database, wave_id: int) -> list[dict[str, Any]]:
     return list(
         db.query(
             "SELECT id, kind, due_at, state, done_at, enqueued FROM wave_steps WHERE wave_id = ? ORDER BY due_at, id",

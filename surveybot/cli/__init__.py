@@ -6,6 +6,8 @@ with ``--json`` the same message is also printed as ``{"error": ...}`` on stdout
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from surveybot import __version__
@@ -14,7 +16,7 @@ from surveybot.errors import SurveybotError
 
 
 class SurveybotGroup(click.Group):
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             result = super().invoke(ctx)
         except SurveybotError as exc:
@@ -34,7 +36,7 @@ def _finish(ctx: click.Context, succeeded: bool) -> None:
         ctx.obj.finish(succeeded)
 
 
-def _wants_json(ctx: click.Context) -> bool:
+def _wants_json(ctx: click.Context | None) -> bool:
     while ctx is not None:
         if ctx.meta.get("surveybot.json"):
             return True

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from surveybot.errors import SurveybotError
+
+if TYPE_CHECKING:
+    from surveybot.config import Settings
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,7 @@ class WebhookContext:
 
     wave: dict[str, Any]
     signing_secret: str
-    settings: object
+    settings: Settings
     now: float  # Unix seconds
 
 

@@ -8,6 +8,8 @@ fetched with ``GET {base}/API/v3/surveys/{SurveyID}/responses/{ResponseID}`` (he
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qs
 
 import aiohttp
@@ -45,8 +47,11 @@ _METADATA = {
     "externalDataReference",
 }
 
+if TYPE_CHECKING:
+    from surveybot.config import Settings
 
-def receive(body: bytes, headers, content_type: str, context: WebhookContext) -> FetchNeeded:
+
+def receive(body: bytes, headers: Mapping[str, str], content_type: str, context: WebhookContext) -> FetchNeeded:
     if "application/x-www-form-urlencoded" not in content_type:
         raise WebhookRejected(415, "Qualtrics notifications are application/x-www-form-urlencoded")
     try:
@@ -65,7 +70,7 @@ def receive(body: bytes, headers, content_type: str, context: WebhookContext) ->
     return FetchNeeded(NAME, fields["SurveyID"], fields["ResponseID"], event)
 
 
-async def fetch(session: aiohttp.ClientSession, settings, survey_id: str, response_id: str) -> ResponseEvent:
+async def fetch(session: aiohttp.ClientSession, settings: Settings, survey_id: str, response_id: str) -> ResponseEvent:
     if not settings.qualtrics_base_url or not settings.qualtrics_api_token:
         raise ApiError("QUALTRICS_BASE_URL and QUALTRICS_API_TOKEN are needed to fetch responses", temporary=True)
     url = f"{settings.qualtrics_base_url}/API/v3/surveys/{survey_id}/responses/{response_id}"
@@ -80,10 +85,12 @@ async def fetch(session: aiohttp.ClientSession, settings, survey_id: str, respon
 def event_from(response_id: str, response: object) -> ResponseEvent | None:
     """A response object as the API gives it (single response, or one of an export's ``responses``):
     ``values`` hold the recodes and embedded data, ``labels`` the choice texts. None if it has no values."""
-    values = response.get("values") if isinstance(response, dict) else None
+    if not isinstance(response, dict):
+        return None
+    values = response.get("values")
     if not isinstance(values, dict):
         return None
-    labels = response.get("labels") if isinstance(response.get("labels"), dict) else {}
+    labels = raw_labels if isinstance(raw_labels := response.get("labels"), dict) else {}
     answers = {k: v for k, v in values.items() if k.startswith("QID")}
     embedded = {k: v for k, v in values.items() if not k.startswith("QID") and k not in _METADATA}
     return ResponseEvent(
@@ -106,22 +113,25 @@ class NotAdministrator(ApiError):
     """The API token is valid but not a brand administrator's: event subscriptions are refused to it."""
 
 
-async def subscriptions(session: aiohttp.ClientSession, settings, publication_url: str) -> list[dict]:
+async def subscriptions(
+    session: aiohttp.ClientSession, settings: Settings, publication_url: str
+) -> list[dict[str, Any]]:
     """The event subscriptions that deliver to ``publication_url`` (the list is paged: nextPage)."""
     url: str | None = f"{_base(settings)}/API/v3/eventsubscriptions"
     found = []
     while url:
         data = await _call(session, "GET", url, settings.qualtrics_api_token, admin=True)
         result = data.get("result") if isinstance(data, dict) else None
-        elements = result.get("elements") if isinstance(result, dict) else None
-        if not isinstance(elements, list):
+        if not isinstance(result, dict) or not isinstance(elements := result.get("elements"), list):
             raise ApiError("the Qualtrics API listed no result.elements", temporary=False)
         found += [e for e in elements if isinstance(e, dict) and e.get("publicationUrl") == publication_url]
-        url = result.get("nextPage") if isinstance(result.get("nextPage"), str) else None
+        url = raw_url if isinstance(raw_url := result.get("nextPage"), str) else None
     return found
 
 
-async def subscribe(session: aiohttp.ClientSession, settings, survey_id: str, publication_url: str) -> list[str]:
+async def subscribe(
+    session: aiohttp.ClientSession, settings: Settings, survey_id: str, publication_url: str
+) -> list[str]:
     """Register the wave's webhook for completed and partial responses, each topic once: a topic already
     subscribed for this URL is left as it is. Returns the new subscription ids."""
     existing = {e.get("topics") for e in await subscriptions(session, settings, publication_url)}
@@ -146,7 +156,7 @@ async def subscribe(session: aiohttp.ClientSession, settings, survey_id: str, pu
     return made
 
 
-async def unsubscribe(session: aiohttp.ClientSession, settings, publication_url: str) -> list[str]:
+async def unsubscribe(session: aiohttp.ClientSession, settings: Settings, publication_url: str) -> list[str]:
     """Remove every subscription that delivers to ``publication_url``; returns their ids."""
     removed = []
     for element in await subscriptions(session, settings, publication_url):
@@ -161,17 +171,23 @@ async def unsubscribe(session: aiohttp.ClientSession, settings, publication_url:
     return removed
 
 
-def _base(settings) -> str:
+def _base(settings: Settings) -> str:
     if not settings.qualtrics_base_url or not settings.qualtrics_api_token:
         raise ApiError("QUALTRICS_BASE_URL and QUALTRICS_API_TOKEN are needed to manage subscriptions", temporary=False)
     return settings.qualtrics_base_url
 
 
 async def _call(
-    session: aiohttp.ClientSession, method: str, url: str, token: str, *, admin: bool = False, **kwargs
-) -> dict:
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    token: str | None,
+    *,
+    admin: bool = False,
+    **kwargs: Any,
+) -> dict[str, Any]:
     try:
-        async with session.request(method, url, headers={"X-API-TOKEN": token}, **kwargs) as response:
+        async with session.request(method, url, headers={"X-API-TOKEN": token or ""}, **kwargs) as response:
             if response.status == 429 or response.status >= 500:
                 raise ApiError(
                     f"Qualtrics answered {response.status}",
@@ -195,7 +211,8 @@ async def _call(
                 raise ApiError("Qualtrics knows no such response (404)", temporary=False, not_found=True)
             if response.status >= 400:
                 raise ApiError(f"Qualtrics answered {response.status}", temporary=False)
-            return await response.json(content_type=None)
+            # callers check the shape of what came back
+            return cast("dict[str, Any]", await response.json(content_type=None))
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise ApiError(f"Qualtrics API unreachable: {exc.__class__.__name__} {exc}", temporary=True) from None
     except ValueError:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -32,6 +34,9 @@ _EVENTS = {
     "response_overquota": "partial",
 }
 
+if TYPE_CHECKING:
+    from surveybot.config import Settings
+
 
 # SurveyMonkey takes one event type per webhook, each at its own URL: the response events worth registering.
 EVENT_TYPES = ("response_completed", "response_updated", "response_disqualified", "response_overquota")
@@ -42,7 +47,7 @@ def signature(api_key: str, api_secret: str, body: bytes) -> str:
     return base64.b64encode(hmac.new(key, body, hashlib.sha1).digest()).decode()
 
 
-def receive(body: bytes, headers, content_type: str, context: WebhookContext) -> FetchNeeded:
+def receive(body: bytes, headers: Mapping[str, str], content_type: str, context: WebhookContext) -> FetchNeeded:
     settings = context.settings
     if not settings.surveymonkey_api_key or not settings.surveymonkey_api_secret:
         raise WebhookRejected(401, "SurveyMonkey webhooks need SURVEYMONKEY_API_KEY and SURVEYMONKEY_API_SECRET")
@@ -55,7 +60,7 @@ def receive(body: bytes, headers, content_type: str, context: WebhookContext) ->
         raise WebhookRejected(401, "missing or wrong Sm-Apikey / Sm-Signature")
     data = require_json(body, content_type)
     event = _EVENTS.get(str(data.get("event_type")))
-    resources = data.get("resources") if isinstance(data.get("resources"), dict) else {}
+    resources = raw_resources if isinstance(raw_resources := data.get("resources"), dict) else {}
     if event is None or data.get("object_type") != "response":
         raise WebhookRejected(400, "not a SurveyMonkey response event")
     if str(resources.get("survey_id")) != context.wave["survey_id"]:
@@ -66,7 +71,7 @@ def receive(body: bytes, headers, content_type: str, context: WebhookContext) ->
     return FetchNeeded(NAME, context.wave["survey_id"], response_id, event)
 
 
-async def fetch(session: aiohttp.ClientSession, settings, survey_id: str, response_id: str) -> ResponseEvent:
+async def fetch(session: aiohttp.ClientSession, settings: Settings, survey_id: str, response_id: str) -> ResponseEvent:
     if not settings.surveymonkey_access_token:
         raise ApiError("SURVEYMONKEY_ACCESS_TOKEN is needed to fetch responses", temporary=True)
     # simple=true adds each answer's text (simple_text) beside its ids: what the coordinator reads and types
@@ -96,7 +101,7 @@ async def fetch(session: aiohttp.ClientSession, settings, survey_id: str, respon
     if not isinstance(data, dict):
         raise ApiError("SurveyMonkey answered without a response object", temporary=False)
     answers, labels = answers_of(data)
-    variables = data.get("custom_variables") if isinstance(data.get("custom_variables"), dict) else {}
+    variables = raw_variables if isinstance(raw_variables := data.get("custom_variables"), dict) else {}
     return ResponseEvent(
         platform=NAME,
         response_id=response_id,
@@ -109,7 +114,7 @@ async def fetch(session: aiohttp.ClientSession, settings, survey_id: str, respon
     )
 
 
-def answers_of(data: dict) -> tuple[dict, dict]:
+def answers_of(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(answers, labels) of a response's details. A matrix keeps its rows (``QID_ROWID``), an "other" box
     its text (``QID_other``); an answer is its text (``simple_text``, else the typed ``text``, else the choice
     id), and its choice id is kept as its label so either can be matched."""
@@ -136,19 +141,19 @@ def answers_of(data: dict) -> tuple[dict, dict]:
     return answers, labels
 
 
-def _add(holder: dict, key: str, value: object) -> None:
+def _add(holder: dict[str, Any], key: str, value: object) -> None:
     """One value as itself, several as a list (a multiple choice)."""
     if key not in holder:
         holder[key] = value
     elif isinstance(holder[key], list):
-        holder[key].append(value)  # type: ignore[union-attr]
+        holder[key].append(value)
     else:
         holder[key] = [holder[key], value]
 
 
-def _questions(data: dict) -> list[dict]:
+def _questions(data: dict[str, Any]) -> list[dict[str, Any]]:
     """The questions of the response's pages, skipping anything that is not a question with an id."""
-    pages = data.get("pages") if isinstance(data.get("pages"), list) else []
+    pages = raw_pages if isinstance(raw_pages := data.get("pages"), list) else []
     found = []
     for page in pages:
         questions = page.get("questions") if isinstance(page, dict) else None
@@ -158,7 +163,7 @@ def _questions(data: dict) -> list[dict]:
     return found
 
 
-def _wait(headers) -> float | None:
+def _wait(headers: Mapping[str, str]) -> float | None:
     """How long to wait after a 429: ``Retry-After`` if given; else, since SurveyMonkey sends none, its own
     rate-limit headers — the seconds until the exhausted quota (the minute's, or the day's at 00:00 GMT)
     comes back."""

@@ -4,6 +4,7 @@ the dispositions and rates of ``dispositions.py``."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from babel.dates import format_date
 from babel.lists import format_list
@@ -25,7 +26,7 @@ PLATFORM_NAMES = {
 }
 
 
-def method_facts(db: Database, wave: dict) -> dict:
+def method_facts(db: Database, wave: dict[str, Any]) -> dict[str, Any]:
     """What the method table states, as data."""
     plan = steps(db, wave["id"])
     invitation = next((s for s in plan if s["kind"] == "invitation"), None)
@@ -116,7 +117,7 @@ SENTENCES: dict[str, dict[str, str]] = {
 }
 
 
-def paragraph(facts: dict, figures: dict, language: str) -> str:
+def paragraph(facts: dict[str, Any], figures: dict[str, Any], language: str) -> str:
     """The method paragraph, ready to paste."""
     locale = LOCALES[language]
     values = {
@@ -150,13 +151,13 @@ def paragraph(facts: dict, figures: dict, language: str) -> str:
 
 def field_report(
     db: Database,
-    wave: dict,
+    wave: dict[str, Any],
     *,
     language: str = "en",
     threshold: int = DEFAULT_THRESHOLD,
     network: str | None = None,
     now: datetime | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """The whole field report as data (what ``report --format json`` prints)."""
     figures = wave_dispositions(db, wave["id"], threshold, network)
     facts = method_facts(db, wave)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlite_utils import Database
 
 from surveybot import inbox, outbox, responses
@@ -12,7 +14,7 @@ from surveybot.reports.live import funnel
 from surveybot.waves import next_step
 
 
-def wave_status(db: Database, wave: dict, secret: str, base_url: str) -> dict:
+def wave_status(db: Database, wave: dict[str, Any], secret: str, base_url: str) -> dict[str, Any]:
     counts = outbox.wave_counts(db, wave["id"])
     answered = responses.counts(db, wave["id"])
     # people who finished: marked done, or holding a complete response (a wave recorded before a city
@@ -64,12 +66,12 @@ def wave_status(db: Database, wave: dict, secret: str, base_url: str) -> dict:
     }
 
 
-def _intake(db: Database, wave: dict) -> dict:
+def _intake(db: Database, wave: dict[str, Any]) -> dict[str, Any]:
     failed, why = inbox.failures(db, wave["id"])
     return {"intake_failed": failed, "intake_errors": why}
 
 
-def _signing(secret: str, wave: dict) -> dict:
+def _signing(secret: str, wave: dict[str, Any]) -> dict[str, Any]:
     """For platforms that sign their webhooks: the secret to paste into the platform's webhook settings."""
     if wave["platform"] == "typeform":
         return {"webhook_signing_secret": webhook_signing_secret(secret, wave)}

@@ -12,6 +12,7 @@ work without JavaScript; ``static/live.js`` re-fetches the page every few second
 from __future__ import annotations
 
 from datetime import UTC, datetime, tzinfo
+from typing import Any
 
 from aiohttp import web
 from sqlite_utils import Database
@@ -39,7 +40,7 @@ RATES = ("rr1", "rr2", "coop1", "ref1", "con1")
 POLL_MS = 2000
 
 
-def moment(text: str | None, zone: tzinfo) -> dict | None:
+def moment(text: str | None, zone: tzinfo) -> dict[str, Any] | None:
     """A stored time for a page: ISO for <time>, and as the wave's clock shows it."""
     if not text:
         return None
@@ -51,7 +52,7 @@ def moment(text: str | None, zone: tzinfo) -> dict | None:
     }
 
 
-def chart(per_day: dict, lang: str) -> dict:
+def chart(per_day: dict[str, Any], lang: str) -> dict[str, Any]:
     """Bars of an SVG drawn on the server: one per day, reminder days marked."""
     days, width, height, left, top, bottom = per_day["days"], 760, 210, 34, 22, 28
     peak = max((d["count"] for d in days), default=0) or 1
@@ -87,7 +88,7 @@ def chart(per_day: dict, lang: str) -> dict:
     }
 
 
-def _wave_figures(db: Database, slug: str, secret: str, base_url: str) -> dict:
+def _wave_figures(db: Database, slug: str, secret: str, base_url: str) -> dict[str, Any]:
     wave = waves.get_wave(db, slug)
     status = wave_status(db, wave, secret, base_url)
     for secret_key in ("webhook_url", "webhook_signing_secret"):  # for the platform's settings, not a page
@@ -108,7 +109,7 @@ def _wave_figures(db: Database, slug: str, secret: str, base_url: str) -> dict:
     }
 
 
-def _list_figures(db: Database) -> list[dict]:
+def _list_figures(db: Database) -> list[dict[str, Any]]:
     listed = waves.list_waves(db)
     for row in listed:
         wave_id = waves.get_wave(db, row["slug"])["id"]
