@@ -22,7 +22,7 @@ from sqlite_utils import Database
 
 from surveybot import plan
 from surveybot.clock import parse_stored, utcnow
-from surveybot.db import is_busy
+from surveybot.db import is_busy, storage_problem
 from surveybot.waves import plan_version
 
 log = logging.getLogger("surveybot.schedule")
@@ -42,6 +42,8 @@ def _in_loop(job: Callable[[], object]) -> Callable[[], Awaitable[None]]:
         try:
             job()
         except sqlite3.OperationalError as exc:
+            if storage_problem(exc) is not None:  # a full or read-only disk: said once by the database layer
+                return
             if not is_busy(exc):
                 log.exception("scheduled job %s failed; it runs again at its next time", name)
             elif not busy:

@@ -13,12 +13,17 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from surveybot.db import storage_problem
+
 log = logging.getLogger("surveybot.supervise")
 BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)  # seconds before each restart; the last one repeats
 STEADY_S = 300.0  # a loop that ran this long before failing starts the backoff again from its first step
 # A restarted loop counts as working only once it has run this long without failing again: one that fails
 # at once after each restart is reported all the time, not only during the pauses between restarts.
 PROBATION_S = 5.0
+# A full or read-only database is said once by the database layer (no traceback per restart); the loop is
+# tried again at this steady pace so it resumes soon after the disk has room again.
+STORAGE_RETRY_S = 1.0
 
 
 @dataclass
@@ -75,12 +80,19 @@ async def supervise(
                 return
             if time.monotonic() - state.since > STEADY_S:
                 failures = 0
-            delay = backoff[min(failures, len(backoff) - 1)]
-            failures += 1
             state.restarts += 1
-            log.exception(
-                "%s stopped by an unexpected error; restarting it in %.0f s (restart %d)", name, delay, state.restarts
-            )
+            if storage_problem(exc) is not None:
+                delay = STORAGE_RETRY_S
+                log.debug("%s waits for the database to take writes again (restart %d)", name, state.restarts)
+            else:
+                delay = backoff[min(failures, len(backoff) - 1)]
+                failures += 1
+                log.exception(
+                    "%s stopped by an unexpected error; restarting it in %.0f s (restart %d)",
+                    name,
+                    delay,
+                    state.restarts,
+                )
             deadline = time.monotonic() + delay
             while time.monotonic() < deadline:  # a stop during the pause ends it at once
                 if stopping():

@@ -7,16 +7,19 @@ Definitions:  GET  /API/v3/survey-definitions/{survey} (403 for a researcher's t
               GET  /v3/surveys/{survey}/details (from ``qualtrics_surveys`` / ``surveymonkey_surveys``)
 
 Responses are added by tests; failures can be scripted per response id (a list of statuses to answer
-before the real one, e.g. ``[429, 500]``), with ``Retry-After`` on 429.
+before the real one, e.g. ``[429, 500]``), with ``Retry-After`` on 429; ``HANG`` in that list accepts the
+request and never answers it (until the client gives up and hangs up).
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
 QUALTRICS_TOKEN = "qualtrics-test-token"
+HANG = -1  # in ``failures``: accept the request and never answer it
 QUALTRICS_NOT_ADMIN = "qualtrics-token-of-a-researcher"  # valid, but not a brand administrator's
 SURVEYMONKEY_TOKEN = "surveymonkey-test-token"
 
@@ -137,6 +140,19 @@ class FakePlatform:
             }
         )
 
+    async def _failure_or_hang(
+        self, request: web.Request, response_id: str, platform: str = "qualtrics"
+    ) -> web.Response | None:
+        pending = self.failures.get(response_id)
+        if pending and pending[0] == HANG:
+            pending.pop(0)
+            for _ in range(600):  # silent until the client hangs up (a minute at most)
+                if request.transport is None or request.transport.is_closing():
+                    break
+                await asyncio.sleep(0.1)
+            return web.Response(status=504)  # nobody is listening any more
+        return self._failure(response_id, platform)
+
     def _failure(self, response_id: str, platform: str = "qualtrics") -> web.Response | None:
         pending = self.failures.get(response_id)
         if pending:
@@ -173,7 +189,7 @@ class FakePlatform:
         if request.headers.get("X-API-TOKEN") != QUALTRICS_TOKEN:
             return web.json_response({"meta": {"httpStatus": "401 - Unauthorized"}}, status=401)
         response_id = request.match_info["response"]
-        if (failure := self._failure(response_id)) is not None:
+        if (failure := await self._failure_or_hang(request, response_id)) is not None:
             return failure
         if response_id not in self.qualtrics:
             return web.json_response({"meta": {"httpStatus": "404 - Not Found"}}, status=404)
@@ -255,7 +271,7 @@ class FakePlatform:
         if request.headers.get("Authorization") != f"Bearer {SURVEYMONKEY_TOKEN}":
             return web.json_response({"error": {"id": "1011", "name": "Authorization Error"}}, status=401)
         response_id = request.match_info["response"]
-        if (failure := self._failure(response_id, "surveymonkey")) is not None:
+        if (failure := await self._failure_or_hang(request, response_id, "surveymonkey")) is not None:
             return failure
         if response_id not in self.surveymonkey:
             return web.json_response({"error": {"id": "1020", "name": "Resource Not Found"}}, status=404)

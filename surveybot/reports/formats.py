@@ -134,6 +134,8 @@ def _csv(report: dict[str, Any]) -> str:
 
 
 def _md_cell(text: str) -> str:
+    # Markdown passes raw HTML through: a contact's "<script>" must reach the reader as text (an entity)
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 

@@ -23,7 +23,7 @@ from aiohttp.abc import AbstractAccessLogger
 from surveybot import lease, outbox
 from surveybot.clock import utcnow
 from surveybot.config import Settings
-from surveybot.db import SERVICE_BUSY_TIMEOUT_S, is_busy, open_db, unwritable
+from surveybot.db import SERVICE_BUSY_TIMEOUT_S, is_busy, open_db, storage_problem, unwritable
 from surveybot.dispatcher import Dispatcher
 from surveybot.errors import InvalidInput, NotFound, SurveybotError
 from surveybot.inbox import InboxWorker, Intake
@@ -92,6 +92,12 @@ async def json_errors(request: web.Request, handler):
     except SurveybotError as exc:
         return web.json_response({"error": str(exc)}, status=422)
     except sqlite3.OperationalError as exc:
+        if storage_problem(exc) is not None:  # full or read-only: said once by db.py, not a 500 per request
+            return web.json_response(
+                {"error": "the database cannot take writes now; try again later"},
+                status=503,
+                headers={"Retry-After": str(RETRY_AFTER_BUSY)},
+            )
         if not is_busy(exc):
             raise
         return busy_response()
@@ -180,7 +186,7 @@ def create_app(
         db.close()
 
     async def delivery(app: web.Application):
-        transport = open_transport(settings.mail, settings.send_concurrency)
+        transport = open_transport(settings.mail, settings.send_concurrency, settings.network_timeout)
         dispatcher = Dispatcher(
             app[DB],
             Composer(app[DB], settings, app[SECRET]),
@@ -203,7 +209,7 @@ def create_app(
         log.info("dispatcher stopped; %d messages stay queued for the next start", queued)
 
     async def responses_inbox(app: web.Application):
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.network_timeout)) as session:
             app[HTTP] = session
             worker = InboxWorker(
                 app[DB], settings, session, poll=poll * 2, grace=settings.fetch_grace, give_up=settings.fetch_give_up

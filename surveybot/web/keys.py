@@ -13,6 +13,7 @@ from surveybot.inbox import InboxWorker, Intake
 from surveybot.schedule import Planner
 from surveybot.supervise import Health
 from surveybot.web.figures import Figures
+from surveybot.web.throttle import SignInGuard
 
 SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", Database)
@@ -27,3 +28,4 @@ PAGES = web.AppKey("pages", Environment)
 HEALTH = web.AppKey("health", Health)
 LEASE_LOST = web.AppKey("lease_lost", bool)
 FIGURES = web.AppKey("figures", Figures)  # the dashboard's figures, computed off the event loop
+SIGN_IN_GUARD = web.AppKey("sign_in_guard", SignInGuard)  # failed sign-ins per client and per token

@@ -5,11 +5,16 @@ what every signed-in page shares: who is asking, their language, the CSRF check,
 The session id travels only in a cookie (``HttpOnly``, ``SameSite=Lax``, ``Secure`` when the base URL is
 https); a token or a session id is never put in a URL, a page or a log line. Every form of a signed-in page
 carries the session's CSRF token, and a POST without it is refused.
+
+Failed sign-ins are limited per client address and per token tried (``throttle.py``): past the limit the
+answer is a 429 page with ``Retry-After``, even for a correct token, until the window has passed.
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
+import math
 from urllib.parse import quote
 
 from aiohttp import web
@@ -17,9 +22,9 @@ from aiohttp import web
 from surveybot import tokens
 from surveybot.clock import utcnow
 from surveybot.db import retry_busy
-from surveybot.web import sessions
+from surveybot.web import sessions, throttle
 from surveybot.web.dashboard_text import TEXT
-from surveybot.web.keys import DB, SETTINGS
+from surveybot.web.keys import DB, SETTINGS, SIGN_IN_GUARD
 from surveybot.web.pages import read_form, render
 from surveybot.web.sessions import Session
 
@@ -33,6 +38,11 @@ PAGE_HEADERS = {
     "Vary": "Cookie",
 }
 HOME = {"coordinator": "/waves", "network": "/waves", "researcher": "/interviews"}
+THROTTLED = {
+    "en": "Too many failed sign-in attempts. Try again in {minutes} min.",
+    "es": "Demasiados intentos fallidos de iniciar sesión. Inténtelo de nuevo dentro de {minutes} min.",
+}
+log = logging.getLogger("surveybot.web.login")
 
 
 def current(request: web.Request) -> Session | None:
@@ -155,17 +165,41 @@ async def login(request: web.Request) -> web.Response:
     form = await read_form(request)
     if form is None:
         return page(request, "login.html.j2", status=400, lang=lang, error=TEXT[lang]["unreadable"], next="")
-    token = tokens.check(request.app[DB], str(form.get("token", "")).strip()[:200])
+    tried = str(form.get("token", "")).strip()[:200]
     target = str(form.get("next", ""))
+    guard, client = request.app[SIGN_IN_GUARD], _client(request)
+    wait = guard.wait(client, tried)
+    if wait > 0:
+        return _throttled(request, lang, wait, target)
+    token = tokens.check(request.app[DB], tried)
     if token is None:
+        guard.failed(client, tried)
+        if guard.wait(client, tried) > 0:  # said once, when the limit is reached (no token in the line)
+            log.warning("failed sign-ins limited for client %s or the token it tried", client)
         return page(request, "login.html.j2", status=401, lang=lang, error=TEXT[lang]["bad_token"], next=target)
     raise await _signed_in(request, token["id"], str(form.get("lang", lang)), target)
 
 
+def _client(request: web.Request) -> str:
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    return throttle.client_address(request.remote, forwarded, request.app[SETTINGS].trusted_proxies)
+
+
+def _throttled(request: web.Request, lang: str, wait: float, target: str) -> web.Response:
+    message = THROTTLED[lang].format(minutes=max(1, math.ceil(wait / 60)))
+    response = page(request, "login.html.j2", status=429, lang=lang, error=message, next=target)
+    response.headers["Retry-After"] = str(math.ceil(wait))
+    return response
+
+
 async def login_link(request: web.Request) -> web.Response:
-    token_id = await _write(lambda: sessions.redeem_code(request.app[DB], request.match_info["code"], utcnow()))
     lang = language(request)
+    clients, client = request.app[SIGN_IN_GUARD].clients, throttle.client_key(_client(request))
+    if (wait := clients.wait(client)) > 0:  # codes guessed from one address count as its failed sign-ins
+        return _throttled(request, lang, wait, "")
+    token_id = await _write(lambda: sessions.redeem_code(request.app[DB], request.match_info["code"], utcnow()))
     if token_id is None:
+        clients.fail(client)
         return page(request, "login.html.j2", status=410, lang=lang, error=TEXT[lang]["bad_link"], next="")
     raise await _signed_in(request, token_id, lang)
 
@@ -195,6 +229,7 @@ async def home(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
+    app[SIGN_IN_GUARD] = throttle.SignInGuard()
     app.router.add_get("/", home)
     app.router.add_get("/login", login_form)
     app.router.add_post("/login", login)
