@@ -26,6 +26,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from sqlite_utils import Database
@@ -33,10 +34,12 @@ from sqlite_utils import Database
 from surveybot import outbox, recipients
 from surveybot.clock import utcnow
 from surveybot.contacts import store
-from surveybot.db import is_busy, retry_busy
+from surveybot.db import is_busy, retry_busy, storage_trouble
 from surveybot.errors import SurveybotError
 from surveybot.interviews.messages import InterviewMessages
+from surveybot.mail import verp
 from surveybot.mail.compose import Composer
+from surveybot.mail.message import Outgoing
 from surveybot.mail.render import INTERVIEW_KINDS
 from surveybot.mail.transports import PermanentFailure, TemporaryFailure
 from surveybot.ratelimit import RateLimiter
@@ -100,6 +103,7 @@ class Dispatcher:
         self._recovered = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self.waiting_for_db = False
+        self.bounce_address = composer.settings.bounce_address
 
     def wake(self) -> None:
         """Something was queued: look now rather than at the next poll. Safe from the scheduler's threads."""
@@ -159,6 +163,8 @@ class Dispatcher:
 
     async def send_due(self) -> int:
         """Send one batch of due messages; returns how many were taken."""
+        if storage_trouble(self.db):  # the disk is full or read-only: claim nothing until it takes writes
+            return 0
         rows = outbox.claim(self.db, self.clock(), self.concurrency * BATCH_PER_CONNECTION)
         if not rows:
             return 0
@@ -209,40 +215,69 @@ class Dispatcher:
             batch.bounces.pop()
 
     async def _worker(self, queue: asyncio.Queue, batch: Batch) -> None:
-        while not queue.empty():
-            row = queue.get_nowait()
-            if self._stopping:
-                batch.outcomes.append(("release", row["id"]))
-                continue
-            await self._deliver(row, batch)
-            # Written before this connection sends again: a crash can leave at most one message per
-            # connection sent but not marked (the in-flight window), and that one goes again with the same
-            # Message-ID. Outcomes of the other connections that finished meanwhile share the transaction.
+        """One connection's share of the batch. The next message is built while the current one is on the
+        wire (building costs about as much as the SMTP exchange: done in turn, the connection would idle)."""
+        ahead: tuple[dict, Outgoing] | None = None
+        while ahead is not None or not queue.empty():
+            if ahead is None:
+                row = queue.get_nowait()
+                if self._stopping:
+                    batch.outcomes.append(("release", row["id"]))
+                    continue
+                message = self._build(row, batch)
+                if message is None:
+                    continue
+            else:
+                (row, message), ahead = ahead, None
+                if self._stopping:
+                    batch.outcomes.append(("release", row["id"]))
+                    continue
+            sending = asyncio.ensure_future(self._deliver(row, message, batch))
+            await asyncio.sleep(0)  # the send starts (its first command goes out) before the build below
+            while ahead is None and not queue.empty() and not self._stopping and not sending.done():
+                following = queue.get_nowait()
+                built = self._build(following, batch)
+                if built is not None:
+                    ahead = (following, built)
+            try:
+                await sending
+            except BaseException:
+                if ahead is not None:  # built but not sent: back to the queue, not left "sending"
+                    batch.outcomes.append(("release", ahead[0]["id"]))
+                raise
+
+    def _build(self, row: dict, batch: Batch) -> Outgoing | None:
+        """The message of ``row``, or None when it is not to be sent (its outcome is then noted)."""
+        try:
+            batch.refresh_if_changed()  # a pause or close from another process stops what is claimed
+            return self._prepare(row, batch)
+        except SurveybotError as exc:  # a broken template fails this message, loudly, not the service
+            batch.outcomes.append(("failed", row["id"], str(exc)))
+            log.error("message %s not sent: %s", row["id"], exc)
+        except Exception as exc:  # a bug met by one message fails that message, never the others
+            batch.outcomes.append(
+                ("failed", row["id"], f"internal error while building it: {type(exc).__name__}: {exc}")
+            )
+            log.exception("message %s not sent: unexpected error while building it", row["id"])
+        return None
+
+    async def _deliver(self, row: dict, message: Outgoing, batch: Batch) -> None:
+        await self.limiter.wait()
+        # What this connection sent before is written before it sends again: a crash can leave at most one
+        # message per connection sent but not marked (the in-flight window), and that one goes again with the
+        # same Message-ID. Written only now, after this message was built, so that the outcomes of the other
+        # connections that finished meanwhile share the transaction.
+        if batch.outcomes or batch.bounces:  # (none when another connection has just written them)
             await retry_busy(
                 lambda: self._record(batch),
                 what="recording sent messages",
                 stopping=self._give_up_recording,
                 on_wait=self._waiting,
             )
-
-    async def _deliver(self, row: dict, batch: Batch) -> None:
-        try:
-            batch.refresh_if_changed()  # a pause or close from another process stops what is claimed
-            message = self._prepare(row, batch)
-        except SurveybotError as exc:  # a broken template fails this message, loudly, not the service
-            batch.outcomes.append(("failed", row["id"], str(exc)))
-            log.error("message %s not sent: %s", row["id"], exc)
+        batch.refresh_if_changed()  # the waits may have been long enough for a pause or close
+        if storage_trouble(self.db):  # what is sent now might never be recorded as sent: back to the queue
+            batch.outcomes.append(("release", row["id"]))
             return
-        except Exception as exc:  # a bug met by one message fails that message, never the others
-            batch.outcomes.append(
-                ("failed", row["id"], f"internal error while building it: {type(exc).__name__}: {exc}")
-            )
-            log.exception("message %s not sent: unexpected error while building it", row["id"])
-            return
-        if message is None:
-            return
-        await self.limiter.wait()
-        batch.refresh_if_changed()  # the wait may have been long enough for a pause or close
         if (held := self._held(row, batch)) is not None:
             batch.outcomes.append(held)
             return
@@ -302,5 +337,11 @@ class Dispatcher:
             message, reason = self.interviews.build(row, wave, contact, self.clock())
             if message is None:
                 batch.outcomes.append(("cancelled", row["id"], reason))
-            return message
-        return self.composer.message(row["kind"], wave, contact, self.clock(), to_email=row["to_email"], key=row["key"])
+                return None
+        else:
+            message = self.composer.message(
+                row["kind"], wave, contact, self.clock(), to_email=row["to_email"], key=row["key"]
+            )
+        if self.bounce_address:  # VERP: the return path names this row, so a late bounce says which message
+            message = replace(message, sender=verp.return_path(self.composer.secret, self.bounce_address, row["id"]))
+        return message

@@ -13,6 +13,7 @@ from surveybot.contacts import store
 from surveybot.contacts.fields import FIELDS
 from surveybot.contacts.importer import ImportReport, import_contacts
 from surveybot.contacts.merge import use_values
+from surveybot.contacts.zones import zone_of
 from surveybot.errors import InvalidInput
 from surveybot.suppressions import suppress as suppress_address
 from surveybot.suppressions import unsuppress as unsuppress_address
@@ -97,16 +98,26 @@ def _print_report(report: ImportReport) -> None:
 
 @contacts.command("list")
 @click.option("--network", help="Only contacts this network listed.")
+@click.option(
+    "--no-timezone", "no_timezone", is_flag=True, help="Only contacts with no time zone (none imported or derived)."
+)
 @json_option
 @pass_context
-def list_(obj: Context, network: str | None, as_json: bool) -> None:
+def list_(obj: Context, network: str | None, no_timezone: bool, as_json: bool) -> None:
     """List contacts with the networks that listed them.
 
     The values shown are those used in e-mail; "values" says where they come from (merged: the first
     listing's, blanks filled by later ones; or the network chosen with 'contacts use'). --json adds
-    "values_from" ('' when merged) and "listings": each network's own values.
+    "values_from" ('' when merged) and "listings": each network's own values; "timezone" is the zone
+    e-mail uses and "timezone_source" where it comes from: import (the list's column), city, country
+    (derived from them) or none.
     """
     rows = store.list_contacts(obj.db, network)
+    for row in rows:
+        # the zone e-mail uses: the list's own, else derived from the city or country (looked up once each)
+        row["timezone"], row["timezone_source"] = zone_of(row)
+    if no_timezone:
+        rows = [row for row in rows if not row["timezone"]]
     if as_json:
         keys = (
             "email",
@@ -117,6 +128,7 @@ def list_(obj: Context, network: str | None, as_json: bool) -> None:
             "language",
             "position",
             "timezone",
+            "timezone_source",
             "networks",
             "suppressed",
             "attributes",
@@ -126,6 +138,9 @@ def list_(obj: Context, network: str | None, as_json: bool) -> None:
         print_json({"contacts": [{k: row[k] for k in keys} for row in rows]})
         return
     if not rows:
+        if no_timezone:
+            click.echo("Every contact" + (f" {network} listed" if network else "") + " has a time zone.")
+            return
         click.echo(
             "No contacts"
             + (
@@ -135,12 +150,12 @@ def list_(obj: Context, network: str | None, as_json: bool) -> None:
             )
         )
         return
-    columns = ("email", "name", "city", "country", "language", "networks", "values", "status")
+    columns = ("email", "name", "city", "country", "language", "timezone", "networks", "values", "status")
     table = [[shown(_cell(r, c)) for c in columns] for r in rows]
     widths = [min(40, max(len(c), *(len(line[i]) for line in table))) for i, c in enumerate(columns)]
     for line in [[c.upper() for c in columns], *table]:
         click.echo("  ".join(v[:w].ljust(w) for v, w in zip(line, widths)).rstrip())
-    click.echo(f"{len(rows)} contact{'s' if len(rows) != 1 else ''}")
+    click.echo(f"{len(rows)} contact{'s' if len(rows) != 1 else ''}" + (" with no time zone" if no_timezone else ""))
 
 
 def _cell(row: dict, column: str) -> str:
@@ -150,6 +165,9 @@ def _cell(row: dict, column: str) -> str:
         return row["values_from"] or ("merged" if len(row["listings"]) > 1 else "-")
     if column == "status":
         return f"suppressed ({row['suppressed']})" if row["suppressed"] else ""
+    if column == "timezone":  # a derived zone says so: it is a guess from the city or country
+        source = row["timezone_source"]
+        return "-" if not row["timezone"] else row["timezone"] + ("" if source == "import" else f" ({source})")
     return row[column] or "-"
 
 

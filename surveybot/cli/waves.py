@@ -194,22 +194,24 @@ def create(
 @pass_context
 def preview(obj: Context, slug, kind, language, email, html) -> None:
     """Print the e-mail of wave SLUG as a contact would receive it."""
+    from surveybot.mail import preview as when
     from surveybot.mail.compose import SAMPLE_CONTACT, Composer
 
-    wave_row = waves.get_wave(obj.db, slug)
+    now = utcnow()
+    wave_row = when.planned(waves.get_wave(obj.db, slug), now)
     composer = Composer(obj.db, obj.settings, service_secret(obj.db, obj.settings.secret))
     contact = _contact(obj, email) if email else SAMPLE_CONTACT
     # a named contact gets what they would receive (both languages in one message if no preference)
     languages = [language] if language else ([contact["language"]] if email else LANGUAGES)
-    now = utcnow()
     for number, (k, lang) in enumerate((k, lang) for k in ([kind] if kind else KINDS) for lang in languages):
-        # parsed back from its bytes: the preview shows exactly what is sent
+        # parsed back from its bytes: the preview shows exactly what is sent, as of when it is sent
+        at = when.as_of(obj.db, wave_row, k, now)
         message = message_from_bytes(
-            composer.message(k, wave_row, contact, now, language=lang).data, policy=email_policy.default
+            composer.message(k, wave_row, contact, at, language=lang).data, policy=email_policy.default
         )
         if number:
             click.echo("\n" + "=" * 72 + "\n")
-        for header in ("From", "To", "Subject", "Content-Language", "List-Unsubscribe"):
+        for header in ("From", "To", "Date", "Subject", "Content-Language", "List-Unsubscribe"):
             if message[header]:
                 click.echo(f"{header}: {shown(str(message[header]))}")
         click.echo()
@@ -541,3 +543,6 @@ def status(obj: Context, slug, as_json) -> None:
     click.echo(f"Webhook URL: {report['webhook_url']}")
     if "webhook_signing_secret" in report:
         click.echo(f"Webhook signing secret: {report['webhook_signing_secret']}")
+
+
+from surveybot.cli import wave_check  # noqa: E402, F401  (adds the command `wave check`)

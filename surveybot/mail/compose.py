@@ -6,6 +6,7 @@ date as of when it goes out ("closes in 5 days, on 17 June"), in the contact's t
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -20,12 +21,15 @@ from surveybot.config import Settings
 from surveybot.contacts import store
 from surveybot.contacts.zones import zone_of
 from surveybot.mail.message import Outgoing, build_message, message_id_for, one_line, sender_parts
+from surveybot.mail.prepared import PreparedRenderer
 from surveybot.mail.render import Rendered, Renderer
 from surveybot.recipients import survey_links, survey_token
 from surveybot.suppressions import unsubscribe_token
 from surveybot.waves import planned_steps
 
 LOCALES = {"en": "en_GB", "es": "es"}
+_TOKEN_STAND_IN = "surveybotTokenStandIn7q"
+_URL_SAFE = re.compile(r"[A-Za-z0-9_-]+")
 DATE_FORMATS = {"en": "d MMMM", "es": "d 'de' MMMM"}
 SAMPLE_CONTACT = {
     "id": 0,
@@ -72,6 +76,8 @@ class Composer:
     def __init__(self, db: Database, settings: Settings, secret: str, renderer: Renderer | None = None) -> None:
         self.db, self.settings, self.secret = db, settings, secret
         self.renderer = renderer or Renderer(settings.templates_dir)
+        self._links: dict[tuple, dict[str, str]] = {}
+        self.prepared = PreparedRenderer(self.renderer)  # each wave's templates rendered once, filled per contact
         self.senders = {"en": settings.sender, "es": settings.sender_es or settings.sender}
         # the sender's name signs the message: as people read it, not as the setting encodes it (=?utf-8?…)
         self.teams = {
@@ -81,8 +87,25 @@ class Composer:
             or "El equipo de la encuesta",
         }
 
-    def context(self, wave: dict, contact: dict, now: datetime) -> dict:
-        links = survey_links(wave, survey_token(self.secret, wave["id"], contact["id"]))
+    @staticmethod
+    def warm() -> None:
+        """Load now what the first message would otherwise wait for: the gazetteer of time zones (a second)."""
+        zone_of({"city": SAMPLE_CONTACT["city"], "country": SAMPLE_CONTACT["country"]})
+
+    def links(self, wave: dict, token: str) -> dict[str, str]:
+        """The personal survey links: the wave's links built once with a stand-in, the token put in its place
+        (a token is URL-safe, so it is written in the link exactly as it is)."""
+        key = (wave["id"], wave["platform"], wave["survey_url"], wave["survey_url_es"])
+        made = self._links.get(key)
+        if made is None:
+            made = self._links[key] = survey_links(wave, _TOKEN_STAND_IN)
+        if not _URL_SAFE.fullmatch(token) or any(link.count(_TOKEN_STAND_IN) != 1 for link in made.values()):
+            return survey_links(wave, token)
+        return {language: link.replace(_TOKEN_STAND_IN, token) for language, link in made.items()}
+
+    def context(self, wave: dict, contact: dict, now: datetime, languages: tuple[str, ...] = ("en", "es")) -> dict:
+        """The templates' variables in each of ``languages`` (a message in one language needs only its own)."""
+        links = self.links(wave, survey_token(self.secret, wave["id"], contact["id"]))
         # a wave not launched yet closes where its plan would put it if launched now
         closes_at = parse_stored(wave["closes_at"]) if wave["closes_at"] else planned_steps(wave, now)[-1][1]
         unsubscribe = (
@@ -90,11 +113,12 @@ class Composer:
         )
         # the list's zone, else one derived from the city or country, else the wave's
         zone = zone_of(contact)[0] or wave.get("timezone") or ""
+        name, city, country = one_line(contact["name"]), one_line(contact["city"]), one_line(contact["country"])
         return {
             language: {
-                "name": one_line(contact["name"]),
-                "city": one_line(contact["city"]),
-                "country": one_line(contact["country"]),
+                "name": name,
+                "city": city,
+                "country": country,
                 "email": contact["email"],
                 "survey_link": links[language],
                 "wave_title": (wave.get("title_es") or wave["title"]) if language == "es" else wave["title"],
@@ -106,7 +130,7 @@ class Composer:
                 "team": self.teams[language],
                 "language": language,
             }
-            for language in ("en", "es")
+            for language in languages
         }
 
     def render(self, kind: str, wave: dict, contact: dict, now: datetime, language: str | None = None) -> Rendered:
@@ -126,11 +150,12 @@ class Composer:
         key: str | None = None,
     ) -> Outgoing:
         """``key``: the outbox row's key, from which the message's one identity (``Message-ID``) derives."""
-        context = self.context(wave, contact, now)
-        rendered = self.renderer.render(kind, contact["language"] if language is None else language, context)
+        lang = contact["language"] if language is None else language
+        context = self.context(wave, contact, now, (lang,) if lang in ("en", "es") else ("en", "es"))
+        rendered = self.prepared.render(kind, lang, context)
         if subject_prefix:
             rendered = replace(rendered, subject=subject_prefix + rendered.subject)
-        unsubscribe = context["en"]["unsubscribe_url"] if contact["id"] else None
+        unsubscribe = next(iter(context.values()))["unsubscribe_url"] if contact["id"] else None
         # a Spanish message comes from the Spanish sender name (SURVEYBOT_FROM_ES); a bilingual one from both
         sender = self.senders["es"] if rendered.languages == ("es",) else self.senders["en"]
         return build_message(

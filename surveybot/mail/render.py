@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, TemplateError
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, Template, TemplateError
 from markupsafe import Markup
 
 from surveybot.errors import InvalidInput
@@ -99,7 +99,7 @@ class Renderer:
         return subject, body.lstrip("\n"), html
 
     @staticmethod
-    def _template(env: Environment, name: str):
+    def _template(env: Environment, name: str) -> Template:
         try:
             return env.get_template(name)
         except TemplateError as exc:

@@ -22,6 +22,7 @@ from surveybot.config import MailTarget
 from surveybot.mail.message import Outgoing
 
 _MAILBOX_STATUS = re.compile(r"\b5\.1\.\d{1,3}\b")
+_LINE_ENDING = re.compile(rb"\r\n|\n|\r(?!\n)")
 
 
 class TemporaryFailure(Exception):
@@ -83,8 +84,7 @@ class SmtpTransport:
             if client is None or not client.is_connected:
                 client = self._client()
                 await client.connect()
-            options = ["SMTPUTF8"] if message.smtputf8 else []
-            await client.sendmail(message.sender, [message.recipient], message.data, mail_options=options)
+            await _transaction(client, message)
             keep = client
         except aiosmtplib.SMTPNotSupported as exc:
             if not (message.smtputf8 and "SMTPUTF8" in str(exc)):  # e.g. no STARTTLS: a setting to fix
@@ -135,6 +135,47 @@ class SmtpTransport:
                     client.close()
 
 
+async def _transaction(client: aiosmtplib.SMTP, message: Outgoing) -> None:
+    """One mail transaction, as ``SMTP.sendmail`` makes it for one recipient, without its second reading of
+    the addresses and of the whole message (to measure it for SIZE): ours are CRLF-only by construction."""
+    if client.is_ehlo_or_helo_needed:
+        try:
+            await client.ehlo()
+        except aiosmtplib.SMTPHeloError:
+            if not client.is_connected:
+                raise
+            await client.helo()
+    options = []
+    if message.smtputf8:
+        if not client.supports_extension("smtputf8"):
+            raise aiosmtplib.SMTPNotSupported("SMTPUTF8 is not supported by this server")
+        options.append("SMTPUTF8")
+    if client.supports_extension("size"):
+        options.insert(0, f"size={_wire_size(message.data)}")
+    encoding = "utf-8" if message.smtputf8 else "ascii"
+    try:
+        await client.mail(message.sender, options=options, encoding=encoding)
+        try:
+            await client.rcpt(message.recipient, encoding=encoding)
+        except aiosmtplib.SMTPRecipientRefused as exc:
+            raise aiosmtplib.SMTPRecipientsRefused([exc]) from exc
+        await client.data(message.data)
+    except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
+        try:  # the envelope is reset for the connection's next message
+            await client.rset()
+        except (ConnectionError, aiosmtplib.SMTPResponseException):
+            pass
+        raise
+
+
+def _wire_size(data: bytes) -> int:
+    """The size DATA sends (RFC 1870: with CRLF line endings), without rewriting a message that has them."""
+    lines = data.count(b"\n")
+    if lines == data.count(b"\r\n") == data.count(b"\r"):
+        return len(data)
+    return len(_LINE_ENDING.sub(b"\r\n", data))
+
+
 def _classified(code: int, text: str) -> Exception:
     message = f"{code} {text}".strip()
     if 400 <= code < 500:
@@ -142,7 +183,9 @@ def _classified(code: int, text: str) -> Exception:
     return PermanentFailure(message, code, bounce=bool(_MAILBOX_STATUS.search(text)))
 
 
-def open_transport(target: MailTarget, connections: int = 4):
+def open_transport(target: MailTarget, connections: int = 4, timeout: float = 30.0):
+    """``timeout`` bounds connecting, the greeting and each command (DATA included): a relay that stops
+    answering is a temporary failure, and the message is tried again."""
     if target.kind == "maildir":
         return MaildirTransport(target.path)
-    return SmtpTransport(target, connections)
+    return SmtpTransport(target, connections, timeout)
