@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from email.utils import formataddr, parseaddr
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote
 
 from dotenv import dotenv_values
 
@@ -20,6 +20,7 @@ from surveybot.addresses import InvalidAddress, envelope, normalise_email
 from surveybot.clock import parse_duration
 from surveybot.errors import SettingError
 from surveybot.mailbox.sources import MailboxSource, parse_mailbox_url
+from surveybot.urlsettings import UrlSetting
 
 DEFAULTS: dict[str, str] = {
     "SURVEYBOT_DB": "./surveybot.db",
@@ -181,7 +182,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | os.P
         bounce_address=_bounce_address(get("SURVEYBOT_BOUNCE_ADDRESS")),
         bounce_mailbox=_mailbox("SURVEYBOT_BOUNCE_MAILBOX", get("SURVEYBOT_BOUNCE_MAILBOX")),
         reply_mailbox=_mailbox("SURVEYBOT_REPLY_MAILBOX", get("SURVEYBOT_REPLY_MAILBOX")),
-        network_timeout=_duration("SURVEYBOT_NETWORK_TIMEOUT", get("SURVEYBOT_NETWORK_TIMEOUT")),
+        network_timeout=_timeout("SURVEYBOT_NETWORK_TIMEOUT", get("SURVEYBOT_NETWORK_TIMEOUT")),
         trusted_proxies=_networks("SURVEYBOT_TRUSTED_PROXIES", get("SURVEYBOT_TRUSTED_PROXIES")),
     )
 
@@ -196,49 +197,26 @@ def _db_path(raw: str) -> Path:
 
 
 def parse_mail_url(raw: str) -> MailTarget:
-    key = "SURVEYBOT_MAIL_URL"
-    shown = _mask_password(raw)
     if "://" not in raw:  # a bare path is a Maildir folder
         return MailTarget(kind="maildir", path=Path(raw).expanduser())
-    parts = urlsplit(raw)
-    scheme = parts.scheme.lower()
-    if scheme == "maildir":
-        path = unquote(parts.netloc + parts.path)
-        if not path:
-            raise SettingError(key, shown, "maildir:// needs a folder, e.g. maildir://./var/mail")
-        return MailTarget(kind="maildir", path=Path(path).expanduser())
-    if scheme not in ("smtp", "smtps"):
-        raise SettingError(key, shown, "must start with smtp://, smtps:// or maildir://")
-    if not parts.hostname:
-        raise SettingError(key, shown, "names no host, e.g. smtp://user:pass@mail.example.org:587")
-    try:
-        port = parts.port
-    except ValueError:
-        raise SettingError(key, shown, "port must be a number from 1 to 65535") from None
-    query = {k.lower(): v[-1] for k, v in parse_qs(parts.query).items()}
-    starttls = query.get("starttls", "0").lower()
-    if starttls not in ("0", "1", "true", "false", "yes", "no"):
-        raise SettingError(key, shown, "starttls must be 1 or 0")
-    tls = "tls" if scheme == "smtps" else ("starttls" if starttls in ("1", "true", "yes") else "none")
-    cafile = Path(unquote(query["cafile"])) if query.get("cafile") else None
-    if cafile is not None and not cafile.is_file():
-        raise SettingError(key, shown, f"cafile {str(cafile)!r} is not a file")
+    url = UrlSetting("SURVEYBOT_MAIL_URL", raw)
+    if url.scheme == "maildir":
+        return MailTarget(kind="maildir", path=url.folder("maildir://./var/mail"))
+    if url.scheme not in ("smtp", "smtps"):
+        raise url.refuse("must start with smtp://, smtps:// or maildir://")
+    if not url.parts.hostname:
+        raise url.refuse("names no host, e.g. smtp://user:pass@mail.example.org:587")
+    starttls = url.flag("starttls")
+    parts = url.parts
     return MailTarget(
         kind="smtp",
         host=parts.hostname,
-        port=port or (465 if scheme == "smtps" else 25),
+        port=url.port or (465 if url.scheme == "smtps" else 25),
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
-        tls=tls,
-        cafile=cafile,
+        tls="tls" if url.scheme == "smtps" else ("starttls" if starttls else "none"),
+        cafile=url.cafile(),
     )
-
-
-def _mask_password(url: str) -> str:
-    parts = urlsplit(url) if "://" in url else None
-    if parts is None or not parts.password:
-        return url
-    return url.replace(":" + parts.password + "@", ":***@", 1)
 
 
 def _sender(raw: str, key: str = "SURVEYBOT_FROM") -> dict:
@@ -262,9 +240,9 @@ def _sender(raw: str, key: str = "SURVEYBOT_FROM") -> dict:
 
 
 def _http_url(key: str, raw: str) -> str:
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise SettingError(key, raw, "must be an http:// or https:// URL with a host")
+    url = UrlSetting(key, raw)
+    if url.scheme not in ("http", "https") or not url.parts.hostname:
+        raise url.refuse("must be an http:// or https:// URL with a host")
     return raw.rstrip("/")
 
 
@@ -289,6 +267,13 @@ def _whole_number(key: str, raw: str | None, low: int, high: int) -> int:
     if not raw.isdigit() or not low <= int(raw) <= high:
         raise SettingError(key, raw, f"must be a whole number from {low} to {high}")
     return int(raw)
+
+
+def _timeout(key: str, raw: str | None) -> float:
+    seconds = _duration(key, raw)
+    if seconds <= 0:  # every connection would fail at once, and each try count as a relay or API failure
+        raise SettingError(key, raw, "must be longer than 0s, e.g. 30s")
+    return seconds
 
 
 def _duration(key: str, raw: str | None) -> float:

@@ -59,6 +59,15 @@ def test_mail_urls(url, kind, host, port, tls, user):
         ("SURVEYBOT_DB", "/no/such/folder/s.db", "does not exist"),
         ("SURVEYBOT_TEMPLATES", "/no/such/folder", "not an existing folder"),
         ("SURVEYBOT_SECRET", "short", "at least 16 characters"),
+        # URLs urllib cannot even split are refused like any other bad value, not with a traceback
+        ("SURVEYBOT_MAIL_URL", "smtp://[mail.example.org", "is not a URL"),
+        ("SURVEYBOT_BOUNCE_MAILBOX", "imaps://u:p@[mail.example.org/INBOX", "is not a URL"),
+        ("SURVEYBOT_BOUNCE_MAILBOX", "imaps://u:p@mail.example.org/INBOX?insecure=maybe", "insecure must be 1 or 0"),
+        ("LIMESURVEY_URL", "https://[survey.example.org", "is not a URL"),
+        ("QUALTRICS_BASE_URL", "https://fra1.qualtrics.com:port", "port"),
+        ("SURVEYBOT_BASE_URL", "https://survey.example.org:99999", "port"),
+        ("SURVEYBOT_NETWORK_TIMEOUT", "0s", "longer than 0s"),
+        ("SURVEYBOT_TRUSTED_PROXIES", "10.0.0.0/33", "not an IP address or CIDR range"),
     ],
 )
 def test_bad_setting_is_refused_naming_the_key(key, value, words):
@@ -75,6 +84,9 @@ def test_secrets_are_not_echoed_in_errors():
     with pytest.raises(SettingError) as caught:
         load_settings({"SURVEYBOT_MAIL_URL": "smtp://user:hunter2@mail.example.org:x"}, env_file=None)
     assert "hunter2" not in str(caught.value)
+    with pytest.raises(SettingError) as caught:
+        load_settings({"SURVEYBOT_REPLY_MAILBOX": "imaps://user:hunter2@[mail.example.org/INBOX"}, env_file=None)
+    assert "hunter2" not in str(caught.value) and "user:***@" in str(caught.value)
 
 
 def test_cli_stops_with_one_line_for_a_bad_setting(run_cli):

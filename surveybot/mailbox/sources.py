@@ -20,9 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote
 
-from surveybot.errors import SettingError
+from surveybot.urlsettings import UrlSetting
 
 PROCESSED = "surveybot-processed"
 UNREADABLE = "surveybot-unreadable"
@@ -55,44 +55,29 @@ class MailboxSource:
 
 def parse_mailbox_url(key: str, raw: str) -> MailboxSource:
     """The mailbox a setting names, or :class:`SettingError` saying what is wrong (password masked)."""
-    parts = urlsplit(raw)
-    shown = raw.replace(":" + parts.password + "@", ":***@", 1) if parts.password else raw
-    scheme = parts.scheme.lower()
-    if scheme == "maildir":
-        path = unquote(parts.netloc + parts.path)
-        if not path:
-            raise SettingError(key, shown, "maildir:// needs a folder, e.g. maildir:///var/mail/bounces")
-        return MailboxSource(kind="maildir", path=Path(path).expanduser())
-    if scheme not in ("imap", "imaps"):
-        raise SettingError(key, shown, "must start with imaps://, imap:// (STARTTLS) or maildir://")
+    url = UrlSetting(key, raw)
+    if url.scheme == "maildir":
+        return MailboxSource(kind="maildir", path=url.folder("maildir:///var/mail/bounces"))
+    if url.scheme not in ("imap", "imaps"):
+        raise url.refuse("must start with imaps://, imap:// (STARTTLS) or maildir://")
+    parts = url.parts
     if not parts.hostname:
-        raise SettingError(key, shown, "names no host, e.g. imaps://user:pass@mail.example.org/INBOX")
+        raise url.refuse("names no host, e.g. imaps://user:pass@mail.example.org/INBOX")
     if not parts.username or not parts.password:
-        raise SettingError(key, shown, "needs a user and password, e.g. imaps://user:pass@mail.example.org/INBOX")
-    try:
-        port = parts.port
-    except ValueError:
-        raise SettingError(key, shown, "port must be a number from 1 to 65535") from None
-    query = {k.lower(): v[-1] for k, v in parse_qs(parts.query).items()}
-    unknown = set(query) - {"cafile", "insecure"}
+        raise url.refuse("needs a user and password, e.g. imaps://user:pass@mail.example.org/INBOX")
+    unknown = set(url.query) - {"cafile", "insecure"}
     if unknown:
-        raise SettingError(key, shown, f"unknown option {sorted(unknown)[0]!r} (known: cafile, insecure)")
-    cafile = Path(unquote(query["cafile"])) if query.get("cafile") else None
-    if cafile is not None and not cafile.is_file():
-        raise SettingError(key, shown, f"cafile {str(cafile)!r} is not a file")
-    insecure = query.get("insecure", "0").lower()
-    if insecure not in ("0", "1", "true", "false", "yes", "no"):
-        raise SettingError(key, shown, "insecure must be 1 or 0")
+        raise url.refuse(f"unknown option {sorted(unknown)[0]!r} (known: cafile, insecure)")
     return MailboxSource(
         kind="imap",
         host=parts.hostname,
-        port=port or (993 if scheme == "imaps" else 143),
-        tls="tls" if scheme == "imaps" else "starttls",
+        port=url.port or (993 if url.scheme == "imaps" else 143),
+        tls="tls" if url.scheme == "imaps" else "starttls",
         username=unquote(parts.username),
         password=unquote(parts.password),
         folder=unquote(parts.path.lstrip("/")) or "INBOX",
-        cafile=cafile,
-        insecure=insecure in ("1", "true", "yes"),
+        cafile=url.cafile(),
+        insecure=url.flag("insecure"),
     )
 
 
