@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 from aiohttp import web
@@ -55,6 +56,20 @@ def signed_wave(db: Database, slug: str = "w", *, launch: bool = True, **spec: o
     }
     wave = waves.create_wave(db, waves.WaveSpec(**fields), utcnow())
     return waves.launch(db, slug, utcnow()) if launch else wave
+
+
+def qualtrics_wave(db: Database, slug: str = "city", *, launch: bool = True, **spec: object) -> dict:
+    """A Qualtrics wave on survey SV_city (the stand-in API's), no reminders, closing in ten minutes, created
+    now (and launched unless ``launch=False``); ``spec`` overrides any WaveSpec field."""
+    fields: dict = {
+        "platform": "qualtrics",
+        "survey_id": "SV_city",
+        "survey_url": "https://lab.qualtrics.com/jfe/form/SV_city",
+        "reminders": (),
+        "close_after": timedelta(minutes=10),
+        **spec,
+    }
+    return signed_wave(db, slug, launch=launch, **fields)
 
 
 @asynccontextmanager
