@@ -151,16 +151,29 @@ def schema_version(db: Database) -> int:
 def migrate_db(db: Database, path: str | Path = "") -> int:
     """Apply pending migrations, each with its version bump in one transaction. Returns the version."""
     target = len(schema.MIGRATIONS)
-    with transaction(db):
-        version = schema_version(db)
-        if version > target:
-            raise DatabaseError(
-                f"database {str(path)!r} is at schema version {version}, newer than this surveybot "
-                f"({target}); upgrade surveybot"
-            )
-        for number in range(version + 1, target + 1):
-            db.executescript(schema.MIGRATIONS[number - 1])
-            db.conn.execute(f"PRAGMA user_version = {number}")
+    if schema_version(db) == target:
+        return target
+    # A migration may rebuild a table (SQLite cannot change a CHECK in place): dropping the old table must not
+    # cascade to the rows that reference it, so foreign keys are off while migrating (they can only be switched
+    # outside a transaction) and checked as a whole before the migration commits.
+    enforced = db.conn.execute("PRAGMA foreign_keys").fetchone()[0]
+    db.conn.execute("PRAGMA foreign_keys = OFF")
+    try:
+        with transaction(db):
+            version = schema_version(db)
+            if version > target:
+                raise DatabaseError(
+                    f"database {str(path)!r} is at schema version {version}, newer than this surveybot "
+                    f"({target}); upgrade surveybot"
+                )
+            for number in range(version + 1, target + 1):
+                db.executescript(schema.MIGRATIONS[number - 1])
+                db.conn.execute(f"PRAGMA user_version = {number}")
+            broken = db.conn.execute("PRAGMA foreign_key_check").fetchone()
+            if broken is not None:
+                raise DatabaseError(f"database {str(path)!r}: migrating broke a reference ({broken[0]} → {broken[2]})")
+    finally:
+        db.conn.execute(f"PRAGMA foreign_keys = {'ON' if enforced else 'OFF'}")
     return target
 
 

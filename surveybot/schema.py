@@ -371,4 +371,62 @@ MIGRATIONS: list[str] = [
     END;
     CREATE INDEX outbox_message_id ON outbox(message_id) WHERE message_id IS NOT NULL;
     """,
+    # 11: responses pulled as well as pushed: LimeSurvey as a platform (the platform check is part of the table,
+    #     so the table is rebuilt, as SQLite's ALTER TABLE cannot change a CHECK), each wave's intake (webhook or
+    #     poll) and in-progress timeout, and where each wave's pulls stand
+    """
+    CREATE TABLE waves_new (
+        id INTEGER PRIMARY KEY,
+        slug TEXT NOT NULL UNIQUE,
+        title TEXT NOT NULL,
+        platform TEXT NOT NULL CHECK (platform IN ('qualtrics', 'typeform', 'surveymonkey', 'signed', 'limesurvey')),
+        survey_id TEXT NOT NULL,
+        survey_url TEXT NOT NULL,
+        survey_url_es TEXT NOT NULL DEFAULT '',
+        start_at TEXT,
+        reminders TEXT NOT NULL DEFAULT '[]',
+        close_after INTEGER NOT NULL,
+        networks TEXT NOT NULL DEFAULT '[]',
+        interview_question TEXT NOT NULL DEFAULT '',
+        interview_yes TEXT NOT NULL DEFAULT '',
+        required TEXT NOT NULL DEFAULT '[]',
+        state TEXT NOT NULL DEFAULT 'draft' CHECK (state IN ('draft', 'scheduled', 'open', 'closed')),
+        paused INTEGER NOT NULL DEFAULT 0,
+        launched_at TEXT,
+        closes_at TEXT,
+        closed_at TEXT,
+        created_at TEXT NOT NULL,
+        interview_auto_invite INTEGER NOT NULL DEFAULT 0,
+        share_status_with_networks INTEGER NOT NULL DEFAULT 0,
+        skip_overlap INTEGER NOT NULL DEFAULT 0,
+        title_es TEXT NOT NULL DEFAULT '',
+        close_at_end_of_day INTEGER NOT NULL DEFAULT 0,
+        timezone TEXT NOT NULL DEFAULT '',
+        send_window TEXT NOT NULL DEFAULT '',
+        send_days TEXT NOT NULL DEFAULT '',
+        intake TEXT NOT NULL DEFAULT 'webhook' CHECK (intake IN ('webhook', 'poll')),
+        in_progress_timeout INTEGER NOT NULL DEFAULT 604800
+    );
+    INSERT INTO waves_new (id, slug, title, platform, survey_id, survey_url, survey_url_es, start_at, reminders,
+        close_after, networks, interview_question, interview_yes, required, state, paused, launched_at, closes_at,
+        closed_at, created_at, interview_auto_invite, share_status_with_networks, skip_overlap, title_es,
+        close_at_end_of_day, timezone, send_window, send_days)
+    SELECT id, slug, title, platform, survey_id, survey_url, survey_url_es, start_at, reminders,
+        close_after, networks, interview_question, interview_yes, required, state, paused, launched_at, closes_at,
+        closed_at, created_at, interview_auto_invite, share_status_with_networks, skip_overlap, title_es,
+        close_at_end_of_day, timezone, send_window, send_days FROM waves;
+    DROP TABLE waves;
+    ALTER TABLE waves_new RENAME TO waves;
+    CREATE TABLE wave_pulls (
+        wave_id INTEGER PRIMARY KEY REFERENCES waves(id),
+        cursor TEXT,
+        next_at TEXT,
+        last_started_at TEXT,
+        last_done_at TEXT,
+        last_error TEXT NOT NULL DEFAULT '',
+        refused INTEGER NOT NULL DEFAULT 0,
+        recorded INTEGER NOT NULL DEFAULT 0,
+        enrolled INTEGER NOT NULL DEFAULT 0
+    );
+    """,
 ]

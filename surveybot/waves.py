@@ -23,7 +23,11 @@ from surveybot.contacts.zones import zone_of
 from surveybot.db import transaction
 from surveybot.errors import InvalidInput, NotFound
 
-PLATFORMS = ("qualtrics", "typeform", "surveymonkey", "signed")
+PLATFORMS = ("qualtrics", "typeform", "surveymonkey", "signed", "limesurvey")
+INTAKES = ("webhook", "poll")
+# Platforms whose responses can be pulled (an export API); LimeSurvey has nothing else, so it is always polled.
+PULLED = ("qualtrics", "limesurvey")
+WEBHOOKLESS = ("limesurvey",)
 MAX_TITLE = 200  # characters: the title is the subject of every message
 _SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}\Z")
 
@@ -49,6 +53,8 @@ class WaveSpec:
     send_window: str = ""  # 'HH:MM-HH:MM' in each recipient's zone ('' = any time)
     send_days: str = ""  # 'mon-fri' ('' = every day)
     share_status_with_networks: bool = False  # partner networks see which of their contacts answered
+    intake: str = ""  # 'webhook' or 'poll' ('' = the platform's usual: poll for LimeSurvey, else webhook)
+    in_progress_timeout: timedelta = timedelta(days=7)  # how long after the close pulls go on
 
 
 def create_wave(db: Database, spec: WaveSpec, now: datetime) -> dict[str, Any]:
@@ -59,8 +65,9 @@ def create_wave(db: Database, spec: WaveSpec, now: datetime) -> dict[str, Any]:
         db.execute(
             """INSERT INTO waves (slug, title, platform, survey_id, survey_url, survey_url_es, start_at, reminders,
                close_after, networks, interview_question, interview_yes, required, created_at, title_es,
-               close_at_end_of_day, timezone, send_window, send_days, share_status_with_networks)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+               close_at_end_of_day, timezone, send_window, send_days, share_status_with_networks, intake,
+               in_progress_timeout)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             [
                 spec.slug,
                 spec.title,
@@ -82,6 +89,8 @@ def create_wave(db: Database, spec: WaveSpec, now: datetime) -> dict[str, Any]:
                 spec.send_window.strip(),
                 spec.send_days.strip().lower(),
                 int(spec.share_status_with_networks),
+                spec.intake or default_intake(spec.platform),
+                int(spec.in_progress_timeout.total_seconds()),
             ],
         )
     return get_wave(db, spec.slug)
@@ -105,6 +114,9 @@ def _check(db: Database, spec: WaveSpec) -> None:
         raise InvalidInput(f"platform must be one of {', '.join(PLATFORMS)}", field="platform")
     if not spec.survey_id.strip():
         raise InvalidInput("the survey id is blank", field="survey_id")
+    check_intake(spec.platform, spec.intake or default_intake(spec.platform))
+    if spec.in_progress_timeout < timedelta(0):
+        raise InvalidInput("the in-progress timeout cannot be negative", field="in_progress_timeout")
     for name, url in (("survey_url", spec.survey_url), ("survey_url_es", spec.survey_url_es)):
         parts = urlsplit(url)
         if url and (parts.scheme not in ("http", "https") or not parts.netloc or not url.isprintable()):
@@ -230,6 +242,35 @@ def set_sharing(db: Database, slug: str, share: bool) -> dict[str, Any]:
     with transaction(db):
         wave = get_wave(db, slug)
         db.execute("UPDATE waves SET share_status_with_networks = ? WHERE id = ?", [int(share), wave["id"]])
+    return get_wave(db, slug)
+
+
+def default_intake(platform: str) -> str:
+    return "poll" if platform in WEBHOOKLESS else "webhook"
+
+
+def check_intake(platform: str, intake: str) -> None:
+    """Refuse an intake the platform cannot have: pulls need an export API, webhooks a platform that sends them."""
+    if intake not in INTAKES:
+        raise InvalidInput(f"intake must be one of {', '.join(INTAKES)}", field="intake")
+    if intake == "poll" and platform not in PULLED:
+        raise InvalidInput(
+            f"{platform} responses cannot be pulled: its waves take webhooks (--intake webhook); pulling works "
+            f"for {' and '.join(PULLED)}",
+            field="intake",
+        )
+    if intake == "webhook" and platform in WEBHOOKLESS:
+        raise InvalidInput(f"{platform} sends no webhooks: its responses are pulled (--intake poll)", field="intake")
+
+
+def set_intake(db: Database, slug: str, intake: str) -> dict[str, Any]:
+    """Switch how the wave's responses come in; recording is idempotent per response, so a switch mid-field
+    counts nothing twice. A switch to poll pulls at the next round."""
+    with transaction(db):
+        wave = get_wave(db, slug)
+        check_intake(wave["platform"], intake)
+        db.execute("UPDATE waves SET intake = ? WHERE id = ?", [intake, wave["id"]])
+        db.execute("UPDATE wave_pulls SET next_at = NULL WHERE wave_id = ?", [wave["id"]])
     return get_wave(db, slug)
 
 

@@ -59,3 +59,31 @@ def test_a_file_that_is_not_a_database_is_refused_cleanly(tmp_path, run_cli):
     result = run_cli("contacts", "list")
     assert result.returncode == 1
     assert "cannot open database" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_wave_database_from_before_limesurvey_upgrades_with_every_row_and_reference(tmp_path, monkeypatch):
+    """The upgrade that lets waves be on LimeSurvey rebuilds the waves table: nothing that refers to a wave may
+    lose it (foreign keys stay on afterwards and still guard)."""
+    path = tmp_path / "s.db"
+    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:10])
+    db = open_db(path)
+    db.execute(
+        "INSERT INTO waves (slug, title, platform, survey_id, survey_url, close_after, created_at, title_es, "
+        "send_window, state) VALUES ('old', 'City diplomacy', 'signed', 'S1', 'https://s.example.org', 1209600, "
+        "'2026-11-01T00:00:00+00:00', 'Diplomacia', '09:00-17:00', 'open')"
+    )
+    db.execute("INSERT INTO wave_steps (wave_id, kind, due_at) VALUES (1, 'close', '2026-11-15T00:00:00+00:00')")
+    db.conn.commit()
+    db.close()
+    monkeypatch.undo()
+
+    db = open_db(path)
+    assert schema_version(db) == len(schema.MIGRATIONS)
+    wave = db.execute("SELECT slug, title_es, send_window, state, intake, in_progress_timeout FROM waves").fetchone()
+    assert wave == ("old", "Diplomacia", "09:00-17:00", "open", "webhook", 7 * 86400)
+    assert db.execute("SELECT count(*) FROM wave_steps s JOIN waves w ON w.id = s.wave_id").fetchone()[0] == 1
+    assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert db.execute("PRAGMA foreign_key_check").fetchall() == []
+    with pytest.raises(sqlite3.IntegrityError):  # references are still enforced
+        db.execute("INSERT INTO wave_steps (wave_id, kind, due_at) VALUES (99, 'close', 'x')")
+    db.execute("UPDATE waves SET platform = 'limesurvey', intake = 'poll'")  # allowed now
