@@ -36,6 +36,7 @@ DEFAULTS: dict[str, str] = {
     "SURVEYBOT_INTERVIEW_EXPIRE_AFTER": "14d",
     "SURVEYBOT_FETCH_GRACE": "15m",
     "SURVEYBOT_FETCH_GIVE_UP": "48h",
+    "SURVEYBOT_POLL_EVERY": "5m",
     "SURVEYBOT_NETWORK_TIMEOUT": "30s",
 }
 
@@ -72,6 +73,8 @@ DOCUMENTED: dict[str, str] = {
     "after its event",
     "SURVEYBOT_FETCH_GIVE_UP": "a response that cannot be fetched is given up after this long "
     "(never before the wave closes)",
+    "SURVEYBOT_POLL_EVERY": "how often serve pulls the responses of waves in poll mode (Qualtrics export API, "
+    "LimeSurvey); waves taking webhooks are pulled once a day as a safety net",
     "SURVEYBOT_BOUNCE_ADDRESS": "envelope sender (return path) of every message, made personal per message "
     "(bounces+KEY@domain) so a late bounce names the message it is about",
     "SURVEYBOT_BOUNCE_MAILBOX": "where bounces arrive, read every few minutes: imaps://user:pass@host/INBOX "
@@ -128,6 +131,7 @@ class Settings:
     interview_expire_after: float = 14 * 86400
     fetch_grace: float = 15 * 60
     fetch_give_up: float = 48 * 3600
+    poll_every: float = 5 * 60
     bounce_address: str | None = None
     bounce_mailbox: MailboxSource | None = None
     reply_mailbox: MailboxSource | None = None
@@ -178,11 +182,12 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | os.P
         interview_nudge_after=_duration("SURVEYBOT_INTERVIEW_NUDGE_AFTER", get("SURVEYBOT_INTERVIEW_NUDGE_AFTER")),
         interview_expire_after=_duration("SURVEYBOT_INTERVIEW_EXPIRE_AFTER", get("SURVEYBOT_INTERVIEW_EXPIRE_AFTER")),
         fetch_grace=_duration("SURVEYBOT_FETCH_GRACE", get("SURVEYBOT_FETCH_GRACE")),
+        poll_every=_positive_duration("SURVEYBOT_POLL_EVERY", get("SURVEYBOT_POLL_EVERY")),
         fetch_give_up=_duration("SURVEYBOT_FETCH_GIVE_UP", get("SURVEYBOT_FETCH_GIVE_UP")),
         bounce_address=_bounce_address(get("SURVEYBOT_BOUNCE_ADDRESS")),
         bounce_mailbox=_mailbox("SURVEYBOT_BOUNCE_MAILBOX", get("SURVEYBOT_BOUNCE_MAILBOX")),
         reply_mailbox=_mailbox("SURVEYBOT_REPLY_MAILBOX", get("SURVEYBOT_REPLY_MAILBOX")),
-        network_timeout=_timeout("SURVEYBOT_NETWORK_TIMEOUT", get("SURVEYBOT_NETWORK_TIMEOUT")),
+        network_timeout=_positive_duration("SURVEYBOT_NETWORK_TIMEOUT", get("SURVEYBOT_NETWORK_TIMEOUT")),
         trusted_proxies=_networks("SURVEYBOT_TRUSTED_PROXIES", get("SURVEYBOT_TRUSTED_PROXIES")),
     )
 
@@ -269,9 +274,9 @@ def _whole_number(key: str, raw: str | None, low: int, high: int) -> int:
     return int(raw)
 
 
-def _timeout(key: str, raw: str | None) -> float:
+def _positive_duration(key: str, raw: str | None) -> float:
     seconds = _duration(key, raw)
-    if seconds <= 0:  # every connection would fail at once, and each try count as a relay or API failure
+    if seconds <= 0:  # a 0s timeout fails every connection at once; a 0s poll pulls without pause
         raise SettingError(key, raw, "must be longer than 0s, e.g. 30s")
     return seconds
 

@@ -150,6 +150,12 @@ def with_contacts(db: Database, wave_id: int) -> list[dict[str, Any]]:
     )
 
 
+def audience_contacts(db: Database, wave: dict[str, Any]) -> list[dict[str, Any]]:
+    """The contacts a launch would make recipients now, with the fields of :func:`with_contacts`."""
+    sql, params = _audience_sql(wave)
+    return list(db.query(f"SELECT c.id AS contact_id, c.email, c.name, c.language {sql} ORDER BY c.id", params))
+
+
 def completed_pairs(db: Database, wave_ids: list[int], contact_ids: list[int]) -> set[tuple[int, int]]:
     """(wave, contact) pairs among these that have finished the wave's survey."""
     if not wave_ids or not contact_ids:

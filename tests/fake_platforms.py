@@ -3,6 +3,7 @@
 Qualtrics:    GET  /API/v3/surveys/{survey}/responses/{response}   (X-API-TOKEN)
               POST/GET /API/v3/eventsubscriptions, DELETE …/{id}   (X-API-TOKEN; 403 for a non-administrator)
 SurveyMonkey: GET  /v3/surveys/{survey}/responses/{response}/details  (Authorization: Bearer)
+Exports:      POST/GET /API/v3/surveys/{survey}/export-responses… (tests/fake_qualtrics_export.py, added to start())
 Definitions:  GET  /API/v3/survey-definitions/{survey} (403 for a researcher's token), /API/v3/surveys/{survey},
               GET  /v3/surveys/{survey}/details (from ``qualtrics_surveys`` / ``surveymonkey_surveys``)
 
@@ -14,6 +15,7 @@ request and never answers it (until the client gives up and hangs up).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -278,8 +280,12 @@ class FakePlatform:
         return web.json_response(self.surveymonkey[response_id])
 
 
-async def start(platform: FakePlatform) -> web.AppRunner:
-    runner = web.AppRunner(platform.app())
+async def start(platform: FakePlatform, *more: Callable[[web.Application], None]) -> web.AppRunner:
+    """Serve the stand-in on a free loopback port; ``more`` add routes (e.g. the export API's)."""
+    app = platform.app()
+    for add in more:
+        add(app)
+    runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

@@ -174,7 +174,7 @@ async def test_enrol_names_the_participants_limesurvey_refused_and_keeps_the_oth
 
 async def test_enrol_without_a_participant_table_says_so(field):
     field.fake.surveys[SURVEY].participant_table = False
-    with pytest.raises(ApiError, match="No survey participants table"):
+    with pytest.raises(ApiError, match="survey 482913 has no participant table, so the personal links cannot work"):
         await limesurvey.enrol(field.http, field.settings, field.db, field.wave)
 
 

@@ -170,6 +170,11 @@ def survey_number(survey_id: object) -> int:
 def _refusal(status: str, survey_id: str, what: str) -> str:
     """A sentence for a status a survey call answered: what is wrong and what to change in LimeSurvey."""
     lowered = status.lower()
+    if any(words in lowered for words in _NO_TABLE):
+        return (
+            f"survey {survey_id} has no participant table, so the personal links cannot work: open 'Survey "
+            f"participants' in LimeSurvey and initialise the table"
+        )
     if "invalid survey" in lowered:
         return f"LimeSurvey has no survey {survey_id}: check --survey-id (the number in the survey's URL)"
     if "permission" in lowered:
@@ -198,12 +203,7 @@ async def check_survey(session: aiohttp.ClientSession, settings: Settings, surve
                 )
             listed = await rpc.call("list_participants", number, 0, 1)
             status = status_of(listed)
-            if status is not None and any(words in status.lower() for words in _NO_TABLE):
-                problems.append(
-                    f"survey {survey_id} has no participant table, so the personal links cannot work: open "
-                    f"'Survey participants' in LimeSurvey and initialise the table"
-                )
-            elif status is not None and "no survey participants found" not in status.lower():
+            if status is not None and "no survey participants found" not in status.lower():
                 problems.append(_refusal(status, survey_id, "list the participants"))
     except ApiError as exc:
         return [str(exc)]
@@ -227,14 +227,20 @@ async def _tokens_present(rpc: _Rpc, survey_id: int) -> set[str]:
     return found  # pragma: no cover  (count() never ends)
 
 
-async def enrol(session: aiohttp.ClientSession, settings: Settings, db: Database, wave: dict[str, Any]) -> int:
-    """Add every recipient of the wave as a participant with surveybot's token (add_participants, bCreateToken
-    false), in batches; recipients already there are not an error (re-running is safe). Returns how many
-    were added."""
+async def enrol(
+    session: aiohttp.ClientSession,
+    settings: Settings,
+    db: Database,
+    wave: dict[str, Any],
+    contacts: list[dict[str, Any]] | None = None,
+) -> int:
+    """Add every recipient of the wave (or these ``contacts``: those a launch is about to invite) as a participant
+    with surveybot's token (add_participants, bCreateToken false), in batches; participants already there are not
+    an error (re-running is safe). Returns how many were added."""
     secret = service_secret(db, settings.secret)
     survey_id = survey_number(wave["survey_id"])
     wanted = []
-    for row in recipients.with_contacts(db, wave["id"]):
+    for row in recipients.with_contacts(db, wave["id"]) if contacts is None else contacts:
         first, _, last = str(row["name"]).strip().partition(" ")
         token = recipients.limesurvey_token(recipients.survey_token(secret, wave["id"], row["contact_id"]))
         participant = {"email": row["email"], "firstname": first, "lastname": last.strip(), "token": token}

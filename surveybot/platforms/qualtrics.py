@@ -188,35 +188,40 @@ async def _call(
 ) -> dict[str, Any]:
     try:
         async with session.request(method, url, headers={"X-API-TOKEN": token or ""}, **kwargs) as response:
-            if response.status == 429 or response.status >= 500:
-                raise ApiError(
-                    f"Qualtrics answered {response.status}",
-                    temporary=True,
-                    retry_after=_retry_after(response.headers.get("Retry-After")),
-                )
-            if response.status == 403 and admin:
-                raise NotAdministrator(
-                    "Qualtrics refused (403): event subscriptions can only be made with a brand "
-                    "administrator's API token; ask your Qualtrics brand administrator to run "
-                    "'wave subscribe' with theirs",
-                    temporary=False,
-                )
-            if response.status in (401, 403):
-                raise ApiError(
-                    f"Qualtrics refused the API token ({response.status}); check QUALTRICS_API_TOKEN",
-                    temporary=True,
-                    refused=True,
-                )
-            if response.status == 404:
-                raise ApiError("Qualtrics knows no such response (404)", temporary=False, not_found=True)
-            if response.status >= 400:
-                raise ApiError(f"Qualtrics answered {response.status}", temporary=False)
+            refuse_failure(response, admin=admin)
             # callers check the shape of what came back
             return cast("dict[str, Any]", await response.json(content_type=None))
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise ApiError(f"Qualtrics API unreachable: {exc.__class__.__name__} {exc}", temporary=True) from None
     except ValueError:
         raise ApiError("Qualtrics answered with something that is not JSON", temporary=True) from None
+
+
+def refuse_failure(response: aiohttp.ClientResponse, *, admin: bool = False) -> None:
+    """An :class:`ApiError` for an answer that is not a success, saying whether and when to try again."""
+    if response.status == 429 or response.status >= 500:
+        raise ApiError(
+            f"Qualtrics answered {response.status}",
+            temporary=True,
+            retry_after=_retry_after(response.headers.get("Retry-After")),
+        )
+    if response.status == 403 and admin:
+        raise NotAdministrator(
+            "Qualtrics refused (403): event subscriptions can only be made with a brand "
+            "administrator's API token; ask your Qualtrics brand administrator to run "
+            "'wave subscribe' with theirs, or pull the responses instead ('wave set SLUG --intake poll')",
+            temporary=False,
+        )
+    if response.status in (401, 403):
+        raise ApiError(
+            f"Qualtrics refused the API token ({response.status}); check QUALTRICS_API_TOKEN",
+            temporary=True,
+            refused=True,
+        )
+    if response.status == 404:
+        raise ApiError("Qualtrics knows no such response (404)", temporary=False, not_found=True)
+    if response.status >= 400:
+        raise ApiError(f"Qualtrics answered {response.status}", temporary=False)
 
 
 def _retry_after(value: str | None) -> float | None:

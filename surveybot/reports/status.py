@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from surveybot import inbox, outbox, responses
+from surveybot import inbox, outbox, pull, responses
 from surveybot.mailbox import store as returned_mail
 from surveybot.platforms.signed import whsec
 from surveybot.platforms.urls import webhook_signing_secret, webhook_url, webhook_urls
@@ -68,7 +68,17 @@ def wave_status(db: Database, wave: dict[str, Any], secret: str, base_url: str) 
 
 def _intake(db: Database, wave: dict[str, Any]) -> dict[str, Any]:
     failed, why = inbox.failures(db, wave["id"])
-    return {"intake_failed": failed, "intake_errors": why}
+    pulled = pull.state(db, wave["id"])
+    return {
+        "intake": wave["intake"],
+        "intake_failed": failed,
+        "intake_errors": why,
+        # where pulling stands (None: never pulled); error and refused say why the last pull failed
+        "pull": None
+        if pulled is None
+        else {key: pulled[key] for key in ("last_done_at", "last_started_at", "next_at", "last_error", "recorded")}
+        | {"refused": bool(pulled["refused"])},
+    }
 
 
 def _signing(secret: str, wave: dict[str, Any]) -> dict[str, Any]:

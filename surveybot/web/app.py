@@ -31,6 +31,7 @@ from surveybot.interviews import queue as interview_queue
 from surveybot.mail.compose import Composer
 from surveybot.mail.transports import open_transport
 from surveybot.mailbox.reader import READ_EVERY_S, MailboxReader
+from surveybot.pull import Puller
 from surveybot.schedule import Planner
 from surveybot.signing import service_secret
 from surveybot.supervise import Health, supervise
@@ -219,9 +220,16 @@ def create_app(
             task = asyncio.create_task(
                 supervise("inbox", worker.run, app[HEALTH], lambda: worker.stopping), name="inbox"
             )
+            # responses pulled (waves in poll mode, and a daily safety net for those taking webhooks)
+            puller = Puller(app[DB], settings, session, tick=min(5.0, settings.poll_every))
+            pulling = asyncio.create_task(
+                supervise("pull", puller.run, app[HEALTH], lambda: puller.stopping), name="pull"
+            )
             yield
             worker.stop()
+            puller.stop()
             await task
+            await pulling
 
     async def scheduler(app: web.Application):
         planner = Planner(app[DB], app[SECRET], on_queued=app[DISPATCHER].wake, check_every=check_every)
