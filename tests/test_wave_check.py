@@ -9,7 +9,6 @@ import json
 
 import pytest
 
-from surveybot import waves
 from surveybot.platforms import definitions
 from tests import fake_limesurvey, fake_platforms
 from tests.fake_limesurvey import FakeLimeSurvey, Survey
@@ -158,11 +157,12 @@ async def test_limesurvey_codes_and_the_survey_itself_are_checked(platforms, tmp
     assert lime.sessions == set()
 
 
-@pytest.mark.skipif("limesurvey" not in waves.PLATFORMS, reason="LimeSurvey waves are not in this schema yet")
 async def test_wave_check_of_a_limesurvey_wave_through_the_cli(platforms, run_cli):
     fake, lime = platforms
-    lime.surveys[482913].participant_table = False
-    create(run_cli, "ls", "limesurvey", "482913", "--require", "Q1")
+    await cli(run_cli, "wave", "create", "ls", "--title", "City diplomacy", "--platform", "limesurvey",
+              "--survey-id", "482913", "--survey-url", "https://survey.example.org/s", "--require", "Q1",
+              env=env_for(fake, lime))  # fmt: skip
+    lime.surveys[482913].participant_table = False  # someone deleted it after the wave was created
     result = await cli(run_cli, "wave", "check", "ls", env=env_for(fake, lime))
     assert result.returncode == 1
     assert "  ok       --require Q1" in result.stdout

@@ -53,7 +53,9 @@ def wave() -> None:
 @click.option(
     "--platform", required=True, type=click.Choice(waves.PLATFORMS, case_sensitive=False), help="The survey platform."
 )
-@click.option("--survey-id", required=True, help="The survey's id on the platform (e.g. SV_…).")
+@click.option(
+    "--survey-id", required=True, help="The survey's id on the platform (Qualtrics SV_…, LimeSurvey's number)."
+)
 @click.option("--survey-url", required=True, help="The survey's public link.")
 @click.option("--survey-url-es", default="", help="A separate link for the Spanish version, if any.")
 @click.option("--title-es", default="", help="The survey's title in Spanish, for Spanish e-mail (default: --title).")
@@ -110,6 +112,21 @@ def wave() -> None:
     is_flag=True,
     help="Show partner networks which of their contacts answered (default: counts only, those under 5 hidden).",
 )
+@click.option(
+    "--intake",
+    type=click.Choice(waves.INTAKES, case_sensitive=False),
+    help="How responses come in: 'webhook' (the platform calls surveybot; Qualtrics needs a brand administrator "
+    "to subscribe) or 'poll' (surveybot pulls them every SURVEYBOT_POLL_EVERY; Qualtrics and LimeSurvey). "
+    "Default: poll for LimeSurvey, webhook for the others.",
+)
+@click.option(
+    "--in-progress-timeout",
+    type=Duration(),
+    default="7d",
+    show_default=True,
+    help="The survey's in-progress timeout: how long after the close pulls go on, for responses still open "
+    "then to be recorded (as partials).",
+)
 @pass_context
 def create(
     obj: Context,
@@ -132,10 +149,13 @@ def create(
     interview_yes,
     required,
     share,
+    intake,
+    in_progress_timeout,
 ) -> None:
     """Create the wave SLUG (a draft until launched).
 
-    Durations are a number and a unit: 30s, 15m, 2h, 14d.
+    Durations are a number and a unit: 30s, 15m, 2h, 14d. A LimeSurvey survey is checked first: it needs a
+    participant table and responses that are not anonymized (LIMESURVEY_URL, LIMESURVEY_USER, LIMESURVEY_PASSWORD).
     """
     now = utcnow()
     try:
@@ -164,7 +184,12 @@ def create(
         send_window=send_window,
         send_days=send_days,
         share_status_with_networks=share,
+        intake=(intake or "").lower(),
+        in_progress_timeout=in_progress_timeout,
     )
+    waves.check_intake(spec.platform, spec.intake or waves.default_intake(spec.platform))
+    if spec.platform == "limesurvey":
+        _check_limesurvey(obj, survey_id)
     created = waves.create_wave(obj.new_db, spec, now)
     plan = ", ".join(format_duration(r) for r in reminders) or "none"
     click.echo(
@@ -178,7 +203,27 @@ def create(
         else ""
     )
     click.echo(f"Time zone of the wave: {created['timezone']}{hours}.")
+    if created["intake"] == "poll":
+        click.echo(
+            f"Responses are pulled every {format_duration(timedelta(seconds=obj.settings.poll_every))} by "
+            f"'surveybot serve' until {format_duration(in_progress_timeout)} after the close."
+        )
     click.echo(f"Preview it with 'surveybot wave preview {slug}', then 'surveybot wave launch {slug}'.")
+
+
+def _check_limesurvey(obj: Context, survey_id: str) -> None:
+    """Refuse a LimeSurvey survey whose personal links could not work, saying why and what to change."""
+    import aiohttp
+
+    from surveybot.platforms import limesurvey
+
+    async def check() -> list[str]:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=obj.settings.network_timeout)) as session:
+            return await limesurvey.check_survey(session, obj.settings, survey_id)
+
+    problems = asyncio.run(check())
+    if problems:
+        raise InvalidInput("; ".join(problems), field="survey_id")
 
 
 @wave.command()
@@ -335,7 +380,13 @@ def launch(obj: Context, slug, yes: bool, skip_overlap: bool, as_json: bool) -> 
             click.echo(f"Warning: {warning}", err=True)
         if not yes and sys.stdin.isatty() and not click.confirm(f"Launch {slug}?", default=False):
             raise click.ClickException("not launched")
+    if wave_row["platform"] == "limesurvey":
+        enrolled = _enrol(obj, {**wave_row, "skip_overlap": int(skip_overlap)}, as_json)
     launched = waves.launch(db, slug, now, skip_overlap=skip_overlap)
+    if wave_row["platform"] == "limesurvey":
+        from surveybot import pull
+
+        pull.note_enrolled(db, wave_row["id"], enrolled)
     step = waves.next_step(db, launched)
     if as_json:
         print_json(
@@ -350,6 +401,29 @@ def launch(obj: Context, slug, yes: bool, skip_overlap: bool, as_json: bool) -> 
         )
         return
     click.echo(f"Launched {slug}: {step['kind']} at {step['at']}; closes at {launched['closes_at']}.")
+
+
+def _enrol(obj: Context, wave_row: dict, quiet: bool) -> int:
+    """Make everyone the launch invites a participant of the LimeSurvey survey, with their own token, before a
+    link goes out; the launch is refused (the wave stays a draft) if LimeSurvey refuses any of them."""
+    import aiohttp
+
+    from surveybot import recipients
+    from surveybot.platforms import ApiError, limesurvey
+
+    contacts = recipients.audience_contacts(obj.db, wave_row)
+
+    async def enrol() -> int:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=obj.settings.network_timeout)) as session:
+            return await limesurvey.enrol(session, obj.settings, obj.db, wave_row, contacts)
+
+    try:
+        added = asyncio.run(enrol())
+    except ApiError as exc:
+        raise InvalidInput(f"not launched: {exc}", field="slug") from None
+    if not quiet:
+        click.echo(f"LimeSurvey: {added} participants added, {len(contacts) - added} were there already.")
+    return len(contacts)
 
 
 @wave.command()
@@ -415,16 +489,74 @@ def _qualtrics_call(obj: Context, slug: str, action: str):
     default=None,
     help="Whether partner networks see which of their contacts answered.",
 )
+@click.option(
+    "--intake",
+    type=click.Choice(waves.INTAKES, case_sensitive=False),
+    help="How responses come in from now on: webhook, or poll (pulled every SURVEYBOT_POLL_EVERY). Nothing "
+    "already recorded is counted twice.",
+)
 @pass_context
-def set_(obj: Context, slug, share: bool | None) -> None:
+def set_(obj: Context, slug, share: bool | None, intake: str | None) -> None:
     """Change settings of wave SLUG that may change while it runs."""
-    if share is None:
-        raise click.UsageError("name a setting to change, e.g. --share-status-with-networks")
-    changed = waves.set_sharing(obj.db, slug, share)
-    click.echo(
-        f"Wave {slug}: partner networks {'see' if changed['share_status_with_networks'] else 'do not see'} "
-        f"which of their contacts answered."
-    )
+    if share is None and intake is None:
+        raise click.UsageError("name a setting to change: --intake or --[no-]share-status-with-networks")
+    if intake is not None:
+        changed = waves.set_intake(obj.db, slug, intake.lower())
+        how = (
+            f"pulled every {format_duration(timedelta(seconds=obj.settings.poll_every))} by 'surveybot serve'"
+            if changed["intake"] == "poll"
+            else "taken from webhooks (and pulled once a day in case one never came)"
+            if changed["platform"] == "qualtrics"
+            else "taken from webhooks"
+        )
+        click.echo(f"Wave {slug}: responses are {how}.")
+    if share is not None:
+        changed = waves.set_sharing(obj.db, slug, share)
+        click.echo(
+            f"Wave {slug}: partner networks {'see' if changed['share_status_with_networks'] else 'do not see'} "
+            f"which of their contacts answered."
+        )
+
+
+@wave.command()
+@click.argument("slug")
+@json_option
+@pass_context
+def sync(obj: Context, slug, as_json: bool) -> None:
+    """Pull wave SLUG's responses now (Qualtrics export API, LimeSurvey RemoteControl), whatever its intake.
+
+    A catch-up for responses whose webhook never came, or after the service was down. Only responses recorded
+    or changed since the last pull are read; each is recorded once, however often it is read.
+    """
+    import aiohttp
+
+    from surveybot import pull
+
+    wave_row = waves.get_wave(obj.db, slug)
+    if wave_row["platform"] not in waves.PULLED:
+        raise InvalidInput(
+            f"wave {slug!r} is on {wave_row['platform']}, whose responses cannot be pulled: they come by webhook",
+            field="slug",
+        )
+    show = not as_json and sys.stderr.isatty()
+
+    def progress(result: pull.PullResult) -> None:
+        if show:
+            click.echo(f"\r  {sum(result.outcomes.values()):,} responses read…", nl=False, err=True)
+
+    async def run() -> pull.PullResult:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=obj.settings.network_timeout)) as session:
+            return await pull.pull_wave(obj.db, obj.settings, session, wave_row, on_batch=progress)
+
+    result = asyncio.run(run())
+    if show:
+        click.echo(err=True)
+    if as_json:
+        print_json(result.as_json())
+    else:
+        click.echo(f"Pulled {slug}: {pull.describe(result.outcomes)}.")
+    if result.error:
+        raise click.ClickException(f"pulling {slug}'s responses failed: {result.error}")
 
 
 @wave.command()

@@ -1,0 +1,210 @@
+"""LimeSurvey waves end to end: created only on a survey whose links can work, participants enrolled at launch,
+responses pulled by the running service — complete, partial, a partial finished between two pulls — and
+LimeSurvey's in-band refusals read as such. The real CLI and service, a real SQLite file and SMTP sink, and a
+local RemoteControl stand-in (tests/fake_limesurvey.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from surveybot import recipients, waves
+from surveybot.clock import utcnow
+from surveybot.config import Settings
+from surveybot.db import Database, open_db
+from surveybot.reports import wave_status
+from surveybot.signing import service_secret
+from tests import fake_limesurvey
+from tests.fake_limesurvey import FakeLimeSurvey, Survey
+from tests.service import import_rows, running, settings_for, wait_until
+
+SURVEY = 482913
+ANA, JOE, PAT = "ana@bogota.example.org", "joe@leeds.example.org", "pat@lima.example.org"
+CONTACTS = [
+    f"Ana Pérez,{ANA},Bogotá,Colombia,Latin America,es",
+    f"Joe Bloggs,{JOE},Leeds,UK,Europe,en",
+    f"Pat Doe,{PAT},Lima,Peru,Latin America,",
+]
+SECRET_ANSWER = "PARTIAL-ANSWER-never-stored-5521"
+
+
+@dataclass
+class Field:
+    fake: FakeLimeSurvey
+    settings: Settings
+    env: dict[str, str]
+    db: Database
+    tmp_path: Path
+
+    def token(self, email: str) -> str:
+        """The token LimeSurvey holds for this person (and writes on their response)."""
+        wave = waves.get_wave(self.db, "city")
+        (contact_id,) = self.db.execute("SELECT id FROM contacts WHERE email = ?", [email]).fetchone()
+        return recipients.limesurvey_token(
+            recipients.survey_token(service_secret(self.db, None), wave["id"], contact_id)
+        )
+
+    def respond(self, email: str, answers: dict[str, str], *, submitted: bool = True) -> int:
+        return self.fake.respond(SURVEY, self.token(email), answers, submitted=submitted)
+
+    def completed(self) -> set[str]:
+        return {
+            email
+            for (email,) in self.db.execute(
+                "SELECT c.email FROM recipients r JOIN contacts c ON c.id = r.contact_id "
+                "WHERE r.completed_at IS NOT NULL"
+            )
+        }
+
+    def status(self) -> dict[str, Any]:
+        return wave_status(self.db, waves.get_wave(self.db, "city"), service_secret(self.db, None), "http://x")
+
+    async def cli(self, run_cli, *args: str, **env: str):
+        return await asyncio.to_thread(run_cli, *args, extra_env={**self.env, **env})
+
+
+@pytest.fixture
+async def field(tmp_path, mail_sink):
+    fake = FakeLimeSurvey(surveys={SURVEY: Survey()})
+    runner = await fake_limesurvey.start(fake)
+    env = {
+        "LIMESURVEY_URL": fake.url,
+        "LIMESURVEY_USER": fake_limesurvey.USER,
+        "LIMESURVEY_PASSWORD": fake_limesurvey.PASSWORD,
+        "SURVEYBOT_MAIL_URL": mail_sink.url,
+    }
+    settings = settings_for(tmp_path, mail_sink.url, **{**env, "SURVEYBOT_POLL_EVERY": "1s"})
+    import_rows(settings, CONTACTS)
+    db = open_db(settings.db_path)
+    try:
+        yield Field(fake, settings, env, db, tmp_path)
+    finally:
+        db.close()
+        await runner.cleanup()
+
+
+def create_args(*more: str) -> list[str]:
+    return ["wave", "create", "city", "--title", "City diplomacy 2026", "--platform", "limesurvey",
+            "--survey-id", str(SURVEY), "--survey-url", f"https://survey.example.org/index.php/{SURVEY}",
+            *more]  # fmt: skip
+
+
+async def test_a_survey_whose_links_cannot_work_is_refused_at_create_saying_why(field, run_cli):
+    field.fake.surveys[SURVEY].anonymized = "Y"
+    field.fake.surveys[SURVEY].participant_table = False
+    refused = await field.cli(run_cli, *create_args())
+    assert refused.returncode != 0
+    assert "anonymized responses" in refused.stderr and "no participant table" in refused.stderr
+    assert field.db.execute("SELECT count(*) FROM waves").fetchone()[0] == 0
+    wrong = await field.cli(run_cli, *create_args(), LIMESURVEY_PASSWORD="guess")
+    assert "LimeSurvey refused the login (Invalid user name or password)" in wrong.stderr
+    webhook = await field.cli(run_cli, *create_args("--intake", "webhook"))
+    assert "limesurvey sends no webhooks: its responses are pulled (--intake poll)" in webhook.stderr
+    typeform = await field.cli(
+        run_cli, "wave", "create", "tf", "--title", "T", "--platform", "typeform", "--survey-id", "abc",
+        "--survey-url", "https://lab.typeform.com/to/abc", "--intake", "poll",
+    )  # fmt: skip
+    assert typeform.returncode != 0 and "typeform responses cannot be pulled" in typeform.stderr
+    assert field.fake.sessions == set(), "every session key was released"
+
+
+async def test_launch_enrols_everyone_with_their_own_token_before_a_link_goes_out(field, run_cli, mail_sink):
+    created = await field.cli(run_cli, *create_args("--in-progress-timeout", "3d"))
+    assert created.returncode == 0, created.stderr
+    assert "Responses are pulled every 5m by 'surveybot serve' until 3d after the close." in created.stdout
+    wave = waves.get_wave(field.db, "city")
+    assert (wave["intake"], wave["in_progress_timeout"]) == ("poll", 3 * 86400)
+    field.fake.surveys[SURVEY].participants.append(  # enrolled by hand earlier: not added twice
+        {"tid": "1", "token": field.token(PAT), "firstname": "Pat", "lastname": "Doe", "email": PAT, "language": ""}
+    )
+    launched = await field.cli(run_cli, "wave", "launch", "city", "--yes")
+    assert launched.returncode == 0, launched.stderr
+    assert "LimeSurvey: 2 participants added, 1 were there already." in launched.stdout
+    held = {p["email"]: p["token"] for p in field.fake.surveys[SURVEY].participants}
+    assert held == {email: field.token(email) for email in (ANA, JOE, PAT)}
+    async with running(field.settings):
+        await wait_until(lambda: len(mail_sink.received) == 3, what="the invitations")
+    for received in mail_sink.received:
+        links = [w for w in received.message.get_body(("plain",)).get_content().split() if "index.php" in w]
+        query = parse_qs(urlsplit(links[0]).query)
+        assert query["token"] == [held[received.rcpt_tos[0]]], "the link carries the token LimeSurvey holds"
+        assert query["lang"] == ["en" if received.rcpt_tos[0] == JOE else "es"] or received.rcpt_tos[0] == PAT
+
+
+async def test_a_launch_limesurvey_refuses_leaves_the_wave_a_draft(field, run_cli):
+    assert (await field.cli(run_cli, *create_args())).returncode == 0
+    field.fake.surveys[SURVEY].participant_table = False  # deleted after the wave was created
+    launched = await field.cli(run_cli, "wave", "launch", "city", "--yes")
+    assert launched.returncode != 0
+    assert "not launched: survey 482913 has no participant table, so the personal links cannot work" in launched.stderr
+    assert waves.get_wave(field.db, "city")["state"] == "draft"
+
+
+async def test_poll_mode_records_each_complete_once_even_one_finished_between_two_pulls(field, mail_sink):
+    waves.create_wave(
+        field.db,
+        waves.WaveSpec(slug="city", title="City diplomacy 2026", platform="limesurvey", survey_id=str(SURVEY),
+                       survey_url="https://survey.example.org/s", reminders=(timedelta(seconds=6),),
+                       close_after=timedelta(minutes=10), required=("Q1",), interview_question="INTERVIEW",
+                       interview_yes="Y"),
+        utcnow(),
+    )  # fmt: skip
+    waves.launch(field.db, "city", utcnow())
+    ana = field.respond(ANA, {"Q1": "Hermanamientos", "INTERVIEW": "Y"})
+    joe = field.respond(JOE, {"Q1": "Redes"}, submitted=False)
+    field.respond(PAT, {"Q1": SECRET_ANSWER}, submitted=False)
+    async with running(field.settings):
+        await wait_until(lambda: field.completed() == {ANA}, what="Ana's complete, pulled")
+        assert {p["email"] for p in field.fake.surveys[SURVEY].participants} == {ANA, JOE, PAT}, (
+            "recipients added at the invitations are enrolled by the service"
+        )
+        assert field.status()["partial_discarded"] == 2
+        field.fake.submit(SURVEY, joe, {"Q1": "Redes y ciudades"})  # Joe comes back and finishes
+        await wait_until(lambda: field.completed() == {ANA, JOE}, what="Joe's response, finished later")
+        await asyncio.sleep(6)  # the reminder falls due
+        await wait_until(lambda: any("Recordatorio" in str(r.message["Subject"]) for r in mail_sink.received),
+                         what="the reminder")  # fmt: skip
+        await asyncio.sleep(0.5)
+    reminded = {r.rcpt_tos[0] for r in mail_sink.received if "ecordatorio" in str(r.message["Subject"])}
+    assert reminded == {PAT}
+    status = field.status()
+    assert (status["responses"], status["completed"], status["partial_discarded"]) == (2, 2, 1)
+    assert status["interview_queue"] == 1
+    rows = dict(field.db.execute("SELECT response_id, answers FROM responses").fetchall())
+    assert set(rows) == {str(ana), str(joe)}
+    assert json.loads(rows[str(joe)])["Q1"] == "Redes y ciudades"
+    assert SECRET_ANSWER.encode() not in (field.tmp_path / "surveybot.db").read_bytes()
+    assert field.fake.sessions == set()
+
+
+async def test_limesurvey_refusals_in_band_are_said_once_and_the_pull_goes_on_after(field, run_cli, caplog):
+    assert (await field.cli(run_cli, *create_args())).returncode == 0
+    assert (await field.cli(run_cli, "wave", "launch", "city", "--yes")).returncode == 0
+    field.fake.surveys[SURVEY].active = "N"  # not activated yet: "No Data", nothing to record, not an error
+    quiet = await field.cli(run_cli, "wave", "sync", "city", "--json")
+    assert json.loads(quiet.stdout)["error"] == "" and json.loads(quiet.stdout)["read"] == 0
+    field.fake.surveys[SURVEY].active = "Y"
+    waves_row = waves.get_wave(field.db, "city")
+    from surveybot import plan
+
+    plan.run_due(field.db, service_secret(field.db, None), utcnow())
+    field.respond(ANA, {"Q1": "Sí"})
+    refused = await field.cli(run_cli, "wave", "sync", "city", LIMESURVEY_PASSWORD="expired")
+    assert refused.returncode == 1
+    assert "LimeSurvey refused the login (Invalid user name or password)" in refused.stderr
+    field.fake.statuses["export_responses"] = ["Invalid session key"]
+    stale = await field.cli(run_cli, "wave", "sync", "city")
+    assert stale.returncode == 1 and "LimeSurvey refused the session key" in stale.stderr
+    caplog.set_level(logging.INFO, "surveybot.pull")
+    fine = await field.cli(run_cli, "wave", "sync", "city")
+    assert fine.returncode == 0 and "Pulled city: 1 complete." in fine.stdout
+    assert field.completed() == {ANA} and waves_row["platform"] == "limesurvey"
+    assert field.fake.sessions == set(), "every session key was released, whatever happened"
