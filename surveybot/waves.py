@@ -190,7 +190,7 @@ def list_waves(db: Database) -> list[dict[str, Any]]:
 
 
 def plan_version(db: Database) -> int:
-    row = db.execute("SELECT value FROM meta WHERE key = 'plan_version'").fetchone()
+    row = db.conn.execute("SELECT value FROM meta WHERE key = 'plan_version'").fetchone()
     return int(row[0]) if row else 0
 
 

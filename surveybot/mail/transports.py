@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 
 import aiosmtplib
+from aiosmtplib.status import SMTPStatus
 
 from surveybot.config import MailTarget
 from surveybot.mail.message import Outgoing
@@ -154,11 +155,18 @@ async def _transaction(client: aiosmtplib.SMTP, message: Outgoing) -> None:
         options.insert(0, f"size={_wire_size(message.data)}")
     encoding = "utf-8" if message.smtputf8 else "ascii"
     try:
-        await client.mail(message.sender, options=options, encoding=encoding)
-        try:
-            await client.rcpt(message.recipient, encoding=encoding)
-        except aiosmtplib.SMTPRecipientRefused as exc:
-            raise aiosmtplib.SMTPRecipientsRefused([exc]) from exc
+        # MAIL and RCPT written out: both addresses were checked and normalised when the message was built, so
+        # aiosmtplib's mail()/rcpt() parsing them again (email.utils.parseaddr, a tenth of the per-message cost)
+        # buys nothing; its command layer still refuses control characters
+        sent = await client.execute_command(
+            b"MAIL", b"FROM:<" + message.sender.encode(encoding) + b">", *(o.encode("ascii") for o in options)
+        )
+        if sent.code != SMTPStatus.completed:
+            raise aiosmtplib.SMTPSenderRefused(sent.code, sent.message, message.sender)
+        sent = await client.execute_command(b"RCPT", b"TO:<" + message.recipient.encode(encoding) + b">")
+        if sent.code not in (SMTPStatus.completed, SMTPStatus.will_forward):
+            refused = aiosmtplib.SMTPRecipientRefused(sent.code, sent.message, message.recipient)
+            raise aiosmtplib.SMTPRecipientsRefused([refused])
         await client.data(message.data)
     except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
         try:  # the envelope is reset for the connection's next message
