@@ -553,7 +553,7 @@ def sync(obj: Context, slug, as_json: bool) -> None:
         click.echo(err=True)
     if as_json:
         print_json(result.as_json())
-    else:
+    elif result.outcomes or not result.error:
         click.echo(f"Pulled {slug}: {pull.describe(result.outcomes)}.")
     if result.error:
         raise click.ClickException(f"pulling {slug}'s responses failed: {result.error}")
