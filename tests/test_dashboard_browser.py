@@ -405,3 +405,42 @@ async def test_replies_and_recipients_without_a_time_zone_show_on_the_wave(servi
         await page.inner_text("#without-zone")
     )
     await context.close()
+
+
+async def test_how_responses_come_in_and_what_could_not_be_fetched_show_on_the_wave(service, browser):
+    from surveybot import inbox, pull
+    from surveybot.platforms import FetchNeeded
+
+    db = service["db"]
+    wave = waves.get_wave(db, field.SLUG)
+    need = FetchNeeded("qualtrics", "SV_x", "R_lost1", "completed")
+    inbox.add(db, wave["id"], need, utcnow())
+    (row_id,) = db.execute("SELECT id FROM webhook_inbox WHERE response_id = 'R_lost1'").fetchone()
+    inbox.finish(db, row_id, "failed", f"Qualtrics knows no such response (404) {field.XSS}", utcnow())
+    context, page = await coordinator_page(service, browser)
+    await page.goto(f"{service['base']}/waves/{field.SLUG}")
+    intake = page.locator("#intake")
+    assert "The survey platform sends each response as it is recorded (webhook)." in await intake.inner_text()
+    assert await page.locator("#pull-error").count() == 0
+    failed = await page.inner_text("#intake-failed")
+    assert (
+        failed == f"Responses that could not be fetched: 1. “surveybot responses retry {field.SLUG}” tries them again."
+    )
+    assert f"R_lost1: Qualtrics knows no such response (404) {field.XSS}" in await intake.inner_text()
+    assert await page.locator("#intake script").count() == 0
+
+    pull.note_enrolled(db, wave["id"], 0)
+    db.execute(
+        "UPDATE wave_pulls SET refused = 1, last_error = ?, last_done_at = ? WHERE wave_id = ?",
+        [f"Qualtrics refused the API token (401); check QUALTRICS_API_TOKEN {field.XSS}", "2026-11-20T10:00:00+00:00",
+         wave["id"]],
+    )  # fmt: skip
+    db.conn.commit()
+    await page.reload()
+    async with page.expect_navigation():
+        await page.click("#lang-es")
+    error = await page.inner_text("#pull-error")
+    assert error.startswith("La plataforma rechazó las credenciales (se reintenta cada hora): Qualtrics refused")
+    assert field.XSS in error and await page.locator("#intake script").count() == 0
+    assert "Última descarga:" in await page.inner_text("#intake")
+    await context.close()

@@ -73,6 +73,25 @@ PHRASES = {
     "partial_discarded": ("Partial, discarded", "Parciales descartadas"),
     "duplicates": ("Duplicates", "Duplicadas"),
     "unmatched": ("Unmatched responses", "Respuestas sin destinatario"),
+    "intake": ("How responses come in", "Cómo llegan las respuestas"),
+    "intake_webhook": (
+        "The survey platform sends each response as it is recorded (webhook).",
+        "La plataforma de encuestas envía cada respuesta al registrarla (webhook).",
+    ),
+    "intake_poll": (
+        "Responses are pulled from the survey platform every few minutes.",
+        "Las respuestas se descargan de la plataforma de encuestas cada pocos minutos.",
+    ),
+    "last_pull": ("Last pull:", "Última descarga:"),
+    "pull_failed": ("The last pull failed:", "La última descarga falló:"),
+    "pull_refused": (
+        "The platform refused the credentials (tried again hourly):",
+        "La plataforma rechazó las credenciales (se reintenta cada hora):",
+    ),
+    "intake_failed": (
+        "Responses that could not be fetched: {n}. “surveybot responses retry {slug}” tries them again.",
+        "Respuestas que no se pudieron obtener: {n}. «surveybot responses retry {slug}» lo vuelve a intentar.",
+    ),
     "replies": ("Replies", "Respuestas por correo"),
     "replies_note": (
         "People who wrote back to the survey's e-mail; {auto} automatic (out-of-office) replies recorded.",
