@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlite_utils import Database
 
@@ -41,7 +42,7 @@ from surveybot.mail import verp
 from surveybot.mail.compose import Composer
 from surveybot.mail.message import Outgoing
 from surveybot.mail.render import INTERVIEW_KINDS
-from surveybot.mail.transports import PermanentFailure, TemporaryFailure
+from surveybot.mail.transports import PermanentFailure, TemporaryFailure, Transport
 from surveybot.ratelimit import RateLimiter
 from surveybot.suppressions import suppress, suppressed_among
 from surveybot.waves import plan_version, waves_by_id
@@ -57,9 +58,9 @@ CHECK_EVERY_S = 0.02  # how often a batch looks for a pause or close made by ano
 class Batch:
     """What one claimed batch needs to decide each message: fetched once, not per message."""
 
-    def __init__(self, db: Database, rows: list[dict]) -> None:
+    def __init__(self, db: Database, rows: list[dict[str, Any]]) -> None:
         self.db, self.rows = db, rows
-        self.outcomes: list[tuple] = []
+        self.outcomes: list[tuple[Any, ...]] = []
         self.bounces: list[tuple[str, str]] = []
         self.contact_ids = list({r["contact_id"] for r in rows if r["contact_id"]})
         self.wave_ids = list({r["wave_id"] for r in rows if r["wave_id"]})
@@ -91,7 +92,7 @@ class Dispatcher:
         self,
         db: Database,
         composer: Composer,
-        transport,
+        transport: Transport,
         *,
         rate: float,
         concurrency: int = 4,
@@ -186,7 +187,7 @@ class Dispatcher:
                 on_wait=self._waiting,
             )
             raise
-        queue: asyncio.Queue[dict] = asyncio.Queue()
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         for row in rows:
             queue.put_nowait(row)
         try:
@@ -222,10 +223,10 @@ class Dispatcher:
             suppress(self.db, address, "bounce", reason)
             batch.bounces.pop()
 
-    async def _worker(self, queue: asyncio.Queue, batch: Batch) -> None:
+    async def _worker(self, queue: asyncio.Queue[dict[str, Any]], batch: Batch) -> None:
         """One connection's share of the batch. The next message is built while the current one is on the
         wire (building costs about as much as the SMTP exchange: done in turn, the connection would idle)."""
-        ahead: tuple[dict, Outgoing] | None = None
+        ahead: tuple[dict[str, Any], Outgoing] | None = None
         while ahead is not None or not queue.empty():
             if ahead is None:
                 row = queue.get_nowait()
@@ -254,7 +255,7 @@ class Dispatcher:
                     batch.outcomes.append(("release", ahead[0]["id"]))
                 raise
 
-    def _build(self, row: dict, batch: Batch) -> Outgoing | None:
+    def _build(self, row: dict[str, Any], batch: Batch) -> Outgoing | None:
         """The message of ``row``, or None when it is not to be sent (its outcome is then noted)."""
         try:
             batch.refresh_if_changed()  # a pause or close from another process stops what is claimed
@@ -269,7 +270,7 @@ class Dispatcher:
             log.exception("message %s not sent: unexpected error while building it", row["id"])
         return None
 
-    async def _deliver(self, row: dict, message: Outgoing, batch: Batch) -> None:
+    async def _deliver(self, row: dict[str, Any], message: Outgoing, batch: Batch) -> None:
         await self.limiter.wait()
         # What this connection sent before is written before it sends again: a crash can leave at most one
         # message per connection sent but not marked (the in-flight window), and that one goes again with the
@@ -305,7 +306,7 @@ class Dispatcher:
             return
         batch.outcomes.append(("sent", row["id"], message.message_id, self.clock()))
 
-    def _retry_or_fail(self, row: dict, batch: Batch, error: str) -> None:
+    def _retry_or_fail(self, row: dict[str, Any], batch: Batch, error: str) -> None:
         if row["attempts"] >= self.max_attempts:
             batch.outcomes.append(("failed", row["id"], f"gave up after {row['attempts']} attempts: {error}"))
         else:
@@ -313,7 +314,7 @@ class Dispatcher:
             batch.outcomes.append(("retry", row["id"], error, self.clock() + timedelta(seconds=delay)))
 
     @staticmethod
-    def _held(row: dict, batch: Batch) -> tuple | None:
+    def _held(row: dict[str, Any], batch: Batch) -> tuple[Any, ...] | None:
         """The outcome for a survey message whose wave was closed (cancelled) or paused (back to the queue)."""
         if row["kind"] not in outbox.SURVEY_KINDS:
             return None
@@ -324,7 +325,7 @@ class Dispatcher:
             return ("release", row["id"])
         return None
 
-    def _prepare(self, row: dict, batch: Batch):
+    def _prepare(self, row: dict[str, Any], batch: Batch) -> Outgoing | None:
         """The message to send, or None when it must not go (cancelled, or put back for a paused wave)."""
         if row["to_email"] in batch.suppressed:
             batch.outcomes.append(("cancelled", row["id"], "address suppressed"))

@@ -9,6 +9,7 @@ queued again and flagged ``recovered`` (it may have reached the server once alre
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlite_utils import Database
 
@@ -117,7 +118,7 @@ def enqueue(
     return cursor.rowcount == 1
 
 
-def claim(db: Database, now: datetime, limit: int) -> list[dict]:
+def claim(db: Database, now: datetime, limit: int) -> list[dict[str, Any]]:
     """Take up to ``limit`` due messages for sending, oldest first. Pausing a wave holds its survey e-mail,
     not the interviews already arranged."""
     with transaction(db):
@@ -136,7 +137,7 @@ def claim(db: Database, now: datetime, limit: int) -> list[dict]:
     return rows
 
 
-def record(db: Database, outcomes: list[tuple]) -> None:
+def record(db: Database, outcomes: list[tuple[Any, ...]]) -> None:
     """Write a batch's outcomes in one transaction. Each is one of
     ``("sent", id, message_id, at)``, ``("retry", id, error, due)``, ``("failed", id, error)``,
     ``("cancelled", id, reason)`` or ``("release", id)``."""
@@ -175,7 +176,7 @@ def recover(db: Database) -> int:
 
 
 def queued_count(db: Database) -> int:
-    return db.execute("SELECT count(*) FROM outbox WHERE state = 'queued'").fetchone()[0]
+    return int(db.execute("SELECT count(*) FROM outbox WHERE state = 'queued'").fetchone()[0])
 
 
 def counts_in_flight(db: Database) -> tuple[int, int]:
@@ -191,10 +192,10 @@ def next_due(db: Database) -> str | None:
     row = db.execute("""SELECT MIN(o.due_at) FROM outbox o LEFT JOIN waves w ON w.id = o.wave_id
                         WHERE o.state = 'queued'
                           AND (COALESCE(w.paused, 0) = 0 OR o.kind LIKE 'interview%')""").fetchone()
-    return row[0]
+    return str(row[0]) if row[0] is not None else None
 
 
-def release_times(db: Database, wave_id: int) -> dict:
+def release_times(db: Database, wave_id: int) -> dict[str, Any]:
     """When the wave's queued survey messages go out (with a send window, each recipient's zone gives its
     own time), and how many were not sent because the window opened only after the close."""
     times = [
@@ -212,7 +213,7 @@ def release_times(db: Database, wave_id: int) -> dict:
     return {"release_times": times, "skipped_outside_window": skipped}
 
 
-def wave_counts(db: Database, wave_id: int) -> dict:
+def wave_counts(db: Database, wave_id: int) -> dict[str, Any]:
     counts = dict.fromkeys(("queued", "sending", "sent", "failed", "cancelled"), 0)
     # The survey's own e-mail: interview messages are counted with the interviews.
     for state, number in db.execute(

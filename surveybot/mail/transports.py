@@ -15,6 +15,7 @@ import asyncio
 import mailbox
 import re
 from pathlib import Path
+from typing import Protocol
 
 import aiosmtplib
 from aiosmtplib.status import SMTPStatus
@@ -191,9 +192,18 @@ def _classified(code: int, text: str) -> Exception:
     return PermanentFailure(message, code, bounce=bool(_MAILBOX_STATUS.search(text)))
 
 
-def open_transport(target: MailTarget, connections: int = 4, timeout: float = 30.0):
+class Transport(Protocol):
+    """Where messages go: a relay, or a Maildir folder."""
+
+    async def send(self, message: Outgoing) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def open_transport(target: MailTarget, connections: int = 4, timeout: float = 30.0) -> Transport:
     """``timeout`` bounds connecting, the greeting and each command (DATA included): a relay that stops
     answering is a temporary failure, and the message is tried again."""
     if target.kind == "maildir":
+        assert target.path is not None  # a maildir:// setting always names its folder
         return MaildirTransport(target.path)
     return SmtpTransport(target, connections, timeout)
