@@ -25,6 +25,7 @@ from surveybot.clock import iso, parse_stored, utcnow
 from surveybot.db import is_busy, retry_busy, transaction
 from surveybot.platforms import ApiError, FetchNeeded, ResponseEvent, qualtrics, surveymonkey
 from surveybot.ratelimit import RateLimiter
+from surveybot.supervise import Stoppable
 from surveybot.waves import waves_by_id
 
 log = logging.getLogger("surveybot.inbox")
@@ -152,7 +153,7 @@ def retry(db: Database, row_id: int, error: str, due: datetime) -> None:
         db.execute("UPDATE webhook_inbox SET due_at = ?, last_error = ? WHERE id = ?", [iso(due), error[:500], row_id])
 
 
-class InboxWorker:
+class InboxWorker(Stoppable):
     """Fetches queued responses a batch at a time and records the batch in one transaction.
 
     While webhooks keep arriving it works in the gaps: after each batch it pauses ``yield_factor`` times as
@@ -174,29 +175,20 @@ class InboxWorker:
         longest_wait: float = 3600,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        super().__init__()
         self.db, self.settings, self.session = db, settings, session
         self.retry_delay, self.concurrency = retry_delay, concurrency
         self.poll, self.yield_factor, self.clock = poll, yield_factor, clock
         self.grace, self.give_up, self.longest_wait = grace, give_up, longest_wait
         self.pace = {"surveymonkey": RateLimiter(SURVEYMONKEY_CALLS_PER_S)}
         self._refused: set[int] = set()
-        self._wake = asyncio.Event()
-        self._stopping = False
         self.waiting_for_db = False
         self._arrived = 0  # webhooks queued so far, to tell whether more came in during a batch
         self.on_recorded: Callable[[str], None] = lambda outcome: None
 
     def wake(self) -> None:
         self._arrived += 1
-        self._wake.set()
-
-    @property
-    def stopping(self) -> bool:
-        return self._stopping
-
-    def stop(self) -> None:
-        self._stopping = True
-        self._wake.set()
+        super().wake()
 
     def _waiting(self, waiting: bool) -> None:
         self.waiting_for_db = waiting
@@ -222,11 +214,7 @@ class InboxWorker:
                 if self._arrived != arrived and not self._stopping:
                     await asyncio.sleep(self.yield_factor * (loop.time() - started))
                 continue
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.poll)
-            except TimeoutError:
-                pass
+            await self.nap(self.poll)
 
     async def _process(self, rows: list[dict[str, Any]]) -> None:
         waves = waves_by_id(self.db, sorted({row["wave_id"] for row in rows}))

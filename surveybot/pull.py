@@ -16,8 +16,8 @@ refuses the credentials is said once, in one line and in the wave's status, and 
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import sqlite3
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -30,8 +30,9 @@ from sqlite_utils import Database
 
 from surveybot import recipients, responses
 from surveybot.clock import iso, parse_stored, utcnow
-from surveybot.db import retry_busy, transaction
+from surveybot.db import is_busy, retry_busy, transaction
 from surveybot.platforms import ApiError, ResponseEvent, limesurvey, qualtrics_export
+from surveybot.supervise import Stoppable
 from surveybot.waves import PULLED, waves_by_id
 
 if TYPE_CHECKING:
@@ -116,13 +117,21 @@ def due(db: Database, now: datetime) -> list[dict[str, Any]]:
     """The waves to pull now: launched, on a platform with an export API, not past their in-progress timeout
     after the close, and whose next pull has come (or was never set). A wave taking webhooks is first pulled a day
     after it is first seen open: its safety net, not a second intake."""
-    with transaction(db):
-        db.execute(
-            f"""INSERT OR IGNORE INTO wave_pulls (wave_id, next_at)
-                SELECT id, ? FROM waves WHERE intake = 'webhook' AND state IN ('open', 'closed')
-                AND platform IN ({",".join("?" * len(PULLED))})""",
-            [iso(now + SAFETY_NET_EVERY), *PULLED],
+    unseen = [
+        wave_id
+        for (wave_id,) in db.execute(
+            f"""SELECT w.id FROM waves w LEFT JOIN wave_pulls p ON p.wave_id = w.id
+                WHERE p.wave_id IS NULL AND w.intake = 'webhook' AND w.state IN ('open', 'closed')
+                AND w.platform IN ({",".join("?" * len(PULLED))})""",
+            list(PULLED),
         )
+    ]
+    if unseen:  # written only then: this runs every few seconds, and must not take the write lock each time
+        with transaction(db):
+            db.conn.executemany(
+                "INSERT OR IGNORE INTO wave_pulls (wave_id, next_at) VALUES (?, ?)",
+                [(wave_id, iso(now + SAFETY_NET_EVERY)) for wave_id in unseen],
+            )
     ids = [
         wave_id
         for wave_id, platform, closed, timeout, next_at in db.execute(
@@ -238,7 +247,7 @@ async def _enrol(
     await retry_busy(lambda: note_enrolled(db, wave["id"], count), what="noting participants")
 
 
-class Puller:
+class Puller(Stoppable):
     """``serve``'s pulling loop: every ``tick`` seconds, pull each wave that is due, one at a time."""
 
     def __init__(
@@ -250,26 +259,20 @@ class Puller:
         tick: float = 5.0,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        super().__init__()
         self.db, self.settings, self.session = db, settings, session
         self.tick, self.clock = tick, clock
-        self._stopping = False
-        self._wake = asyncio.Event()
         self._said: dict[int, str] = {}  # the last error logged per wave: each said once, not every pull
-
-    @property
-    def stopping(self) -> bool:
-        return self._stopping
-
-    def stop(self) -> None:
-        self._stopping = True
-        self._wake.set()
-
-    def wake(self) -> None:
-        self._wake.set()
 
     async def run(self) -> None:
         while not self._stopping:
-            for wave in due(self.db, self.clock()):
+            try:
+                waiting = due(self.db, self.clock())
+            except sqlite3.OperationalError as exc:
+                if not is_busy(exc):
+                    raise
+                waiting = []  # another process holds the write lock: the waves are still due at the next turn
+            for wave in waiting:
                 if self._stopping:
                     return
                 self._report(
@@ -278,11 +281,7 @@ class Puller:
                         self.db, self.settings, self.session, wave, clock=self.clock, stopping=lambda: self._stopping
                     ),
                 )
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.tick)
-            except TimeoutError:
-                pass
+            await self.nap(self.tick)
 
     def _report(self, wave: dict[str, Any], result: PullResult) -> None:
         if result.error:

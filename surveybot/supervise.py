@@ -3,6 +3,7 @@ restarts it with growing pauses, and keeps the state ``/healthz`` reports.
 
     Health ── one LoopState per loop (dispatcher, inbox, scheduler)
     supervise(name, run, health, stopping) ── runs ``run()`` again after an unexpected error
+    Stoppable ── a loop's stop and wake-up, for the loops that wait between rounds
 """
 
 from __future__ import annotations
@@ -24,6 +25,33 @@ PROBATION_S = 5.0
 # A full or read-only database is said once by the database layer (no traceback per restart); the loop is
 # tried again at this steady pace so it resumes soon after the disk has room again.
 STORAGE_RETRY_S = 1.0
+
+
+class Stoppable:
+    """A background loop's stop and wake-up: ``stop()`` ends it at its next turn, ``wake()`` cuts its nap short."""
+
+    def __init__(self) -> None:
+        self._stopping = False
+        self._wake = asyncio.Event()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def nap(self, seconds: float) -> None:
+        """Wait ``seconds``, or until woken or stopped."""
+        self._wake.clear()
+        try:
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        except TimeoutError:
+            pass
 
 
 @dataclass

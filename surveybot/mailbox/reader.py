@@ -44,6 +44,7 @@ from surveybot.db import retry_busy, transaction
 from surveybot.mail import verp
 from surveybot.mailbox import classify, dsn, store
 from surveybot.mailbox.sources import PROCESSED, UNREADABLE, MailboxSource, MailboxUnavailable, Session, open_session
+from surveybot.supervise import Stoppable
 from surveybot.suppressions import suppress
 
 log = logging.getLogger("surveybot.mailbox")
@@ -52,7 +53,7 @@ BATCH = 500  # messages read from one mailbox per round; the rest wait for the n
 _DELIVERED_TO = ("To", "Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To")
 
 
-class MailboxReader:
+class MailboxReader(Stoppable):
     def __init__(
         self,
         db: Database,
@@ -62,6 +63,7 @@ class MailboxReader:
         every: float = READ_EVERY_S,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        super().__init__()
         self.db, self.secret, self.every, self.clock = db, secret, every, clock
         self.bounce_address = settings.bounce_address
         self.sources: list[tuple[str, MailboxSource]] = [
@@ -69,26 +71,12 @@ class MailboxReader:
             for name, source in (("bounce", settings.bounce_mailbox), ("reply", settings.reply_mailbox))
             if source is not None
         ]
-        self._stopping = False
-        self._wake = asyncio.Event()
         self._problems: dict[str, str] = {}
-
-    @property
-    def stopping(self) -> bool:
-        return self._stopping
-
-    def stop(self) -> None:
-        self._stopping = True
-        self._wake.set()
 
     async def run(self) -> None:
         while not self._stopping:
             await self.read_once()
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.every)
-            except TimeoutError:
-                pass
+            await self.nap(self.every)
 
     async def read_once(self) -> Counter[str]:
         """One round over every mailbox; returns how many messages had each outcome."""
