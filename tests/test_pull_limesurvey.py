@@ -24,15 +24,10 @@ from surveybot.reports import wave_status
 from surveybot.signing import service_secret
 from tests import fake_limesurvey
 from tests.fake_limesurvey import FakeLimeSurvey, Survey
+from tests.respondents import ANA, CONTACTS, JOE, PAT, finished
 from tests.service import import_rows, running, settings_for, wait_until
 
 SURVEY = 482913
-ANA, JOE, PAT = "ana@bogota.example.org", "joe@leeds.example.org", "pat@lima.example.org"
-CONTACTS = [
-    f"Ana Pérez,{ANA},Bogotá,Colombia,Latin America,es",
-    f"Joe Bloggs,{JOE},Leeds,UK,Europe,en",
-    f"Pat Doe,{PAT},Lima,Peru,Latin America,",
-]
 SECRET_ANSWER = "PARTIAL-ANSWER-never-stored-5521"
 
 
@@ -56,13 +51,7 @@ class Field:
         return self.fake.respond(SURVEY, self.token(email), answers, submitted=submitted)
 
     def completed(self) -> set[str]:
-        return {
-            email
-            for (email,) in self.db.execute(
-                "SELECT c.email FROM recipients r JOIN contacts c ON c.id = r.contact_id "
-                "WHERE r.completed_at IS NOT NULL"
-            )
-        }
+        return finished(self.db)
 
     def status(self) -> dict[str, Any]:
         return wave_status(self.db, waves.get_wave(self.db, "city"), service_secret(self.db, None), "http://x")

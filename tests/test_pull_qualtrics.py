@@ -29,14 +29,9 @@ from surveybot.reports import wave_status
 from surveybot.signing import service_secret
 from tests import fake_platforms
 from tests.fake_qualtrics_export import QualtricsExports
+from tests.respondents import ANA, CONTACTS, JOE, PAT, finished
 from tests.service import import_rows, qualtrics_wave, running, settings_for, wait_until
 
-ANA, JOE, PAT = "ana@bogota.example.org", "joe@leeds.example.org", "pat@lima.example.org"
-CONTACTS = [
-    f"Ana Pérez,{ANA},Bogotá,Colombia,Latin America,es",
-    f"Joe Bloggs,{JOE},Leeds,UK,Europe,en",
-    f"Pat Doe,{PAT},Lima,Peru,Latin America,",
-]
 SECRET_ANSWER = "PARTIAL-ANSWER-never-stored-4410"
 
 
@@ -62,13 +57,7 @@ class Field:
         return int(self.db.execute(sql, params).fetchone()[0])
 
     def completed(self) -> set[str]:
-        return {
-            email
-            for (email,) in self.db.execute(
-                "SELECT c.email FROM recipients r JOIN contacts c ON c.id = r.contact_id "
-                "WHERE r.completed_at IS NOT NULL"
-            )
-        }
+        return finished(self.db)
 
     def status(self, slug: str = "city") -> dict[str, Any]:
         return wave_status(self.db, waves.get_wave(self.db, slug), service_secret(self.db, None), "http://x")
