@@ -1,6 +1,6 @@
 """Run the benchmarks and print one table: each figure beside its bare baseline, the ratio and the target.
 
-    python -m bench [--quick] [--only import|send|webhook|dashboard|soak]... [--soak] [--json FILE]
+    python -m bench [--quick] [--only import|send|webhook|dashboard|pull|soak]... [--soak] [--json FILE]
 
 Each benchmark runs as its own process (``bench/*_bench.py``, the soak ``bench/soak.py``) with its output
 forwarded to stderr as progress; its figures come back through its ``--json`` file (the send benchmark's
@@ -25,13 +25,14 @@ from typing import Any
 
 from bench.common import ROOT, machine, progress, write_json
 
-NAMES = ("import", "send", "webhook", "dashboard", "soak")
+NAMES = ("import", "send", "webhook", "dashboard", "pull", "soak")
 FULL: dict[str, list[str]] = {name: [] for name in NAMES}
 QUICK: dict[str, list[str]] = {
     "import": ["--rows", "5000", "--repeat", "1", "--memory-rows", "20000"],
     "send": ["--messages", "300", "--launch-contacts", "5000"],
     "webhook": ["--requests", "300", "--warmup", "20", "--repeat", "1"],
     "dashboard": ["--sizes", "1000,3000", "--requests", "5", "--every", "0.05"],
+    "pull": ["--responses", "1000"],
     "soak": ["--contacts", "300", "--webhooks", "200", "--minutes", "0.1", "--progress-every", "3"],
 }
 
@@ -176,6 +177,27 @@ def rows_for(name: str, f: dict[str, Any]) -> list[Row]:
         ]
     if name == "dashboard":
         return dashboard_rows(f)
+    if name == "pull":
+        return [
+            Row(
+                f"Qualtrics export pulled, {f['responses']:,} responses",
+                f["surveybot_per_s"],
+                f["baseline_per_s"],
+                "responses/s",
+                f["ratio"],
+                "-",
+                None,
+            ),
+            Row(
+                "pull peak memory (Python)",
+                f["surveybot_peak_mb"],
+                f["baseline_peak_mb"],
+                "MB",
+                f["surveybot_peak_mb"] / f["baseline_peak_mb"] if f["baseline_peak_mb"] else None,
+                "flat",
+                None,
+            ),
+        ]
     if name == "soak":
         hook, mem = f["webhook"], f["memory_mb"]
         return [

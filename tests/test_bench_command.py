@@ -29,7 +29,7 @@ def test_quick_run_prints_one_table_and_the_soak_loses_nothing(tmp_path):
     result = bench("--quick", "--soak", "--json", str(saved))
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     # progress went to stderr, one block per benchmark; the table to stdout
-    for name in ("import", "send", "webhook", "dashboard", "soak"):
+    for name in ("import", "send", "webhook", "dashboard", "pull", "soak"):
         assert f"  [{name}] " in result.stderr
     lines = result.stdout.splitlines()
     header = next(n for n, line in enumerate(lines) if line.startswith("benchmark"))
@@ -45,6 +45,8 @@ def test_quick_run_prints_one_table_and_the_soak_loses_nothing(tmp_path):
         "webhook",
         "dashboard",
         "dashboard",
+        "Qualtrics",
+        "pull",
         "soak",
         "soak",
         "soak",
@@ -55,7 +57,7 @@ def test_quick_run_prints_one_table_and_the_soak_loses_nothing(tmp_path):
     found = json.loads(saved.read_text())
     assert found["failed"] == []
     rows = {r["benchmark"].split(",")[0].split(" (")[0]: r for r in found["rows"]}
-    for name in ("import", "send", "webhooks accepted", "webhook latency p99"):
+    for name in ("import", "send", "webhooks accepted", "webhook latency p99", "Qualtrics export pulled"):
         assert rows[name]["surveybot"] > 0 and rows[name]["baseline"] > 0, rows[name]
         assert rows[name]["ratio"] == pytest.approx(
             rows[name]["surveybot"] / rows[name]["baseline"]
