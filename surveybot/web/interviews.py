@@ -9,17 +9,17 @@ and offers the times still free. ``/researchers`` lists upcoming interviews to w
 
 from __future__ import annotations
 
+import math
 from typing import Any, TypeGuard
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from surveybot import tokens
 from surveybot.clock import parse_stored, utcnow
 from surveybot.errors import InvalidInput
 from surveybot.interviews import booking, queue, slots
 from surveybot.interviews.messages import moment
-from surveybot.web.auth import from_header, refuse
+from surveybot.web.auth import TooManyTries, checked, from_header, refuse
 from surveybot.web.keys import DB, DISPATCHER, SECRET
 from surveybot.web.pages import FOLDER, read_form, render
 
@@ -255,7 +255,14 @@ async def researchers_list(request: web.Request) -> web.Response:
             interviews=None,
             error="The form could not be read; please send it again.",
         )
-    token = tokens.check(request.app[DB], str(form.get("token", "")).strip()[:200])
+    try:
+        token = checked(request, str(form.get("token", "")).strip()[:200])
+    except TooManyTries as exc:
+        refused = render(
+            request, "researchers.html.j2", status=429, lang="en", interviews=None, error=f"{str(exc).capitalize()}."
+        )
+        refused.headers["Retry-After"] = str(math.ceil(exc.wait))
+        return refused
     if not _may_see(token):
         return render(
             request,

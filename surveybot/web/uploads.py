@@ -11,6 +11,7 @@ answering webhooks meanwhile.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -18,12 +19,11 @@ from typing import Any
 
 from aiohttp import BodyPartReader, StreamReader, web
 
-from surveybot import tokens
 from surveybot.contacts import store
 from surveybot.contacts.importer import ImportReport, check_network, import_contacts
 from surveybot.db import open_db
 from surveybot.errors import FileRefused, InvalidInput
-from surveybot.web.auth import from_header, may_use_network, refuse
+from surveybot.web.auth import TooManyTries, checked, from_header, may_use_network, refuse
 from surveybot.web.keys import DB, SETTINGS
 from surveybot.web.pages import FORM_ERRORS, render
 
@@ -146,7 +146,18 @@ async def upload_page(request: web.Request) -> web.Response:
             )
         except FORM_ERRORS:
             return _page_error(request, 400, "El formulario no se pudo leer. / The form could not be read.", fields)
-        token = tokens.check(request.app[DB], fields.get("token", "").strip())
+        try:
+            token = checked(request, fields.get("token", "").strip())
+        except TooManyTries as exc:
+            refused = _page_error(
+                request,
+                429,
+                f"Demasiados intentos fallidos; vuelva a intentarlo en {math.ceil(exc.wait / 60)} min. / "
+                f"Too many failed attempts; try again in {math.ceil(exc.wait / 60)} min.",
+                fields,
+            )
+            refused.headers["Retry-After"] = str(math.ceil(exc.wait))
+            return refused
         if token is None:
             return _page_error(
                 request, 401, "La clave de acceso no es válida. / The access token is not valid.", fields
