@@ -19,10 +19,10 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from surveybot import tokens
 from surveybot.clock import utcnow
 from surveybot.db import retry_busy
 from surveybot.web import sessions, throttle
+from surveybot.web.auth import TooManyTries, checked, client_of
 from surveybot.web.dashboard_text import TEXT
 from surveybot.web.keys import DB, SETTINGS, SIGN_IN_GUARD
 from surveybot.web.pages import read_form, render
@@ -167,22 +167,13 @@ async def login(request: web.Request) -> web.Response:
         return page(request, "login.html.j2", status=400, lang=lang, error=TEXT[lang]["unreadable"], next="")
     tried = str(form.get("token", "")).strip()[:200]
     target = str(form.get("next", ""))
-    guard, client = request.app[SIGN_IN_GUARD], _client(request)
-    wait = guard.wait(client, tried)
-    if wait > 0:
-        return _throttled(request, lang, wait, target)
-    token = tokens.check(request.app[DB], tried)
+    try:
+        token = checked(request, tried)
+    except TooManyTries as exc:
+        return _throttled(request, lang, exc.wait, target)
     if token is None:
-        guard.failed(client, tried)
-        if guard.wait(client, tried) > 0:  # said once, when the limit is reached (no token in the line)
-            log.warning("failed sign-ins limited for client %s or the token it tried", client)
         return page(request, "login.html.j2", status=401, lang=lang, error=TEXT[lang]["bad_token"], next=target)
     raise await _signed_in(request, token["id"], str(form.get("lang", lang)), target)
-
-
-def _client(request: web.Request) -> str:
-    forwarded = request.headers.get("X-Forwarded-For", "")
-    return throttle.client_address(request.remote, forwarded, request.app[SETTINGS].trusted_proxies)
 
 
 def _throttled(request: web.Request, lang: str, wait: float, target: str) -> web.Response:
@@ -194,7 +185,7 @@ def _throttled(request: web.Request, lang: str, wait: float, target: str) -> web
 
 async def login_link(request: web.Request) -> web.Response:
     lang = language(request)
-    clients, client = request.app[SIGN_IN_GUARD].clients, throttle.client_key(_client(request))
+    clients, client = request.app[SIGN_IN_GUARD].clients, throttle.client_key(client_of(request))
     if (wait := clients.wait(client)) > 0:  # codes guessed from one address count as its failed sign-ins
         return _throttled(request, lang, wait, "")
     token_id = await _write(lambda: sessions.redeem_code(request.app[DB], request.match_info["code"], utcnow()))
