@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from email.utils import formataddr, parseaddr
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 from dotenv import dotenv_values
@@ -139,7 +140,9 @@ class Settings:
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
 
 
-def load_settings(environ: Mapping[str, str] | None = None, env_file: str | os.PathLike | None = ".env") -> Settings:
+def load_settings(
+    environ: Mapping[str, str] | None = None, env_file: str | os.PathLike[str] | None = ".env"
+) -> Settings:
     """Read settings from ``environ`` (default: the process environment) over the values in ``env_file``."""
     values: dict[str, str] = dict(DEFAULTS)
     if env_file is not None and Path(env_file).is_file():
@@ -167,9 +170,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: str | os.P
         reply_to=_reply_to(get("SURVEYBOT_REPLY_TO")),
         templates_dir=_folder("SURVEYBOT_TEMPLATES", get("SURVEYBOT_TEMPLATES")),
         qualtrics_api_token=get("QUALTRICS_API_TOKEN"),
-        qualtrics_base_url=(
-            _http_url("QUALTRICS_BASE_URL", get("QUALTRICS_BASE_URL")) if get("QUALTRICS_BASE_URL") else None
-        ),
+        qualtrics_base_url=(_http_url("QUALTRICS_BASE_URL", raw_q) if (raw_q := get("QUALTRICS_BASE_URL")) else None),
         surveymonkey_api_key=get("SURVEYMONKEY_API_KEY"),
         surveymonkey_api_secret=get("SURVEYMONKEY_API_SECRET"),
         surveymonkey_access_token=get("SURVEYMONKEY_ACCESS_TOKEN"),
@@ -209,10 +210,10 @@ def parse_mail_url(raw: str) -> MailTarget:
         return MailTarget(kind="maildir", path=url.folder("maildir://./var/mail"))
     if url.scheme not in ("smtp", "smtps"):
         raise url.refuse("must start with smtp://, smtps:// or maildir://")
-    if not url.parts.hostname:
+    parts = url.parts
+    if not parts.hostname:
         raise url.refuse("names no host, e.g. smtp://user:pass@mail.example.org:587")
     starttls = url.flag("starttls")
-    parts = url.parts
     return MailTarget(
         kind="smtp",
         host=parts.hostname,
@@ -224,7 +225,7 @@ def parse_mail_url(raw: str) -> MailTarget:
     )
 
 
-def _sender(raw: str, key: str = "SURVEYBOT_FROM") -> dict:
+def _sender(raw: str, key: str = "SURVEYBOT_FROM") -> dict[str, Any]:
     if "\r" in raw or "\n" in raw:
         raise SettingError(key, raw, "must be on one line")
     name, address = parseaddr(raw)
@@ -305,7 +306,7 @@ def _reply_to(raw: str | None) -> str | None:
     if raw is None:
         return None
     fields = _sender(raw, key="SURVEYBOT_REPLY_TO")
-    return fields["sender"]
+    return str(fields["sender"])
 
 
 def _bounce_address(raw: str | None) -> str | None:

@@ -145,7 +145,7 @@ def storage_trouble(db: Database) -> str | None:
 
 
 def schema_version(db: Database) -> int:
-    return db.conn.execute("PRAGMA user_version").fetchone()[0]
+    return int(db.conn.execute("PRAGMA user_version").fetchone()[0])
 
 
 def migrate_db(db: Database, path: str | Path = "") -> int:

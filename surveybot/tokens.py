@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from datetime import datetime
+from typing import Any
 
 from sqlite_utils import Database
 
@@ -43,10 +44,11 @@ def create(
             "INSERT INTO api_tokens (role, network, token_hash, label, created_at, email) VALUES (?, ?, ?, ?, ?, ?)",
             [role, network, token_hash(token), label, iso(now), email],
         )
+    assert cursor.lastrowid is not None  # an INSERT always gives one
     return cursor.lastrowid, token
 
 
-def check(db: Database, token: str) -> dict | None:
+def check(db: Database, token: str) -> dict[str, Any] | None:
     """The token's record if it is valid and not revoked, else None."""
     if not token.startswith(PREFIX) or len(token) > 200:
         return None
@@ -73,5 +75,5 @@ def revoke(db: Database, token_id: int, now: datetime) -> None:
             raise NotFound(f"no token {token_id}")
 
 
-def list_tokens(db: Database) -> list[dict]:
+def list_tokens(db: Database) -> list[dict[str, Any]]:
     return list(db.query("SELECT id, role, network, email, label, created_at, revoked_at FROM api_tokens ORDER BY id"))

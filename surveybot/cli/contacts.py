@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -75,7 +77,7 @@ def _print_report(report: ImportReport) -> None:
         ("suppressed", "suppressed"),
     ):
         click.echo(f"  {label:<13}{data[key]:>8}")
-    sections = (
+    sections: tuple[tuple[str, list[dict[str, Any]], Callable[[dict[str, Any]], str]], ...] = (
         ("Rejected rows", report.errors, lambda e: f"{e['field']}: {e['message']}"),
         (
             "Conflicts (kept the stored value)",
@@ -158,7 +160,7 @@ def list_(obj: Context, network: str | None, no_timezone: bool, as_json: bool) -
     click.echo(f"{len(rows)} contact{'s' if len(rows) != 1 else ''}" + (" with no time zone" if no_timezone else ""))
 
 
-def _cell(row: dict, column: str) -> str:
+def _cell(row: dict[str, Any], column: str) -> str:
     if column == "networks":
         return ", ".join(row["networks"])
     if column == "values":

@@ -7,6 +7,7 @@ import sys
 from datetime import UTC, timedelta
 from email import message_from_bytes
 from email import policy as email_policy
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -20,26 +21,38 @@ from surveybot.mail.render import KINDS, LANGUAGES
 from surveybot.reports import wave_status
 from surveybot.signing import service_secret
 
+if TYPE_CHECKING:  # click's parameter types are generic only in recent versions: a base for type checkers alone
+    _OneDuration = click.ParamType[timedelta, str]
+    _Durations = click.ParamType[tuple[timedelta, ...], "str | tuple[timedelta, ...]"]
+else:
+    _OneDuration = _Durations = click.ParamType
 
-class Duration(click.ParamType):
+
+def _duration(value: str, param: click.Parameter | None, ctx: click.Context | None) -> timedelta:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
+class Duration(_OneDuration):
     name = "duration"
 
-    def convert(self, value, param, ctx):
-        try:
-            return parse_duration(value)
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
+    def convert(self, value: str, param: click.Parameter | None, ctx: click.Context | None) -> timedelta:
+        return _duration(value, param, ctx)
 
 
-class DurationList(Duration):
+class DurationList(_Durations):
     name = "durations"
 
-    def convert(self, value, param, ctx):
+    def convert(
+        self, value: str | tuple[timedelta, ...], param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[timedelta, ...]:
         if isinstance(value, tuple):
             return value
         if value.strip().lower() in ("", "none"):
             return ()
-        return tuple(sorted(super(DurationList, self).convert(part, param, ctx) for part in value.split(",")))
+        return tuple(sorted(_duration(part, param, ctx) for part in value.split(",")))
 
 
 @click.group()
@@ -130,27 +143,27 @@ def wave() -> None:
 @pass_context
 def create(
     obj: Context,
-    slug,
-    title,
-    platform,
-    survey_id,
-    survey_url,
-    survey_url_es,
-    title_es,
-    close_at_end_of_day,
-    zone,
-    send_window,
-    send_days,
-    start,
-    reminders,
-    close_after,
-    networks,
-    interview_question,
-    interview_yes,
-    required,
-    share,
-    intake,
-    in_progress_timeout,
+    slug: str,
+    title: str,
+    platform: str,
+    survey_id: str,
+    survey_url: str,
+    survey_url_es: str,
+    title_es: str,
+    close_at_end_of_day: bool,
+    zone: str,
+    send_window: str,
+    send_days: str,
+    start: str,
+    reminders: tuple[timedelta, ...],
+    close_after: timedelta,
+    networks: tuple[str, ...],
+    interview_question: str,
+    interview_yes: str,
+    required: tuple[str, ...],
+    share: bool,
+    intake: str | None,
+    in_progress_timeout: timedelta,
 ) -> None:
     """Create the wave SLUG (a draft until launched).
 
@@ -237,7 +250,7 @@ def _check_limesurvey(obj: Context, survey_id: str) -> None:
 @click.option("--contact", "email", help="Render for this contact (default: a sample contact).")
 @click.option("--html", is_flag=True, help="Print the HTML part instead of the text part.")
 @pass_context
-def preview(obj: Context, slug, kind, language, email, html) -> None:
+def preview(obj: Context, slug: str, kind: str | None, language: str | None, email: str | None, html: bool) -> None:
     """Print the e-mail of wave SLUG as a contact would receive it."""
     from surveybot.mail import preview as when
     from surveybot.mail.compose import SAMPLE_CONTACT, Composer
@@ -247,7 +260,7 @@ def preview(obj: Context, slug, kind, language, email, html) -> None:
     composer = Composer(obj.db, obj.settings, service_secret(obj.db, obj.settings.secret))
     contact = _contact(obj, email) if email else SAMPLE_CONTACT
     # a named contact gets what they would receive (both languages in one message if no preference)
-    languages = [language] if language else ([contact["language"]] if email else LANGUAGES)
+    languages = [language] if language else ([str(contact["language"] or "")] if email else list(LANGUAGES))
     for number, (k, lang) in enumerate((k, lang) for k in ([kind] if kind else KINDS) for lang in languages):
         # parsed back from its bytes: the preview shows exactly what is sent, as of when it is sent
         at = when.as_of(obj.db, wave_row, k, now)
@@ -261,10 +274,11 @@ def preview(obj: Context, slug, kind, language, email, html) -> None:
                 click.echo(f"{header}: {shown(str(message[header]))}")
         click.echo()
         part = message.get_body(("html",) if html else ("plain",))
+        assert part is not None  # every message has a text and an HTML part
         click.echo(part.get_content().rstrip())
 
 
-def _contact(obj: Context, email: str) -> dict:
+def _contact(obj: Context, email: str) -> dict[str, Any]:
     try:
         address = normalise_email(email)
     except InvalidAddress as exc:
@@ -279,7 +293,7 @@ def _contact(obj: Context, email: str) -> dict:
 @click.argument("slug")
 @click.option("--to", "to", required=True, help="The address that receives the test messages.")
 @pass_context
-def test_send(obj: Context, slug, to) -> None:
+def test_send(obj: Context, slug: str, to: str) -> None:
     """Send every e-mail of wave SLUG, in English and Spanish, to one address (through the real transport)."""
     from surveybot.mail.compose import SAMPLE_CONTACT, Composer
     from surveybot.mail.transports import PermanentFailure, TemporaryFailure, open_transport
@@ -326,7 +340,7 @@ def test_send(obj: Context, slug, to) -> None:
 @click.option("--skip-overlap", is_flag=True, help="Leave out contacts who are already in another open wave.")
 @json_option
 @pass_context
-def launch(obj: Context, slug, yes: bool, skip_overlap: bool, as_json: bool) -> None:
+def launch(obj: Context, slug: str, yes: bool, skip_overlap: bool, as_json: bool) -> None:
     """Launch wave SLUG: invitations at its start, then reminders, then close (run by 'surveybot serve').
 
     Shows who will be invited (by language and network), who is left out as suppressed or already in
@@ -388,6 +402,7 @@ def launch(obj: Context, slug, yes: bool, skip_overlap: bool, as_json: bool) -> 
 
         pull.note_enrolled(db, wave_row["id"], enrolled)
     step = waves.next_step(db, launched)
+    assert step is not None  # a wave just launched has its whole plan ahead
     if as_json:
         print_json(
             {
@@ -403,7 +418,7 @@ def launch(obj: Context, slug, yes: bool, skip_overlap: bool, as_json: bool) -> 
     click.echo(f"Launched {slug}: {step['kind']} at {step['at']}; closes at {launched['closes_at']}.")
 
 
-def _enrol(obj: Context, wave_row: dict, quiet: bool) -> int:
+def _enrol(obj: Context, wave_row: dict[str, Any], quiet: bool) -> int:
     """Make everyone the launch invites a participant of the LimeSurvey survey, with their own token, before a
     link goes out; the launch is refused (the wave stays a draft) if LimeSurvey refuses any of them."""
     import aiohttp
@@ -429,7 +444,7 @@ def _enrol(obj: Context, wave_row: dict, quiet: bool) -> int:
 @wave.command()
 @click.argument("slug")
 @pass_context
-def pause(obj: Context, slug) -> None:
+def pause(obj: Context, slug: str) -> None:
     """Hold wave SLUG: no step runs and nothing of it is sent until it is resumed."""
     waves.set_paused(obj.db, slug, True)
     click.echo(f"Paused {slug}.")
@@ -438,7 +453,7 @@ def pause(obj: Context, slug) -> None:
 @wave.command()
 @click.argument("slug")
 @pass_context
-def resume(obj: Context, slug) -> None:
+def resume(obj: Context, slug: str) -> None:
     """Resume wave SLUG; steps that fell due while paused run once (only the latest reminder)."""
     waves.set_paused(obj.db, slug, False)
     click.echo(f"Resumed {slug}.")
@@ -447,13 +462,13 @@ def resume(obj: Context, slug) -> None:
 @wave.command("close")
 @click.argument("slug")
 @pass_context
-def close_(obj: Context, slug) -> None:
+def close_(obj: Context, slug: str) -> None:
     """Close wave SLUG now: unsent invitations and reminders are cancelled."""
     waves.close(obj.db, slug, utcnow())
     click.echo(f"Closed {slug}.")
 
 
-def _qualtrics_call(obj: Context, slug: str, action: str):
+def _qualtrics_call(obj: Context, slug: str, action: str) -> tuple[dict[str, Any], list[str]]:
     """Run ``qualtrics.<action>(session, settings, …)`` for wave SLUG's webhook URL; (wave, result)."""
     import aiohttp
 
@@ -469,7 +484,7 @@ def _qualtrics_call(obj: Context, slug: str, action: str):
         )
     url = webhook_url(obj.settings.base_url, service_secret(obj.db, obj.settings.secret), wave_row)
 
-    async def call():
+    async def call() -> list[str]:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
             if action == "subscribe":
                 return await qualtrics.subscribe(session, obj.settings, wave_row["survey_id"], url)
@@ -496,7 +511,7 @@ def _qualtrics_call(obj: Context, slug: str, action: str):
     "already recorded is counted twice.",
 )
 @pass_context
-def set_(obj: Context, slug, share: bool | None, intake: str | None) -> None:
+def set_(obj: Context, slug: str, share: bool | None, intake: str | None) -> None:
     """Change settings of wave SLUG that may change while it runs."""
     if share is None and intake is None:
         raise click.UsageError("name a setting to change: --intake or --[no-]share-status-with-networks")
@@ -522,7 +537,7 @@ def set_(obj: Context, slug, share: bool | None, intake: str | None) -> None:
 @click.argument("slug")
 @json_option
 @pass_context
-def sync(obj: Context, slug, as_json: bool) -> None:
+def sync(obj: Context, slug: str, as_json: bool) -> None:
     """Pull wave SLUG's responses now (Qualtrics export API, LimeSurvey RemoteControl), whatever its intake.
 
     A catch-up for responses whose webhook never came, or after the service was down. Only responses recorded
@@ -562,7 +577,7 @@ def sync(obj: Context, slug, as_json: bool) -> None:
 @wave.command()
 @click.argument("slug")
 @pass_context
-def subscribe(obj: Context, slug) -> None:
+def subscribe(obj: Context, slug: str) -> None:
     """Register wave SLUG's webhook with Qualtrics for completed and partial responses.
 
     Needs QUALTRICS_BASE_URL and the API token of a Qualtrics brand administrator (QUALTRICS_API_TOKEN);
@@ -581,7 +596,7 @@ def subscribe(obj: Context, slug) -> None:
 @wave.command()
 @click.argument("slug")
 @pass_context
-def unsubscribe(obj: Context, slug) -> None:
+def unsubscribe(obj: Context, slug: str) -> None:
     """Remove the Qualtrics subscriptions that deliver to wave SLUG's webhook."""
     _, removed = _qualtrics_call(obj, slug, "unsubscribe")
     click.echo(
@@ -615,7 +630,7 @@ def list_(obj: Context, as_json: bool) -> None:
 @click.argument("slug")
 @json_option
 @pass_context
-def status(obj: Context, slug, as_json) -> None:
+def status(obj: Context, slug: str, as_json: bool) -> None:
     """Show where wave SLUG stands: who was invited, sent, bounced, finished, what happens next."""
     wave_row = waves.get_wave(obj.db, slug)
     report = wave_status(obj.db, wave_row, service_secret(obj.db, obj.settings.secret), obj.settings.base_url)

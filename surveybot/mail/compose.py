@@ -10,6 +10,7 @@ import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_time, get_timezone_name
@@ -76,7 +77,7 @@ class Composer:
     def __init__(self, db: Database, settings: Settings, secret: str, renderer: Renderer | None = None) -> None:
         self.db, self.settings, self.secret = db, settings, secret
         self.renderer = renderer or Renderer(settings.templates_dir)
-        self._links: dict[tuple, dict[str, str]] = {}
+        self._links: dict[tuple[Any, ...], dict[str, str]] = {}
         self.prepared = PreparedRenderer(self.renderer)  # each wave's templates rendered once, filled per contact
         self.senders = {"en": settings.sender, "es": settings.sender_es or settings.sender}
         # the sender's name signs the message: as people read it, not as the setting encodes it (=?utf-8?…)
@@ -92,7 +93,7 @@ class Composer:
         """Load now what the first message would otherwise wait for: the gazetteer of time zones (a second)."""
         zone_of({"city": SAMPLE_CONTACT["city"], "country": SAMPLE_CONTACT["country"]})
 
-    def links(self, wave: dict, token: str) -> dict[str, str]:
+    def links(self, wave: dict[str, Any], token: str) -> dict[str, str]:
         """The personal survey links: the wave's links built once with a stand-in, the token put in its place
         (a token is URL-safe, so it is written in the link exactly as it is)."""
         key = (wave["id"], wave["platform"], wave["survey_url"], wave["survey_url_es"])
@@ -103,7 +104,9 @@ class Composer:
             return survey_links(wave, token)
         return {language: link.replace(_TOKEN_STAND_IN, token) for language, link in made.items()}
 
-    def context(self, wave: dict, contact: dict, now: datetime, languages: tuple[str, ...] = ("en", "es")) -> dict:
+    def context(
+        self, wave: dict[str, Any], contact: dict[str, Any], now: datetime, languages: tuple[str, ...] = ("en", "es")
+    ) -> dict[str, Any]:
         """The templates' variables in each of ``languages`` (a message in one language needs only its own)."""
         links = self.links(wave, survey_token(self.secret, wave["id"], contact["id"]))
         # a wave not launched yet closes where its plan would put it if launched now
@@ -133,15 +136,17 @@ class Composer:
             for language in languages
         }
 
-    def render(self, kind: str, wave: dict, contact: dict, now: datetime, language: str | None = None) -> Rendered:
+    def render(
+        self, kind: str, wave: dict[str, Any], contact: dict[str, Any], now: datetime, language: str | None = None
+    ) -> Rendered:
         lang = contact["language"] if language is None else language
         return self.renderer.render(kind, lang, self.context(wave, contact, now))
 
     def message(
         self,
         kind: str,
-        wave: dict,
-        contact: dict,
+        wave: dict[str, Any],
+        contact: dict[str, Any],
         now: datetime,
         *,
         to_email: str | None = None,
@@ -172,5 +177,5 @@ class Composer:
     def message_id(self, key: str | None) -> str | None:
         return message_id_for(self.secret, key, self.settings.sender_email) if key else None
 
-    def contact(self, contact_id: int) -> dict | None:
+    def contact(self, contact_id: int) -> dict[str, Any] | None:
         return store.contacts_by_id(self.db, [contact_id]).get(contact_id)

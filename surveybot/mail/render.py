@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined, Template, TemplateError
 from markupsafe import Markup
@@ -49,7 +50,7 @@ class Renderer:
         )
         self.html = Environment(loader=loader, undefined=StrictUndefined, autoescape=True, auto_reload=False)
 
-    def render(self, kind: str, language: str, context: dict) -> Rendered:
+    def render(self, kind: str, language: str, context: dict[str, Any]) -> Rendered:
         """Render ``kind`` for a contact whose language is 'en', 'es' or '' (no preference: both).
 
         ``context`` maps each language to its variables. Raises InvalidInput naming the template on error.
@@ -75,7 +76,7 @@ class Renderer:
         html = self._template(self.html, "bilingual.html.j2").render(common)
         return Rendered(subject, text, html, ("es", "en"))
 
-    def _one(self, kind: str, language: str, variables: dict, full_html: bool) -> tuple[str, str, str]:
+    def _one(self, kind: str, language: str, variables: dict[str, Any], full_html: bool) -> tuple[str, str, str]:
         if kind not in KINDS + INTERVIEW_KINDS:
             raise InvalidInput(f"no e-mail kind {kind!r} (kinds: {', '.join(KINDS + INTERVIEW_KINDS)})", field="kind")
         text_name, html_name = f"{kind}.{language}.txt.j2", f"{kind}.{language}.html.j2"

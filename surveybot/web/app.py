@@ -15,10 +15,12 @@ import json
 import logging
 import re
 import sqlite3
+from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.typedefs import Handler
 
 from surveybot import lease, outbox
 from surveybot.clock import utcnow
@@ -61,7 +63,7 @@ _SECRET_PATHS = re.compile(r"^(/webhooks/[^/]+/[^/]+/|/unsubscribe/|/interview/|
 class AccessLogger(AbstractAccessLogger):
     """One JSON line per request: method, path (secrets masked, no query), status, size, time. No bodies."""
 
-    def log(self, request, response, time):
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         # Built by hand: this runs for every request, and json.dumps of a dict costs more than the
         # rest of the line; only the strings need escaping.
         path = json.dumps(_SECRET_PATHS.sub(r"\1***", request.path), ensure_ascii=False)
@@ -77,7 +79,7 @@ class AccessLogger(AbstractAccessLogger):
 
 
 @web.middleware
-async def json_errors(request: web.Request, handler):
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every error is ``{"error": ...}`` JSON with a 4xx status (pages answer their own HTML errors); a
     database locked by another process is a 503 with ``Retry-After``, never a 500."""
     try:
@@ -112,7 +114,7 @@ def busy_response() -> web.Response:
     )
 
 
-def _kept_headers(exc: web.HTTPException) -> dict:
+def _kept_headers(exc: web.HTTPException) -> dict[str, str]:
     return {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After", "WWW-Authenticate")}
 
 
@@ -151,7 +153,7 @@ def create_app(
         area.setup(app)
     me = lease.new_holder()
 
-    async def database(app: web.Application):
+    async def database(app: web.Application) -> AsyncIterator[None]:
         # Opened with the patient busy timeout for migrating and taking the lease, then a short one: the event
         # loop must never wait long for another process's write lock (writes retry asynchronously instead).
         db = open_db(settings.db_path)
@@ -186,7 +188,7 @@ def create_app(
             log.warning("could not give the lease back (%s); it lapses in a minute", exc)
         db.close()
 
-    async def delivery(app: web.Application):
+    async def delivery(app: web.Application) -> AsyncIterator[None]:
         transport = open_transport(settings.mail, settings.send_concurrency, settings.network_timeout)
         dispatcher = Dispatcher(
             app[DB],
@@ -209,7 +211,7 @@ def create_app(
         queued, _ = outbox.counts_in_flight(app[DB])
         log.info("dispatcher stopped; %d messages stay queued for the next start", queued)
 
-    async def responses_inbox(app: web.Application):
+    async def responses_inbox(app: web.Application) -> AsyncIterator[None]:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.network_timeout)) as session:
             app[HTTP] = session
             worker = InboxWorker(
@@ -231,7 +233,7 @@ def create_app(
             await task
             await pulling
 
-    async def scheduler(app: web.Application):
+    async def scheduler(app: web.Application) -> AsyncIterator[None]:
         planner = Planner(app[DB], app[SECRET], on_queued=app[DISPATCHER].wake, check_every=check_every)
         app[PLANNER] = planner
         planner.start()
@@ -262,7 +264,7 @@ def create_app(
         yield
         planner.stop()
 
-    async def mailboxes(app: web.Application):
+    async def mailboxes(app: web.Application) -> AsyncIterator[None]:
         # bounces and replies (SURVEYBOT_BOUNCE_MAILBOX, SURVEYBOT_REPLY_MAILBOX), when either is set
         reader = MailboxReader(app[DB], settings, app[SECRET], every=mailbox_every)
         task = None

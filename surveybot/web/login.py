@@ -15,6 +15,8 @@ from __future__ import annotations
 import hmac
 import logging
 import math
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from aiohttp import web
@@ -25,7 +27,7 @@ from surveybot.web import sessions, throttle
 from surveybot.web.auth import TooManyTries, checked, client_of
 from surveybot.web.dashboard_text import TEXT
 from surveybot.web.keys import DB, SETTINGS, SIGN_IN_GUARD
-from surveybot.web.pages import read_form, render
+from surveybot.web.pages import Form, read_form, render
 from surveybot.web.sessions import Session
 
 COOKIE = "surveybot_session"
@@ -43,6 +45,7 @@ THROTTLED = {
     "es": "Demasiados intentos fallidos de iniciar sesión. Inténtelo de nuevo dentro de {minutes} min.",
 }
 log = logging.getLogger("surveybot.web.login")
+T = TypeVar("T")
 
 
 def current(request: web.Request) -> Session | None:
@@ -64,7 +67,13 @@ def language(request: web.Request, session: Session | None = None) -> str:
 
 
 def page(
-    request: web.Request, name: str, *, status: int = 200, session: Session | None = None, lang: str = "en", **context
+    request: web.Request,
+    name: str,
+    *,
+    status: int = 200,
+    session: Session | None = None,
+    lang: str = "en",
+    **context: Any,
 ) -> web.Response:
     """A signed-in (or sign-in) page: the shared navigation, the CSRF token for its forms, no caching."""
     nav = {
@@ -102,7 +111,7 @@ def require(request: web.Request, *roles: str) -> Session:
     return session
 
 
-def csrf_ok(session: Session, form) -> bool:
+def csrf_ok(session: Session, form: Form | None) -> bool:
     given = str(form.get("csrf", "")) if form is not None else ""
     return bool(given) and hmac.compare_digest(given.encode(), session.csrf.encode())
 
@@ -127,7 +136,7 @@ def _next(value: str, session: Session) -> str:
     return HOME[session.role]
 
 
-async def _write(write):
+async def _write(write: Callable[[], T]) -> T:
     """A sign-in's small write, waiting (without blocking the loop) while another process writes."""
     return await retry_busy(write, what="signing in", patience=5)
 

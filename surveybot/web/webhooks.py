@@ -14,15 +14,28 @@ import hmac
 import logging
 import sqlite3
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
 
 from aiohttp import web
+from sqlite_utils import Database
 
 from surveybot import inbox, responses
 from surveybot.clock import utcnow
 from surveybot.db import is_busy, retry_busy, storage_problem, transaction
 from surveybot.errors import NotFound
-from surveybot.platforms import FetchNeeded, WebhookContext, WebhookRejected, qualtrics, signed, surveymonkey, typeform
+from surveybot.platforms import (
+    FetchNeeded,
+    ResponseEvent,
+    WebhookContext,
+    WebhookRejected,
+    qualtrics,
+    signed,
+    surveymonkey,
+    typeform,
+)
 from surveybot.platforms.urls import webhook_secret, webhook_signing_secret
 from surveybot.waves import get_wave
 from surveybot.web.keys import DB, DISPATCHER, INBOX, INTAKE, SECRET, SETTINGS, WAVES
@@ -52,7 +65,7 @@ async def read_body(request: web.Request, limit: int) -> bytes:
 
 @dataclass(frozen=True)
 class KnownWave:
-    row: dict
+    row: dict[str, Any]
     url_secret: str  # the last part of its webhook URL
     signing_secret: str
 
@@ -130,14 +143,16 @@ async def receive(request: web.Request) -> web.Response:
     return web.json_response({"status": outcome})
 
 
-def _record_signed(db, adapter, wave: dict, event, headers) -> str:
+def _record_signed(
+    db: Database, adapter: ModuleType, wave: dict[str, Any], event: ResponseEvent, headers: Mapping[str, str]
+) -> str:
     with transaction(db):  # the message id counts as seen only once its response is recorded
         if adapter is signed and not inbox.first_delivery(db, "signed", headers["webhook-id"], utcnow()):
             return "repeat"
         return responses.record(db, wave, event, utcnow())
 
 
-async def retry_busy_async(add) -> bool:
+async def retry_busy_async(add: Callable[[], Awaitable[bool]]) -> bool:
     """``await add()`` again while the database is busy, for at most ``STORE_PATIENCE`` seconds."""
     delay, waited = 0.05, 0.0
     while True:
