@@ -180,7 +180,7 @@ async def drive(db, base: str, mail_sink, slug: str = SLUG) -> None:
         await one_click_unsubscribe(session, base, db, "olga@riga.example.org", slug=slug)
 
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"  # screenshots of the pages, kept current by the tests
+DOCS = Path(__file__).resolve().parent.parent / "docs"  # screenshots of the pages (SURVEYBOT_SCREENSHOTS=1)
 
 
 async def sign_in(page, base: str, token: str, *, lang: str | None = None) -> None:
