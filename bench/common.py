@@ -8,6 +8,7 @@ import socket
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,3 +56,27 @@ def machine() -> dict[str, Any]:
 def write_json(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+async def wait_until_healthy(
+    base: str, *, died: Callable[[], str | None] = lambda: None, timeout: float = 30.0, pause: float = 0.1
+) -> None:
+    """Return once ``base``/healthz answers 200; ``died()`` says why the server process is gone (None while it
+    runs). Raises RuntimeError with that reason, or when ``timeout`` seconds pass."""
+    import asyncio
+
+    import aiohttp
+
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
+        while time.monotonic() < deadline:
+            if (why := died()) is not None:
+                raise RuntimeError(why)
+            try:
+                async with session.get(f"{base}/healthz") as answer:
+                    if answer.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(pause)
+    raise RuntimeError(f"{base} did not answer /healthz within {timeout:.0f} s")

@@ -43,6 +43,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import wait_until_healthy
 from surveybot import tokens, waves
 from surveybot.clock import iso, utcnow
 from surveybot.db import open_db
@@ -231,16 +232,10 @@ def serve(folder: Path, port: int) -> subprocess.Popen:
 
 
 async def healthy(base: str) -> None:
-    async with aiohttp.ClientSession() as session:
-        for _ in range(300):
-            try:
-                async with session.get(f"{base}/healthz") as answer:
-                    if answer.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise SystemExit("serve did not start")
+    try:
+        await wait_until_healthy(base)
+    except RuntimeError as exc:
+        raise SystemExit(f"serve did not start: {exc}") from None
 
 
 class Responses:

@@ -46,7 +46,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import free_port, machine, memory_mb, percentile, progress, write_json
+from bench.common import free_port, machine, memory_mb, percentile, progress, wait_until_healthy, write_json
 from surveybot import plan, tokens, waves
 from surveybot.clock import iso, utcnow
 from surveybot.db import open_db, transaction
@@ -341,19 +341,15 @@ async def report_progress(db_path: Path, pid: int, hooks: Hooks, stop: asyncio.E
 
 
 async def wait_healthy(base: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise SystemExit(f"serve exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
-            try:
-                async with session.get(f"{base}/healthz") as answer:
-                    if answer.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise SystemExit(f"serve did not answer /healthz within {timeout:.0f} s")
+    def died() -> str | None:
+        if proc.poll() is None:
+            return None
+        return f"serve exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}"
+
+    try:
+        await wait_until_healthy(base, died=died, timeout=timeout)
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 async def drain(db_path: Path, timeout: float) -> float | None:

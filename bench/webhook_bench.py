@@ -57,6 +57,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import wait_until_healthy
 from surveybot import waves
 from surveybot.clock import utcnow
 from surveybot.db import open_db
@@ -170,19 +171,12 @@ def start(name: str, command: list[str], folder: Path, port: int, env: dict | No
 
 
 async def wait_healthy(server: Server, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
-        while time.monotonic() < deadline:
-            if server.proc.poll() is not None:
-                raise RuntimeError(f"{server.name} exited with {server.proc.returncode}:\n{server.tail()}")
-            try:
-                async with session.get(f"{server.base}/healthz") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-    raise RuntimeError(f"{server.name} did not answer /healthz within {timeout:.0f} s:\n{server.tail()}")
+    def died() -> str | None:
+        if server.proc.poll() is None:
+            return None
+        return f"{server.name} exited with {server.proc.returncode}:\n{server.tail()}"
+
+    await wait_until_healthy(server.base, died=died, timeout=timeout, pause=0.05)
 
 
 def stop(server: Server) -> None:

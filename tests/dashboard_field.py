@@ -5,8 +5,6 @@ opt-out through the one-click unsubscribe link. Plus signing in with Chromium as
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -16,12 +14,11 @@ import aiohttp
 
 from surveybot import tokens, waves
 from surveybot.clock import utcnow
-from surveybot.platforms import signed
-from surveybot.platforms.urls import webhook_signing_secret, webhook_url
+from surveybot.platforms.urls import webhook_url
 from surveybot.recipients import survey_token
 from surveybot.signing import service_secret
 from surveybot.suppressions import unsubscribe_token
-from tests.service import import_rows, wait_until
+from tests.service import import_rows, signed_delivery, wait_until
 
 XSS = "<script>alert(1)</script>"
 METROPOLIS = [
@@ -94,26 +91,9 @@ async def post_response(
     secret = service_secret(db, None)
     wave = waves.get_wave(db, slug)
     token = survey_token(secret, wave["id"], contact_ids(db)[email]) if email else "not-a-recipient-token"
-    body = json.dumps(
-        {
-            "type": kind,
-            "data": {
-                "response_id": response_id,
-                "token": token,
-                "progress": progress,
-                "answers": answers or {"Q1": "Twinning"},
-                "embedded": {},
-            },
-        }
-    ).encode()
-    stamp = int(time.time())
-    whsec = signed.whsec(webhook_signing_secret(secret, wave))
-    headers = {
-        "Content-Type": "application/json",
-        "webhook-id": f"msg_{response_id}",
-        "webhook-timestamp": str(stamp),
-        "webhook-signature": signed.sign(whsec, f"msg_{response_id}", stamp, body),
-    }
+    body, headers = signed_delivery(
+        secret, wave, token, response_id, kind=kind, progress=progress, answers=answers or {"Q1": "Twinning"}
+    )
     async with session.post(webhook_url(base, secret, wave), data=body, headers=headers) as answer:
         assert answer.status == 200, await answer.text()
         return await answer.json()

@@ -114,3 +114,39 @@ def upload_service_db(settings: Settings):
     revoked_id, made["revoked"] = tokens.create(db, "network", "Metropolis", now)
     tokens.revoke(db, revoked_id, now)
     return db, made
+
+
+def wave_create_args(slug: str = "w", title: str = "T", survey_id: str = "S") -> list[str]:
+    """``wave create`` arguments for a signed-webhook wave on the tests' usual survey (more options may follow)."""
+    return ["wave", "create", slug, "--title", title, "--platform", "signed", "--survey-id", survey_id,
+            "--survey-url", "https://survey.example.org/s"]  # fmt: skip
+
+
+def signed_delivery(
+    secret: str,
+    wave: dict,
+    token: str,
+    response_id: str,
+    *,
+    kind: str = "response.completed",
+    progress: int = 100,
+    answers: dict | None = None,
+    message_id: str | None = None,
+) -> tuple[bytes, dict[str, str]]:
+    """A response as the generic signed platform delivers it (Standard Webhooks): (body, headers), signed with the
+    wave's secret now. ``message_id`` (default ``msg_<response id>``) is what a platform keeps across retries."""
+    import json
+
+    from surveybot.platforms import signed
+    from surveybot.platforms.urls import webhook_signing_secret
+
+    data = {"response_id": response_id, "token": token, "progress": progress, "answers": answers or {"q1": "Twinning"}}
+    body = json.dumps({"type": kind, "data": {**data, "embedded": {}}}).encode()
+    stamp, message_id = int(time.time()), message_id or f"msg_{response_id}"
+    whsec = signed.whsec(webhook_signing_secret(secret, wave))
+    return body, {
+        "Content-Type": "application/json",
+        "webhook-id": message_id,
+        "webhook-timestamp": str(stamp),
+        "webhook-signature": signed.sign(whsec, message_id, stamp, body),
+    }

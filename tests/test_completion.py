@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import time
 from datetime import timedelta
 
 import aiohttp
@@ -11,12 +9,12 @@ import aiohttp
 from surveybot import plan, responses, waves
 from surveybot.clock import utcnow
 from surveybot.db import open_db
-from surveybot.platforms import ResponseEvent, signed
-from surveybot.platforms.urls import webhook_signing_secret, webhook_url
+from surveybot.platforms import ResponseEvent
+from surveybot.platforms.urls import webhook_url
 from surveybot.recipients import survey_token
 from surveybot.reports import wave_status
 from surveybot.signing import service_secret
-from tests.service import import_rows, running, settings_for, signed_wave, wait_until
+from tests.service import import_rows, running, settings_for, signed_delivery, signed_wave, wait_until
 
 COUNT_KEYS = (
     "responses",
@@ -54,28 +52,10 @@ async def test_two_officers_of_one_city_both_finish_and_both_are_done(tmp_path, 
     async with running(settings) as (_, base), aiohttp.ClientSession() as session:
         await wait_until(lambda: len(mail_sink.received) == 3, what="three invitations")
         wave = waves.get_wave(db, "city")
-        whsec = signed.whsec(webhook_signing_secret(secret, wave))
         ids = dict(db.execute("SELECT email, id FROM contacts").fetchall())
         for number, email in enumerate(("ana@bogota.example.org", "luis@bogota.example.org")):
-            body = json.dumps(
-                {
-                    "type": "response.completed",
-                    "data": {
-                        "response_id": f"resp-{number}",
-                        "token": survey_token(secret, wave["id"], ids[email]),
-                        "progress": 100,
-                        "answers": {"q1": "Twinning"},
-                        "embedded": {},
-                    },
-                }
-            ).encode()
-            stamp = int(time.time())
-            headers = {
-                "Content-Type": "application/json",
-                "webhook-id": f"msg_{number}",
-                "webhook-timestamp": str(stamp),
-                "webhook-signature": signed.sign(whsec, f"msg_{number}", stamp, body),
-            }
+            token = survey_token(secret, wave["id"], ids[email])
+            body, headers = signed_delivery(secret, wave, token, f"resp-{number}", message_id=f"msg_{number}")
             async with session.post(webhook_url(base, secret, wave), data=body, headers=headers) as answer:
                 assert answer.status == 200
                 assert (await answer.json())["status"] == ("complete", "duplicate")[number]

@@ -18,7 +18,7 @@ from surveybot.recipients import survey_token
 from surveybot.reports import wave_status
 from surveybot.signing import service_secret
 from tests import fake_platforms
-from tests.service import import_rows, running, settings_for, wait_until
+from tests.service import import_rows, qualtrics_wave, running, settings_for, wait_until
 
 pytestmark = pytest.mark.faults  # a fault test that lives beside its feature: -m faults runs it too
 
@@ -38,20 +38,7 @@ async def qualtrics_field(tmp_path, mail_sink):
     )
     import_rows(settings, [f"Ana Pérez,{ANA},Bogotá,Colombia,Latin America,es", f"Joe Bloggs,{JOE},Leeds,UK,Europe,en"])
     db = open_db(settings.db_path)
-    waves.create_wave(
-        db,
-        waves.WaveSpec(
-            slug="city",
-            title="City diplomacy 2026",
-            platform="qualtrics",
-            survey_id="SV_city",
-            survey_url="https://lab.qualtrics.com/jfe/form/SV_city",
-            reminders=(),
-            close_after=timedelta(minutes=10),
-        ),
-        utcnow(),
-    )
-    waves.launch(db, "city", utcnow())
+    qualtrics_wave(db)
     secret = service_secret(db, None)
     async with running(settings) as (app, base), aiohttp.ClientSession() as session:
         await wait_until(lambda: len(mail_sink.received) == 2, what="the invitations")

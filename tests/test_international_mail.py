@@ -21,7 +21,7 @@ from surveybot.mail.transports import PermanentFailure, open_transport
 from surveybot.reports import wave_status
 from surveybot.signing import service_secret
 from tests.mailsink import MailSink
-from tests.service import import_rows, running, settings_for, signed_wave, wait_until
+from tests.service import import_rows, running, settings_for, signed_wave, wait_until, wave_create_args
 
 CONTACTS = [
     "José Núñez,josé@example.org,Sevilla,Spain,Europe,es",
@@ -160,17 +160,7 @@ def test_too_long_names_and_titles_are_refused_at_input_with_their_limit(tmp_pat
     assert report["imported"] == 1 and report["errors"][0]["row"] == 2
     assert report["errors"][0]["field"] == "name" and "at most 200" in report["errors"][0]["message"]
     created = run_cli(
-        "wave",
-        "create",
-        "w",
-        "--title",
-        "T" * 201,
-        "--platform",
-        "signed",
-        "--survey-id",
-        "S",
-        "--survey-url",
-        "https://survey.example.org/s",
+        *wave_create_args("w", title="T" * 201),
     )
     assert created.returncode == 1 and "at most 200" in created.stderr
 

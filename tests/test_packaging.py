@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.service import wave_create_args
+
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ("pyproject.toml", "setup.py", "README.md", "surveybot", "templates")
 SHIPPED = (
@@ -139,17 +141,7 @@ def test_installed_wheel_reads_its_own_templates(installed):
 def test_installed_wheel_previews_and_test_sends_in_both_languages(installed):
     surveybot(
         installed,
-        "wave",
-        "create",
-        "w",
-        "--title",
-        "City diplomacy 2026",
-        "--platform",
-        "signed",
-        "--survey-id",
-        "SV_1",
-        "--survey-url",
-        "https://survey.example.org/s",
+        *wave_create_args(title="City diplomacy 2026", survey_id="SV_1"),
         "--survey-url-es",
         "https://survey.example.org/s-es",
     )

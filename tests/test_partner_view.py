@@ -15,7 +15,7 @@ from surveybot.db import open_db
 from surveybot.signing import service_secret
 from surveybot.suppressions import suppress
 from tests import dashboard_field as field
-from tests.service import import_rows, running, settings_for
+from tests.service import import_rows, running, settings_for, wave_create_args
 
 METROPOLIS_ONLY = (
     "ana@bogota.example.org",
@@ -217,21 +217,8 @@ async def test_a_networks_uploads_show_their_reports(service, browser):
 def test_share_status_on_create_and_wave_set_from_the_command_line(tmp_path, run_cli):
     settings = settings_for(tmp_path, f"maildir://{tmp_path / 'mail'}")
     field.import_networks(settings)
-    create = (
-        "wave",
-        "create",
-        "w2",
-        "--title",
-        "T",
-        "--platform",
-        "signed",
-        "--survey-id",
-        "S",
-        "--survey-url",
-        "https://survey.example.org/s",
-    )
-    run_cli(*create, "--share-status-with-networks", check=True)
-    run_cli(*create[:2], "w3", *create[3:], check=True)
+    run_cli(*wave_create_args("w2"), "--share-status-with-networks", check=True)
+    run_cli(*wave_create_args("w3"), check=True)
 
     def sharing() -> dict:
         db = open_db(settings.db_path)

@@ -15,7 +15,7 @@ import aiohttp
 
 from surveybot.db import open_db
 from surveybot.suppressions import unsubscribe_token
-from tests.service import import_rows, running, settings_for
+from tests.service import import_rows, running, settings_for, wave_create_args
 
 OLD_SECRET = "an-old-secret-kept-in-the-database-0123456789"
 CONFIGURED = "a-configured-secret-from-the-settings-987654"
@@ -39,20 +39,7 @@ def mode(path: Path) -> int:
 
 
 def create_wave(run_cli) -> None:
-    run_cli(
-        "wave",
-        "create",
-        "w",
-        "--title",
-        "City diplomacy",
-        "--platform",
-        "signed",
-        "--survey-id",
-        "SV_1",
-        "--survey-url",
-        "https://survey.example.org/s",
-        check=True,
-    )
+    run_cli(*wave_create_args(title="City diplomacy", survey_id="SV_1"), check=True)
 
 
 def webhook_url(run_cli, **extra_env: str) -> str:
@@ -114,17 +101,7 @@ def test_configured_secret_wins(run_cli, tmp_path):
 
 def test_configured_secret_only_creates_no_file(run_cli, tmp_path):
     run_cli(
-        "wave",
-        "create",
-        "w",
-        "--title",
-        "T",
-        "--platform",
-        "signed",
-        "--survey-id",
-        "SV_1",
-        "--survey-url",
-        "https://survey.example.org/s",
+        *wave_create_args("w", survey_id="SV_1"),
         extra_env={"SURVEYBOT_SECRET": CONFIGURED},
         check=True,
     )

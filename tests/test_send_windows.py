@@ -14,7 +14,7 @@ from surveybot.errors import InvalidInput
 from surveybot.mail.compose import Composer
 from surveybot.outbox import OUTSIDE_WINDOW
 from surveybot.windows import parse_days, parse_window
-from tests.service import settings_for
+from tests.service import settings_for, wave_create_args
 
 HEADER = "name,email,city,country,region,language,timezone\n"
 OFFICERS = [
@@ -139,33 +139,13 @@ def test_windows_days_and_zones_are_checked_with_clear_errors(tmp_path, run_cli)
     with pytest.raises(InvalidInput, match="days"):
         parse_days("weekdays")
     made = run_cli(
-        "wave",
-        "create",
-        "w",
-        "--title",
-        "T",
-        "--platform",
-        "signed",
-        "--survey-id",
-        "S",
-        "--survey-url",
-        "https://survey.example.org/s",
+        *wave_create_args("w"),
         "--timezone",
         "Mars/Olympus",
     )
     assert made.returncode == 1 and "Mars/Olympus" in made.stderr and "time zone" in made.stderr
     made = run_cli(
-        "wave",
-        "create",
-        "w",
-        "--title",
-        "T",
-        "--platform",
-        "signed",
-        "--survey-id",
-        "S",
-        "--survey-url",
-        "https://survey.example.org/s",
+        *wave_create_args("w"),
         extra_env={"TZ": "Asia/Kathmandu"},
         check=True,
     )

@@ -4,7 +4,6 @@ another process, and a /healthz that tells the truth."""
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 import sys
 import time
@@ -17,12 +16,11 @@ import pytest
 from surveybot import waves
 from surveybot.clock import utcnow
 from surveybot.db import open_db
-from surveybot.platforms import signed
-from surveybot.platforms.urls import webhook_signing_secret, webhook_url
+from surveybot.platforms.urls import webhook_url
 from surveybot.recipients import survey_token
 from surveybot.signing import service_secret
 from surveybot.suppressions import unsubscribe_token
-from tests.service import import_rows, running, settings_for, signed_wave, wait_until
+from tests.service import import_rows, running, settings_for, signed_delivery, signed_wave, wait_until
 
 pytestmark = pytest.mark.faults  # a fault test that lives beside its feature: -m faults runs it too
 
@@ -75,7 +73,6 @@ async def test_a_write_lock_held_by_another_process_for_32_s_loses_nothing(tmp_p
             # what was claimed before the lock may still go out; nothing more can be claimed until it is gone
             claimed = db.execute("SELECT count(*) FROM outbox WHERE state IN ('sent', 'sending')").fetchone()[0]
             wave = waves.get_wave(db, "w")
-            whsec = signed.whsec(webhook_signing_secret(secret, wave))
             ids = dict(db.execute("SELECT email, id FROM contacts").fetchall())
             answers: list[int] = []
 
@@ -84,26 +81,12 @@ async def test_a_write_lock_held_by_another_process_for_32_s_loses_nothing(tmp_p
             async def deliver(number: int) -> None:
                 """A platform's delivery: sent again after every 503 until it is taken."""
                 email = invited[number]
-                body = json.dumps(
-                    {
-                        "type": "response.completed",
-                        "data": {
-                            "response_id": f"resp-{number}",
-                            "token": survey_token(secret, wave["id"], ids[email]),
-                            "progress": 100,
-                            "answers": {"q1": "Twinning"},
-                            "embedded": {},
-                        },
-                    }
-                ).encode()
+                token = survey_token(secret, wave["id"], ids[email])
                 while True:
                     stamp = int(time.time())
-                    headers = {
-                        "Content-Type": "application/json",
-                        "webhook-id": f"msg_{number}_{stamp}",
-                        "webhook-timestamp": str(stamp),
-                        "webhook-signature": signed.sign(whsec, f"msg_{number}_{stamp}", stamp, body),
-                    }
+                    body, headers = signed_delivery(
+                        secret, wave, token, f"resp-{number}", message_id=f"msg_{number}_{stamp}"
+                    )
                     async with session.post(webhook_url(base, secret, wave), data=body, headers=headers) as answer:
                         answers.append(answer.status)
                         if answer.status == 200:

@@ -13,14 +13,13 @@ import aiohttp
 import pytest
 
 from surveybot import waves
-from surveybot.clock import utcnow
 from surveybot.db import open_db
 from surveybot.platforms.urls import webhook_url
 from surveybot.recipients import survey_token
 from surveybot.reports import wave_status
 from surveybot.signing import service_secret
 from tests import fake_platforms
-from tests.service import import_rows, running, settings_for, wait_until
+from tests.service import import_rows, qualtrics_wave, running, settings_for, wait_until
 
 CONTACTS = [
     "Ana Pérez,ana@bogota.example.org,Bogotá,Colombia,Latin America,es",
@@ -71,23 +70,9 @@ async def field(tmp_path, mail_sink):
     )
     import_rows(settings, CONTACTS)
     db = open_db(settings.db_path)
-    waves.create_wave(
-        db,
-        waves.WaveSpec(
-            slug="city",
-            title="City diplomacy 2026",
-            platform="qualtrics",
-            survey_id="SV_city",
-            survey_url="https://lab.qualtrics.com/jfe/form/SV_city",
-            reminders=(timedelta(seconds=4),),
-            close_after=timedelta(minutes=10),
-            interview_question="QID9",
-            interview_yes="1",
-            required=("QID1",),
-        ),
-        utcnow(),
+    qualtrics_wave(
+        db, reminders=(timedelta(seconds=4),), interview_question="QID9", interview_yes="1", required=("QID1",)
     )
-    waves.launch(db, "city", utcnow())
     secret = service_secret(db, None)
     async with running(settings) as (app, base), aiohttp.ClientSession() as session:
         await wait_until(lambda: len(mail_sink.received) == 4, what="the invitations")

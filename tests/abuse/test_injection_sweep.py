@@ -18,7 +18,7 @@ from typing import Any
 
 import aiohttp
 
-from surveybot import tokens, waves
+from surveybot import tokens
 from surveybot.clock import utcnow
 from surveybot.db import open_db
 from surveybot.interviews import queue
@@ -28,7 +28,7 @@ from surveybot.recipients import survey_token
 from surveybot.signing import service_secret
 from tests import interview_field
 from tests.mailsink import MailSink
-from tests.service import running, settings_for, wait_until
+from tests.service import running, settings_for, signed_wave, wait_until
 
 MARKUP = ['<script>alert("x")</script>', "<img src=x onerror=alert(1)>", '"><svg onload=alert(1)>']
 FORMULAS = ["=HYPERLINK(\"http://evil.example\",\"x\")", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)",
@@ -108,22 +108,9 @@ async def test_no_field_a_stranger_controls_breaks_out_of_a_page_a_header_or_a_c
                 assert_escaped(page, "upload report")
             assert db.execute("SELECT count(*) FROM contacts").fetchone()[0] >= 2, page
 
-            wave = waves.create_wave(
-                db,
-                waves.WaveSpec(
-                    slug="w",
-                    title="City diplomacy 2026",
-                    platform="signed",
-                    survey_id="S1",
-                    survey_url="https://survey.example.org/s1",
-                    reminders=(),
-                    close_after=timedelta(hours=1),
-                    interview_question="Q9",
-                    interview_yes="1",
-                ),
-                utcnow(),
+            wave = signed_wave(
+                db, reminders=(), close_after=timedelta(hours=1), interview_question="Q9", interview_yes="1"
             )
-            waves.launch(db, "w", utcnow())
             contacts = db.execute("SELECT id, email FROM contacts").fetchall()
             await wait_until(lambda: len(sink.received) == len(contacts), timeout=20, what="the invitations")
             for received in sink.received:  # a CR/LF in a name never becomes a header of its own

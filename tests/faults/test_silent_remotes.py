@@ -17,7 +17,6 @@ import pytest
 from sqlite_utils import Database
 
 from surveybot import waves
-from surveybot.clock import utcnow
 from surveybot.config import Settings
 from surveybot.db import open_db
 from surveybot.platforms.urls import webhook_url
@@ -25,7 +24,7 @@ from surveybot.recipients import survey_token
 from surveybot.signing import service_secret
 from tests import fake_platforms
 from tests.mailsink import Handler, MailSink, free_port
-from tests.service import import_rows, running, settings_for, signed_wave, wait_until
+from tests.service import import_rows, qualtrics_wave, running, settings_for, signed_wave, wait_until
 
 COUNT = 12
 
@@ -131,20 +130,7 @@ async def qualtrics(
     )
     import_rows(settings, [f"Officer {n},officer{n}@city{n}.example.org,City {n},Chile,LatAm,es" for n in range(3)])
     db = open_db(settings.db_path)
-    waves.create_wave(
-        db,
-        waves.WaveSpec(
-            slug="city",
-            title="City diplomacy 2026",
-            platform="qualtrics",
-            survey_id="SV_city",
-            survey_url="https://lab.qualtrics.com/jfe/form/SV_city",
-            reminders=(),
-            close_after=timedelta(minutes=10),
-        ),
-        utcnow(),
-    )
-    waves.launch(db, "city", utcnow())
+    qualtrics_wave(db)
     try:
         yield fake, settings, db
     finally:

@@ -7,11 +7,9 @@ import asyncio
 from collections import Counter
 from datetime import timedelta
 
-from surveybot import waves
-from surveybot.clock import utcnow
 from surveybot.db import open_db
 from tests.mailsink import Handler, MailSink
-from tests.service import import_rows, running, settings_for, wait_until
+from tests.service import import_rows, running, settings_for, signed_wave, wait_until
 
 
 class DroppingHandler(Handler):
@@ -34,20 +32,7 @@ def wave_of(settings, count: int):
         settings, [f"Officer {n},officer{n}@city{n}.example.org,City {n},Chile,Latin America,es" for n in range(count)]
     )
     db = open_db(settings.db_path)
-    waves.create_wave(
-        db,
-        waves.WaveSpec(
-            slug="w",
-            title="City diplomacy 2026",
-            platform="signed",
-            survey_id="S1",
-            survey_url="https://survey.example.org/s1",
-            reminders=(),
-            close_after=timedelta(hours=1),
-        ),
-        utcnow(),
-    )
-    waves.launch(db, "w", utcnow())
+    signed_wave(db, reminders=(), close_after=timedelta(hours=1))
     return db
 
 
