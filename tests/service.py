@@ -150,3 +150,17 @@ def signed_delivery(
         "webhook-timestamp": str(stamp),
         "webhook-signature": signed.sign(whsec, message_id, stamp, body),
     }
+
+
+def qualtrics_notification(
+    response_id: str, *, topic: str = "citylab.surveyengine.completedResponse.SV_city", survey_id: str = "SV_city"
+) -> dict[str, str]:
+    """The form Qualtrics posts for an event subscription (application/x-www-form-urlencoded)."""
+    return {
+        "Topic": topic,
+        "Status": "Complete",
+        "SurveyID": survey_id,
+        "ResponseID": response_id,
+        "CompletedDate": "2026-11-25 09:20:01",
+        "BrandID": "citylab",
+    }

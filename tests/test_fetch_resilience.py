@@ -18,7 +18,7 @@ from surveybot.recipients import survey_token
 from surveybot.reports import wave_status
 from surveybot.signing import service_secret
 from tests import fake_platforms
-from tests.service import import_rows, qualtrics_wave, running, settings_for, wait_until
+from tests.service import import_rows, qualtrics_notification, qualtrics_wave, running, settings_for, wait_until
 
 pytestmark = pytest.mark.faults  # a fault test that lives beside its feature: -m faults runs it too
 
@@ -48,15 +48,9 @@ async def qualtrics_field(tmp_path, mail_sink):
         }
 
         async def notify(response_id: str) -> int:
-            form = {
-                "Topic": "citylab.surveyengine.completedResponse.SV_city",
-                "Status": "Complete",
-                "SurveyID": "SV_city",
-                "ResponseID": response_id,
-                "CompletedDate": "2026-11-25 09:20:01",
-                "BrandID": "citylab",
-            }
-            async with session.post(webhook_url(base, secret, wave), data=form) as answer:
+            async with session.post(
+                webhook_url(base, secret, wave), data=qualtrics_notification(response_id)
+            ) as answer:
                 return answer.status
 
         yield {

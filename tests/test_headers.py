@@ -12,8 +12,6 @@ from email.header import decode_header, make_header
 
 import pytest
 
-from surveybot import waves
-from surveybot.clock import utcnow
 from surveybot.db import open_db
 from surveybot.mail.message import build_message, one_line
 from surveybot.mail.render import Rendered
@@ -168,20 +166,7 @@ async def test_a_name_or_title_that_looks_encoded_reaches_people_as_written(tmp_
     title = "Survey =?utf-8?q?You_have_won?="
     import_rows(settings, [f"{name},joe@leeds.example.org,Leeds,UK,Europe,en"])
     db = open_db(settings.db_path)
-    waves.create_wave(
-        db,
-        waves.WaveSpec(
-            slug="w",
-            title=title,
-            platform="signed",
-            survey_id="S1",
-            survey_url="https://survey.example.org/s1",
-            reminders=(),
-            close_after=timedelta(hours=1),
-        ),
-        utcnow(),
-    )
-    waves.launch(db, "w", utcnow())
+    signed_wave(db, title=title, reminders=(), close_after=timedelta(hours=1))
     async with running(settings):
         await wait_until(lambda: len(mail_sink.received) == 1, what="the invitation")
     [received] = mail_sink.received

@@ -120,19 +120,7 @@ async def test_long_names_and_titles_fold_within_the_line_limits(tmp_path, mail_
         ],
     )
     db = open_db(settings.db_path)
-    waves.create_wave(
-        db,
-        waves.WaveSpec(
-            slug="w",
-            title=title,
-            platform="signed",
-            survey_id="S1",
-            survey_url="https://survey.example.org/s1",
-            reminders=(),
-        ),
-        utcnow(),
-    )
-    waves.launch(db, "w", utcnow())
+    signed_wave(db, title=title, reminders=())
     async with running(settings):
         await wait_until(lambda: len(mail_sink.received) == 3, what="three invitations")
     assert {state for state, _ in outbox_states(db).values()} == {"sent"}

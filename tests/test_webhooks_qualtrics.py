@@ -19,7 +19,7 @@ from surveybot.recipients import survey_token
 from surveybot.reports import wave_status
 from surveybot.signing import service_secret
 from tests import fake_platforms
-from tests.service import import_rows, qualtrics_wave, running, settings_for, wait_until
+from tests.service import import_rows, qualtrics_notification, qualtrics_wave, running, settings_for, wait_until
 
 CONTACTS = [
     "Ana Pérez,ana@bogota.example.org,Bogotá,Colombia,Latin America,es",
@@ -41,15 +41,7 @@ class Field:
     session: aiohttp.ClientSession
 
     async def notify(self, response_id: str, topic: str = "surveyengine.completedResponse.SV_city", **extra):
-        form = {
-            "Topic": topic,
-            "Status": "Complete",
-            "SurveyID": "SV_city",
-            "ResponseID": response_id,
-            "CompletedDate": "2026-11-25 09:20:01",
-            "BrandID": "citylab",
-            **extra,
-        }
+        form = {**qualtrics_notification(response_id, topic=topic), **extra}
         async with self.session.post(self.url, data=form) as response:
             return response.status, await response.json()
 

@@ -24,7 +24,15 @@ from surveybot.recipients import survey_token
 from surveybot.signing import service_secret
 from tests import fake_platforms
 from tests.mailsink import Handler, MailSink, free_port
-from tests.service import import_rows, qualtrics_wave, running, settings_for, signed_wave, wait_until
+from tests.service import (
+    import_rows,
+    qualtrics_notification,
+    qualtrics_wave,
+    running,
+    settings_for,
+    signed_wave,
+    wait_until,
+)
 
 COUNT = 12
 
@@ -152,15 +160,9 @@ async def test_a_platform_api_that_errs_limits_or_never_answers_loses_no_complet
     async with running(settings) as (_, base), aiohttp.ClientSession() as session:
         await wait_until(lambda: len(mail_sink.received) == 3, what="the invitations")
         for response_id in scripted:
-            form = {
-                "Topic": "citylab.surveyengine.completedResponse.SV_city",
-                "Status": "Complete",
-                "SurveyID": "SV_city",
-                "ResponseID": response_id,
-                "CompletedDate": "2026-11-25 09:20:01",
-                "BrandID": "citylab",
-            }
-            async with session.post(webhook_url(base, secret, wave), data=form) as answer:
+            async with session.post(
+                webhook_url(base, secret, wave), data=qualtrics_notification(response_id)
+            ) as answer:
                 assert answer.status == 200
         await wait_until(
             lambda: db.execute("SELECT count(*) FROM responses").fetchone()[0] == 3, timeout=20, what="every complete"
