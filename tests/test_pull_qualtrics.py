@@ -211,6 +211,12 @@ async def test_wave_sync_pulls_now_whatever_the_intake_and_says_what_came(field,
     )
     assert refused.returncode == 1
     assert "Error: pulling city's responses failed: Qualtrics refused the API token (401)" in refused.stderr
+    shown = await asyncio.to_thread(run_cli, "wave", "status", "city")
+    assert "Responses: by webhook; pulled once a day as a safety net" in shown.stdout
+    assert (
+        "The last pull: the platform refused the credentials (asked again hourly): Qualtrics refused the API token"
+        in shown.stdout
+    )
 
 
 async def test_an_interrupted_pull_repeats_from_its_last_stored_batch_and_never_skips(field):
@@ -292,6 +298,7 @@ def test_wave_set_intake_switches_and_refuses_what_the_platform_cannot_do(field,
     )
     shown = json.loads(run_cli("wave", "status", "city", "--json").stdout)
     assert (shown["intake"], shown["pull"]) == ("poll", None)
+    assert "Responses: pulled every 5m by 'surveybot serve'\n" in run_cli("wave", "status", "city").stdout
     back = run_cli("wave", "set", "city", "--intake", "webhook")
     assert "responses are taken from webhooks (and pulled once a day in case one never came)" in back.stdout
     refused = run_cli("wave", "set", "tf", "--intake", "poll")

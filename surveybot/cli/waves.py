@@ -678,6 +678,20 @@ def status(obj: Context, slug: str, as_json: bool) -> None:
         click.echo("Queued messages go out (each recipient's send window, UTC):")
         for slot in report["release_times"][:12]:
             click.echo(f"  {slot['at'].replace('T', ' ')}  {slot['messages']:>6}")
+    pulled = report["pull"]
+    if report["intake"] == "poll":
+        every = format_duration(timedelta(seconds=obj.settings.poll_every))
+        last = (
+            f"; last pull {pulled['last_done_at'][:16].replace('T', ' ')} UTC"
+            if pulled and pulled["last_done_at"]
+            else ""
+        )
+        click.echo(f"Responses: pulled every {every} by 'surveybot serve'{last}")
+    else:
+        click.echo("Responses: by webhook" + ("; pulled once a day as a safety net" if pulled else ""))
+    if pulled and pulled["last_error"]:
+        why = "the platform refused the credentials (asked again hourly)" if pulled["refused"] else "it failed"
+        click.echo(f"The last pull: {why}: {shown(pulled['last_error'])}")
     if report["intake_failed"]:
         click.echo(
             f"Responses that could not be fetched: {report['intake_failed']} "
