@@ -111,6 +111,12 @@ async def test_launch_enrols_everyone_with_their_own_token_before_a_link_goes_ou
     assert "Responses are pulled every 5m by 'surveybot serve' until 3d after the close." in created.stdout
     wave = waves.get_wave(field.db, "city")
     assert (wave["intake"], wave["in_progress_timeout"]) == ("poll", 3 * 86400)
+    shown = json.loads((await field.cli(run_cli, "wave", "status", "city", "--json")).stdout)
+    assert (shown["intake"], shown["webhook_url"]) == ("poll", ""), "no webhook URL that could not work"
+    assert (
+        "Webhook URL: none (limesurvey sends no webhooks; its responses are pulled)"
+        in (await field.cli(run_cli, "wave", "status", "city")).stdout
+    )
     field.fake.surveys[SURVEY].participants.append(  # enrolled by hand earlier: not added twice
         {"tid": "1", "token": field.token(PAT), "firstname": "Pat", "lastname": "Doe", "email": PAT, "language": ""}
     )

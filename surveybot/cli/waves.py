@@ -701,7 +701,11 @@ def status(obj: Context, slug: str, as_json: bool) -> None:
             click.echo(f"  {failure['response_id']}: {shown(failure['error'])}")
     if report["skipped_outside_window"]:
         click.echo(f"Not sent, the recipient's window opening only after the close: {report['skipped_outside_window']}")
-    click.echo(f"Webhook URL: {report['webhook_url']}")
+    click.echo(
+        f"Webhook URL: {report['webhook_url']}"
+        if report["webhook_url"]
+        else f"Webhook URL: none ({wave_row['platform']} sends no webhooks; its responses are pulled)"
+    )
     if "webhook_signing_secret" in report:
         click.echo(f"Webhook signing secret: {report['webhook_signing_secret']}")
 

@@ -11,7 +11,7 @@ from surveybot.mailbox import store as returned_mail
 from surveybot.platforms.signed import whsec
 from surveybot.platforms.urls import webhook_signing_secret, webhook_url, webhook_urls
 from surveybot.reports.live import funnel
-from surveybot.waves import next_step
+from surveybot.waves import WEBHOOKLESS, next_step
 
 
 def wave_status(db: Database, wave: dict[str, Any], secret: str, base_url: str) -> dict[str, Any]:
@@ -44,7 +44,8 @@ def wave_status(db: Database, wave: dict[str, Any], secret: str, base_url: str) 
         "partial_discarded": answered["partial_discarded"],
         "interview_queue": answered["interview_queue"],
         "next_step": next_step(db, wave),
-        "webhook_url": webhook_url(base_url, secret, wave),
+        # none for a platform that sends no webhooks (LimeSurvey: its responses are pulled)
+        "webhook_url": "" if wave["platform"] in WEBHOOKLESS else webhook_url(base_url, secret, wave),
         # SurveyMonkey: the URL to register for each event type (one type per webhook); {} for the others
         "webhook_urls": webhook_urls(base_url, secret, wave),
         **_signing(secret, wave),
