@@ -16,6 +16,7 @@ refuses the credentials is said once, in one line and in the wave's status, and 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 from collections import Counter
@@ -207,7 +208,17 @@ async def pull_wave(
     try:
         if wave["platform"] == "limesurvey" and _unenrolled(db, wave["id"]) > 0:
             await _enrol(db, settings, session, wave, result)
-        async for events, next_cursor in puller(session, settings, wave, cursor):
+        batches = puller(session, settings, wave, cursor)
+        while True:
+            try:
+                events, next_cursor = await anext(batches)
+            except StopAsyncIteration:
+                break
+            except (ApiError, asyncio.CancelledError):
+                raise
+            except Exception as exc:  # whatever else reading the platform's answer raised: this wave, this time
+                log.exception("wave %s: the platform's answer could not be read", wave["slug"])
+                raise ApiError(f"the platform's answer could not be read ({type(exc).__name__}: {exc})", True) from exc
             recorded = await retry_busy(
                 partial(_record, db, wave, events, next_cursor, clock()),
                 what="recording responses",

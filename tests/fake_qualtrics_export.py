@@ -49,6 +49,7 @@ class QualtricsExports:
     platform: fake_platforms.FakePlatform
     checks: int = 2  # progress checks that answer inProgress before complete
     fail_next: int = 0  # exports to end with status failed
+    damage_next: int = 0  # export files to serve damaged (a byte flipped inside the compressed response)
     labels: dict[str, dict[str, Any]] = field(default_factory=dict)  # response id → labels
     jobs: dict[str, Job] = field(default_factory=dict)
     files: dict[str, bytes] = field(default_factory=dict)
@@ -135,6 +136,11 @@ class QualtricsExports:
         if not job.file_id:
             job.file_id = secrets.token_hex(8) + "-def"
             self.files[job.file_id] = _file(job)
+            if self.damage_next > 0:
+                self.damage_next -= 1
+                data = bytearray(self.files[job.file_id])
+                data[len(data) // 3] ^= 0xFF  # inside the deflated member: the zip's directory still reads
+                self.files[job.file_id] = bytes(data)
         result: dict[str, Any] = {"fileId": job.file_id, "percentComplete": 100.0, "status": "complete"}
         if job.continuation:
             token = secrets.token_urlsafe(24)

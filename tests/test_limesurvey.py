@@ -294,3 +294,19 @@ def test_a_limesurvey_link_carries_a_token_limesurvey_keeps_and_the_language(fie
     assert len(held) <= 35 and held.isalnum()
     # the token a response carries back finds its recipient
     assert recipients.by_token(field.db, recipients.from_limesurvey_token(held))["contact_id"] == cid
+
+
+async def test_an_unfinished_response_is_not_forgotten_while_limesurvey_answers_no_data(field):
+    fake = field.fake
+    for n in range(3):
+        fake.respond(SURVEY, field.tokens["ana@bogota.example.org"], {"Q1": f"draft {n}"}, submitted=n != 1)
+    events, cursor = await field.pull(None)
+    assert json.loads(cursor) == {"after": 3, "open": [2]}
+    fake.surveys[SURVEY].active = "N"  # for a while LimeSurvey answers "No Data"
+    events, cursor = await field.pull(cursor)
+    assert events == [] and json.loads(cursor) == {"after": 3, "open": [2]}, "response 2 is still asked for"
+    fake.surveys[SURVEY].active = "Y"
+    fake.submit(SURVEY, 2, {"Q1": "Twinning"})
+    events, cursor = await field.pull(cursor)
+    assert [(e.response_id, e.finished) for e in events] == [("2", True)]
+    assert json.loads(cursor) == {"after": 3, "open": []}

@@ -333,3 +333,19 @@ async def test_pulls_go_on_after_the_close_until_the_in_progress_timeout_and_dai
     waves.close(field.db, "poll", now)
     assert due(now + timedelta(days=1, hours=23)) == {"poll"}, "closed, but within its in-progress timeout"
     assert due(now + timedelta(days=2, seconds=1)) == {"hook"}, "past it: no response can still be recorded"
+
+
+async def test_a_damaged_export_file_fails_that_pull_only_and_the_next_one_reads_it(field, caplog):
+    qualtrics_wave(field.db, intake="poll", launch=False)
+    wave = waves.launch(field.db, "city", utcnow())
+    for n in range(300):
+        field.fake.add_qualtrics(f"R_{n:04d}", finished=True, token=None, answers={"QID1": "Twinning " * 20})
+    field.exports.damage_next = 1
+    async with aiohttp.ClientSession() as http:
+        first = await pull.pull_wave(field.db, field.settings, http, wave)
+        assert "the Qualtrics export file is damaged" in first.error and not first.refused
+        state = pull.state(field.db, wave["id"])
+        assert state["cursor"] is None and parse_stored(state["next_at"]) > utcnow(), "tried again, not in a loop"
+        second = await pull.pull_wave(field.db, field.settings, http, wave)
+    assert second.error == "" and sum(second.outcomes.values()) == 300
+    assert field.count("SELECT count(DISTINCT response_id) FROM responses") == 300

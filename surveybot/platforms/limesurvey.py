@@ -337,12 +337,13 @@ def event_from(row: dict[str, Any]) -> ResponseEvent | None:
     )
 
 
-async def _export(rpc: _Rpc, survey_id: int, first: int, last: int | None) -> list[ResponseEvent]:
-    """The responses with ids from ``first`` to ``last`` (None: the newest), complete or not."""
+async def _export(rpc: _Rpc, survey_id: int, first: int, last: int | None) -> list[ResponseEvent] | None:
+    """The responses with ids from ``first`` to ``last`` (None: the newest), complete or not; None when LimeSurvey
+    answered "No Data" (no response yet, or the survey's responses not readable now: not activated)."""
     result = await rpc.call("export_responses", survey_id, "json", None, "all", "code", "short", first, last)
     if (status := status_of(result)) is not None:
-        if status.lower().startswith("no data"):  # no response yet, or the survey not activated yet
-            return []
+        if status.lower().startswith("no data"):
+            return None
         raise ApiError(_refusal(status, str(survey_id), "export the responses"), temporary=False)
     if not isinstance(result, str):
         raise ApiError("LimeSurvey's export_responses answered without a document", temporary=False)
@@ -365,11 +366,14 @@ async def pull(
     survey_id = survey_number(wave["survey_id"])
     events: list[ResponseEvent] = []
     async with remote(session, settings) as rpc:
-        asked = set(still_open)
+        asked, unanswered = set(still_open), set[int]()
         for first, last in _runs(still_open):
-            events += [e for e in await _export(rpc, survey_id, first, last) if int(e.response_id) in asked]
+            found = await _export(rpc, survey_id, first, last)
+            if found is None:  # "No Data": those ids are asked for again next time, not forgotten
+                unanswered.update(i for i in still_open if first <= i <= last)
+            events += [e for e in found or [] if int(e.response_id) in asked]
         seen = {e.response_id for e in events}
-        fresh = [e for e in await _export(rpc, survey_id, after + 1, None) if e.response_id not in seen]
+        fresh = [e for e in await _export(rpc, survey_id, after + 1, None) or [] if e.response_id not in seen]
         events += sorted(fresh, key=lambda e: int(e.response_id))  # ``after`` moves past ids handed back only
     # The cursor after each batch: ids not yet handed back stay as they were.
     pending_open = set(still_open)
@@ -383,7 +387,8 @@ async def pull(
                 unfinished.add(number)
             after = max(after, number)
         if start + EVENT_BATCH >= len(events):
-            pending_open.clear()  # an unfinished id LimeSurvey no longer has is not asked for again
+            # an unfinished id LimeSurvey answered rows without (deleted) is not asked for again
+            pending_open &= unanswered
         yield batch, json.dumps({"after": after, "open": sorted(pending_open | unfinished)})
 
 

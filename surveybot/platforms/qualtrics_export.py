@@ -25,6 +25,7 @@ import json
 import logging
 import tempfile
 import zipfile
+import zlib
 from collections.abc import AsyncIterator, Iterator
 from typing import IO, TYPE_CHECKING, Any
 
@@ -144,6 +145,15 @@ def _lines(spool: IO[bytes]) -> Iterator[str]:
 
 
 def _events(spool: IO[bytes]) -> Iterator[ResponseEvent]:
+    try:
+        yield from _read(spool)
+    except (zipfile.BadZipFile, zlib.error, EOFError, UnicodeDecodeError) as exc:  # a download damaged on its way
+        raise ApiError(
+            f"the Qualtrics export file is damaged ({type(exc).__name__}); the next pull reads it again", True
+        ) from None
+
+
+def _read(spool: IO[bytes]) -> Iterator[ResponseEvent]:
     for number, line in enumerate(_lines(spool), start=1):
         if not line.strip():
             continue
