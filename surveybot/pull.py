@@ -246,13 +246,15 @@ async def _enrol(
 ) -> None:
     """Make the wave's newer recipients LimeSurvey participants (their links work only then); enrolling adds only
     those missing. People LimeSurvey refuses are said, not asked for again at every pull; a failure to reach it
-    is said and tried at the next pull. Either way the pull goes on."""
+    is said and tried at the next pull, and the pull goes on — unless LimeSurvey refused the login itself."""
     count = len(recipients.with_contacts(db, wave["id"]))
     try:
         await limesurvey.enrol(session, settings, db, wave)
     except limesurvey.EnrolIncomplete as exc:
         result.error = str(exc)
     except ApiError as exc:
+        if exc.refused:  # the pull would be refused too: said once, tried again hourly
+            raise
         result.error = str(exc)
         return
     await retry_busy(lambda: note_enrolled(db, wave["id"], count), what="noting participants")

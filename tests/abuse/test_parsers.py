@@ -50,6 +50,7 @@ def test_any_csv_text_is_imported_or_refused_whole_and_every_row_is_counted(rows
             report = import_contacts(db, path, "Metropolis")
         except (FileRefused, InvalidInput) as refused:
             assert str(refused)
+            assert db.execute("SELECT count(*) FROM contacts").fetchone()[0] == 0, "refused whole: nothing written"
             return
         finally:
             db.close()
@@ -66,7 +67,7 @@ def test_any_bytes_are_imported_or_refused_whole(data):
             report = import_contacts(db, path, "Metropolis")
             assert report.rows == report.imported + report.updated + report.duplicates + report.rejected
         except (FileRefused, InvalidInput):
-            pass
+            assert db.execute("SELECT count(*) FROM contacts").fetchone()[0] == 0, "refused whole: nothing written"
         finally:
             db.close()
 

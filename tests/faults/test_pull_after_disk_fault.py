@@ -27,6 +27,13 @@ async def test_wave_sync_fetches_what_a_refused_webhook_named(tmp_path, run_cli,
     env = {"QUALTRICS_BASE_URL": fake.url, "QUALTRICS_API_TOKEN": fake_platforms.QUALTRICS_TOKEN}
     settings = settings_for(tmp_path, mail_sink.url, **env)
     import_rows(settings, [f"Ana Pérez,{ANA},Bogotá,Colombia,LatAm,es", f"Joe Bloggs,{JOE},Leeds,UK,Europe,en"])
+    try:
+        await _refused_then_synced(settings, env, run_cli, mail_sink, fake)
+    finally:
+        await runner.cleanup()
+
+
+async def _refused_then_synced(settings, env, run_cli, mail_sink, fake) -> None:
     async with running(settings) as (app, base), aiohttp.ClientSession() as http:
         db = app[DB]
         wave = qualtrics_wave(db)
@@ -56,4 +63,3 @@ async def test_wave_sync_fetches_what_a_refused_webhook_named(tmp_path, run_cli,
         done = {email for (email,) in db.execute(finished + " IS NOT NULL")}
         assert done == {ANA, JOE}
         assert waves.get_wave(db, "city")["intake"] == "webhook"
-    await runner.cleanup()

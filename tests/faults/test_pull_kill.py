@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
 from surveybot.db import open_db
 from tests import fake_platforms
@@ -88,7 +87,9 @@ def test_a_pull_killed_half_way_resumes_and_records_every_response_once(tmp_path
         second = serve(tmp_path, fake.url, free_port())
         try:
             wait_for(lambda: recorded() == RESPONSES, 60, "every response after the restart")
-            time.sleep(1.5)  # another pull: nothing new, nothing twice
+            wait_for(lambda: len(exports.bodies) >= 3, 30, "another pull: nothing new, nothing twice")
+            wait_for(lambda: len(exports.jobs) == len(exports.bodies) and all(j.file_id for j in exports.jobs.values()),
+                     30, "that pull's export read")  # fmt: skip
         finally:
             second.terminate()
             second.wait(20)

@@ -1,7 +1,7 @@
 """Remote ends that accept a connection and then say nothing: a mail relay that never greets, one that stops
 answering in the middle of DATA, a platform API that never answers a fetch. ``SURVEYBOT_NETWORK_TIMEOUT``
 bounds every wait; the work is tried again and all of it gets through once the other end works, nothing
-twice beyond the messages a relay took without ever confirming (each sent again with its own Message-ID)."""
+twice beyond the messages a relay took without ever confirming (each sent again with the same Message-ID)."""
 
 from __future__ import annotations
 
