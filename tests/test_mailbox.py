@@ -584,13 +584,25 @@ async def test_maildir_folder_bounces_replies_and_an_unreadable_message_set_asid
 async def test_an_unreachable_mailbox_is_tried_again_and_the_wrong_password_is_named(
     tmp_path: Path, imap: dovecot.Dovecot, user: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    wrong = imap.url(user).replace(dovecot.PASSWORD, "wrong")
+    wrong = imap.url(user).replace(dovecot.PASSWORD, "pw-Zq81x-wrong")
     settings, db = field_setup(tmp_path, wrong, SURVEYBOT_REPLY_MAILBOX=f"maildir://{maildir(tmp_path / 'replies')}")
     drop(tmp_path / "replies", "1.a", written(JOE, "Re: Invitation", "Yes."))
 
-    assert await reader(settings, db).read_once() == {"reply": 1}  # the other mailbox is still read
-    assert "cannot read the bounce mailbox" in caplog.text and "wrong" not in caplog.text
+    once = reader(settings, db)
+    assert await once.read_once() == {"reply": 1}  # the other mailbox is still read
+    assert "cannot read the bounce mailbox" in caplog.text and "pw-Zq81x" not in caplog.text
     assert "AUTHENTICATIONFAILED" in caplog.text or "Authentication failed" in caplog.text
+    # the password put right, the bounce mailbox is read (nothing in it): the failure was the password's alone
+    fixed = settings_for(
+        tmp_path,
+        f"maildir://{tmp_path / 'sent'}",
+        SURVEYBOT_SECRET=SECRET,
+        SURVEYBOT_BOUNCE_ADDRESS=BOUNCES,
+        SURVEYBOT_BOUNCE_MAILBOX=imap.url(user),
+    )
+    caplog.clear()
+    assert await reader(fixed, db).read_once() == {}
+    assert "cannot read" not in caplog.text
 
 
 @asynccontextmanager
