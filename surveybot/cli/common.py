@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from typing import Any, TypeVar
@@ -67,6 +67,21 @@ class Context:
 
 pass_context = click.make_pass_decorator(Context)
 _Command = TypeVar("_Command", bound=Callable[..., Any])
+_T = TypeVar("_T")
+
+
+def platform_call(settings: Settings, work: Callable[[Any], Awaitable[_T]]) -> _T:
+    """Run ``work(session)`` against a survey platform's API with one HTTP session whose every request is bounded
+    by ``SURVEYBOT_NETWORK_TIMEOUT``; the commands that talk to a platform share it."""
+    import asyncio
+
+    import aiohttp
+
+    async def run() -> _T:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.network_timeout)) as session:
+            return await work(session)
+
+    return asyncio.run(run())
 
 
 def json_option(command: _Command) -> _Command:

@@ -13,7 +13,7 @@ import click
 
 from surveybot import waves
 from surveybot.addresses import InvalidAddress, normalise_email
-from surveybot.cli.common import Context, json_option, pass_context, print_json, shown
+from surveybot.cli.common import Context, json_option, pass_context, platform_call, print_json, shown
 from surveybot.clock import format_duration, iso, parse_duration, parse_moment, parse_stored, utcnow
 from surveybot.contacts.store import contact_by_email
 from surveybot.errors import InvalidInput, NotFound
@@ -226,15 +226,9 @@ def create(
 
 def _check_limesurvey(obj: Context, survey_id: str) -> None:
     """Refuse a LimeSurvey survey whose personal links could not work, saying why and what to change."""
-    import aiohttp
-
     from surveybot.platforms import limesurvey
 
-    async def check() -> list[str]:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=obj.settings.network_timeout)) as session:
-            return await limesurvey.check_survey(session, obj.settings, survey_id)
-
-    problems = asyncio.run(check())
+    problems = platform_call(obj.settings, lambda session: limesurvey.check_survey(session, obj.settings, survey_id))
     if problems:
         raise InvalidInput("; ".join(problems), field="survey_id")
 
@@ -421,19 +415,14 @@ def launch(obj: Context, slug: str, yes: bool, skip_overlap: bool, as_json: bool
 def _enrol(obj: Context, wave_row: dict[str, Any], quiet: bool) -> int:
     """Make everyone the launch invites a participant of the LimeSurvey survey, with their own token, before a
     link goes out; the launch is refused (the wave stays a draft) if LimeSurvey refuses any of them."""
-    import aiohttp
-
     from surveybot import recipients
     from surveybot.platforms import ApiError, limesurvey
 
     contacts = recipients.audience_contacts(obj.db, wave_row)
-
-    async def enrol() -> int:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=obj.settings.network_timeout)) as session:
-            return await limesurvey.enrol(session, obj.settings, obj.db, wave_row, contacts)
-
     try:
-        added = asyncio.run(enrol())
+        added = platform_call(
+            obj.settings, lambda session: limesurvey.enrol(session, obj.settings, obj.db, wave_row, contacts)
+        )
     except ApiError as exc:
         raise InvalidInput(f"not launched: {exc}", field="slug") from None
     if not quiet:
@@ -484,14 +473,13 @@ def _qualtrics_call(obj: Context, slug: str, action: str) -> tuple[dict[str, Any
         )
     url = webhook_url(obj.settings.base_url, service_secret(obj.db, obj.settings.secret), wave_row)
 
-    async def call() -> list[str]:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-            if action == "subscribe":
-                return await qualtrics.subscribe(session, obj.settings, wave_row["survey_id"], url)
-            return await qualtrics.unsubscribe(session, obj.settings, url)
+    async def call(session: aiohttp.ClientSession) -> list[str]:
+        if action == "subscribe":
+            return await qualtrics.subscribe(session, obj.settings, wave_row["survey_id"], url)
+        return await qualtrics.unsubscribe(session, obj.settings, url)
 
     try:
-        return wave_row, asyncio.run(call())
+        return wave_row, platform_call(obj.settings, call)
     except ApiError as exc:
         raise InvalidInput(f"Qualtrics did not {action}: {exc}", field=action) from None
 
@@ -543,7 +531,6 @@ def sync(obj: Context, slug: str, as_json: bool) -> None:
     A catch-up for responses whose webhook never came, or after the service was down. Only responses recorded
     or changed since the last pull are read; each is recorded once, however often it is read.
     """
-    import aiohttp
 
     from surveybot import pull
 
@@ -559,11 +546,9 @@ def sync(obj: Context, slug: str, as_json: bool) -> None:
         if show:
             click.echo(f"\r  {sum(result.outcomes.values()):,} responses read…", nl=False, err=True)
 
-    async def run() -> pull.PullResult:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=obj.settings.network_timeout)) as session:
-            return await pull.pull_wave(obj.db, obj.settings, session, wave_row, on_batch=progress)
-
-    result = asyncio.run(run())
+    result = platform_call(
+        obj.settings, lambda session: pull.pull_wave(obj.db, obj.settings, session, wave_row, on_batch=progress)
+    )
     if show:
         click.echo(err=True)
     if as_json:

@@ -70,7 +70,7 @@ async def check_wave(settings: Settings, wave: dict[str, Any]) -> dict[str, Any]
     }
     if report["reason"] is not None:
         return report
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.network_timeout)) as session:
         try:
             survey = await definition(session, settings, wave)
         except ApiError as exc:
