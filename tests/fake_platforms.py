@@ -72,6 +72,10 @@ class FakePlatform:
             values["token"] = token
         self.qualtrics[response_id] = values
 
+    def qualtrics_settings(self) -> dict[str, str]:
+        """The settings that point surveybot at this stand-in's Qualtrics API, with a valid token."""
+        return {"QUALTRICS_BASE_URL": self.url, "QUALTRICS_API_TOKEN": QUALTRICS_TOKEN}
+
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/API/v3/surveys/{survey}/responses/{response}", self._qualtrics_response)

@@ -164,3 +164,14 @@ def qualtrics_notification(
         "CompletedDate": "2026-11-25 09:20:01",
         "BrandID": "citylab",
     }
+
+
+def coordinator_token(settings: Settings) -> str:
+    """A new coordinator's access token in the settings' database."""
+    from surveybot import tokens
+
+    db = open_db(settings.db_path)
+    try:
+        return tokens.create(db, "coordinator", None, utcnow())[1]
+    finally:
+        db.close()

@@ -32,9 +32,8 @@ async def qualtrics_field(tmp_path, mail_sink):
     settings = settings_for(
         tmp_path,
         mail_sink.url,
-        QUALTRICS_BASE_URL=fake.url,
+        **fake.qualtrics_settings(),
         SURVEYBOT_FETCH_GRACE="4s",
-        QUALTRICS_API_TOKEN=fake_platforms.QUALTRICS_TOKEN,
     )
     import_rows(settings, [f"Ana Pérez,{ANA},Bogotá,Colombia,Latin America,es", f"Joe Bloggs,{JOE},Leeds,UK,Europe,en"])
     db = open_db(settings.db_path)

@@ -9,12 +9,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from surveybot import tokens
-from surveybot.clock import utcnow
 from surveybot.config import Settings
-from surveybot.db import open_db
 from surveybot.web import throttle
-from tests.service import running, settings_for
+from tests.service import coordinator_token, running, settings_for
 
 
 @pytest.fixture
@@ -22,16 +19,8 @@ def settings(tmp_path: Path) -> Settings:
     return settings_for(tmp_path, f"maildir://{tmp_path / 'mail'}", SURVEYBOT_TRUSTED_PROXIES="127.0.0.1")
 
 
-def coordinator(settings: Settings) -> str:
-    db = open_db(settings.db_path)
-    try:
-        return tokens.create(db, "coordinator", None, utcnow())[1]
-    finally:
-        db.close()
-
-
 async def test_bearer_apis_limit_failed_tokens_per_client_even_for_the_right_one(settings: Settings) -> None:
-    good = coordinator(settings)
+    good = coordinator_token(settings)
     async with running(settings) as (_, base), aiohttp.ClientSession() as http:
 
         async def api(token: str, path: str = "/api/interviews", client: str = "203.0.113.5") -> aiohttp.ClientResponse:
@@ -74,7 +63,7 @@ async def test_one_token_sprayed_from_many_addresses_is_limited_on_the_upload_pa
 
 
 async def test_the_researchers_page_and_sign_in_share_one_count(settings: Settings) -> None:
-    good = coordinator(settings)
+    good = coordinator_token(settings)
     async with running(settings) as (_, base), aiohttp.ClientSession() as http:
         for n in range(throttle.PER_CLIENT // 2):
             async with http.post(f"{base}/login", data={"token": f"sbt_a{n}"}, allow_redirects=False) as answer:

@@ -56,8 +56,7 @@ async def field(tmp_path, mail_sink):
     settings = settings_for(
         tmp_path,
         mail_sink.url,
-        QUALTRICS_BASE_URL=fake.url,
-        QUALTRICS_API_TOKEN=fake_platforms.QUALTRICS_TOKEN,
+        **fake.qualtrics_settings(),
         SURVEYBOT_FETCH_GRACE="1s",
     )
     import_rows(settings, CONTACTS)

@@ -10,26 +10,15 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from surveybot import tokens
-from surveybot.clock import utcnow
 from surveybot.config import Settings
-from surveybot.db import open_db
 from surveybot.web import throttle
 from surveybot.web.keys import SIGN_IN_GUARD
-from tests.service import running, settings_for
+from tests.service import coordinator_token, running, settings_for
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return settings_for(tmp_path, f"maildir://{tmp_path / 'mail'}")
-
-
-def coordinator(settings: Settings) -> str:
-    db = open_db(settings.db_path)
-    try:
-        return tokens.create(db, "coordinator", None, utcnow())[1]
-    finally:
-        db.close()
 
 
 async def sign_in(
@@ -43,7 +32,7 @@ async def sign_in(
 
 
 async def test_failed_sign_ins_from_one_address_are_limited_even_for_the_right_token(settings: Settings) -> None:
-    good = coordinator(settings)
+    good = coordinator_token(settings)
     async with running(settings) as (app, base), aiohttp.ClientSession() as session:
         for n in range(throttle.PER_CLIENT):
             status, _, _ = await sign_in(session, base, f"sbt_wrong{n}")
@@ -69,7 +58,7 @@ async def test_one_token_sprayed_from_many_addresses_behind_a_trusted_proxy_is_l
     settings = settings_for(
         tmp_path, f"maildir://{tmp_path / 'mail'}", SURVEYBOT_TRUSTED_PROXIES="10.9.0.0/16, 127.0.0.1"
     )
-    good = coordinator(settings)
+    good = coordinator_token(settings)
     guess = "sbt_" + "A" * 43
     async with running(settings) as (_, base), aiohttp.ClientSession() as session:
         for n in range(throttle.PER_TOKEN):  # each from its own client, through two trusted proxies

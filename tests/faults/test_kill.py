@@ -19,24 +19,28 @@ CONNECTIONS = 4
 CONTACTS = 2000
 
 
-def start_serve(tmp_path, sink, port: int) -> subprocess.Popen:
+def serve_process(tmp_path, port: int, **settings: str) -> subprocess.Popen:
+    """``surveybot serve`` as its own process on the database in ``tmp_path``, with these settings only."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SURVEYBOT_", "QUALTRICS_"))}
-    env.update(
-        {
-            "SURVEYBOT_DB": str(tmp_path / "surveybot.db"),
-            "SURVEYBOT_MAIL_URL": sink.url,
-            "SURVEYBOT_SEND_RATE": "300",
-            "SURVEYBOT_SEND_CONCURRENCY": str(CONNECTIONS),
-            "SURVEYBOT_FROM": "City Diplomacy Lab <lab@example.org>",
-            "SURVEYBOT_SECRET": "s" * 32,
-        }
-    )
+    env.update({"SURVEYBOT_DB": str(tmp_path / "surveybot.db"), **settings})
     return subprocess.Popen(
         [sys.executable, "-m", "surveybot", "serve", "--port", str(port)],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+    )
+
+
+def start_serve(tmp_path, sink, port: int) -> subprocess.Popen:
+    return serve_process(
+        tmp_path,
+        port,
+        SURVEYBOT_MAIL_URL=sink.url,
+        SURVEYBOT_SEND_RATE="300",
+        SURVEYBOT_SEND_CONCURRENCY=str(CONNECTIONS),
+        SURVEYBOT_FROM="City Diplomacy Lab <lab@example.org>",
+        SURVEYBOT_SECRET="s" * 32,
     )
 
 

@@ -8,13 +8,12 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import threading
 
 from surveybot.db import open_db
 from tests import fake_platforms
 from tests.fake_qualtrics_export import QualtricsExports
-from tests.faults.test_kill import wait_for
+from tests.faults.test_kill import serve_process, wait_for
 from tests.mailsink import free_port
 from tests.service import import_rows, qualtrics_wave, settings_for
 
@@ -43,22 +42,13 @@ class FakeInThread:
 
 
 def serve(tmp_path, fake_url: str, port: int) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SURVEYBOT_", "QUALTRICS_"))}
-    env.update(
-        {
-            "SURVEYBOT_DB": str(tmp_path / "surveybot.db"),
-            "SURVEYBOT_MAIL_URL": f"maildir://{tmp_path / 'mail'}",
-            "SURVEYBOT_POLL_EVERY": "1s",
-            "QUALTRICS_BASE_URL": fake_url,
-            "QUALTRICS_API_TOKEN": fake_platforms.QUALTRICS_TOKEN,
-        }
-    )
-    return subprocess.Popen(
-        [sys.executable, "-m", "surveybot", "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    return serve_process(
+        tmp_path,
+        port,
+        SURVEYBOT_MAIL_URL=f"maildir://{tmp_path / 'mail'}",
+        SURVEYBOT_POLL_EVERY="1s",
+        QUALTRICS_BASE_URL=fake_url,
+        QUALTRICS_API_TOKEN=fake_platforms.QUALTRICS_TOKEN,
     )
 
 

@@ -132,8 +132,7 @@ async def qualtrics(
     settings = settings_for(
         tmp_path,
         mail_sink.url,
-        QUALTRICS_BASE_URL=fake.url,
-        QUALTRICS_API_TOKEN=fake_platforms.QUALTRICS_TOKEN,
+        **fake.qualtrics_settings(),
         SURVEYBOT_NETWORK_TIMEOUT="1s",
     )
     import_rows(settings, [f"Officer {n},officer{n}@city{n}.example.org,City {n},Chile,LatAm,es" for n in range(3)])
