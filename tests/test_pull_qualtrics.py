@@ -357,3 +357,18 @@ async def test_a_damaged_export_file_fails_that_pull_only_and_the_next_one_reads
         second = await pull.pull_wave(field.db, field.settings, http, wave)
     assert second.error == "" and sum(second.outcomes.values()) == 300
     assert field.count("SELECT count(DISTINCT response_id) FROM responses") == 300
+
+
+async def test_a_continuation_token_qualtrics_no_longer_takes_means_one_full_export_not_none_ever(field, caplog):
+    qualtrics_wave(field.db, intake="poll", launch=False)
+    wave = waves.launch(field.db, "city", utcnow())
+    field.fake.add_qualtrics("R_1", finished=True, token=None, answers={"QID1": 1})
+    async with aiohttp.ClientSession() as http:
+        await pull.pull_wave(field.db, field.settings, http, wave)
+        field.db.execute("UPDATE wave_pulls SET cursor = 'a-token-from-last-year' WHERE wave_id = ?", [wave["id"]])
+        field.db.conn.commit()
+        field.fake.add_qualtrics("R_2", finished=True, token=None, answers={"QID1": 2})
+        again = await pull.pull_wave(field.db, field.settings, http, wave)
+    assert again.error == "" and again.outcomes == {"repeat": 1, "unmatched": 1}
+    assert pull.state(field.db, wave["id"])["cursor"] in field.exports.tokens
+    assert "refused the stored continuation token" in caplog.text

@@ -179,7 +179,16 @@ async def pull(
     """Batches of events from one export, each with the cursor to store once it is recorded."""
     base, token = _settings(settings)
     exports = f"{base}/API/v3/surveys/{wave['survey_id']}/export-responses"
-    progress_id = await _start(session, exports, token, cursor)
+    try:
+        progress_id = await _start(session, exports, token, cursor)
+    except ApiError as exc:
+        if not cursor or exc.temporary or exc.refused or exc.not_found:
+            raise
+        # a continuation token Qualtrics no longer takes (expired, or from another survey): read everything again
+        # rather than never again; recording is once per response, so nothing is counted twice
+        log.warning("Qualtrics refused the stored continuation token (%s); exporting every response again", exc)
+        cursor = None
+        progress_id = await _start(session, exports, token, cursor)
     file_id, next_cursor = await _wait(session, f"{exports}/{progress_id}", token)
     with tempfile.TemporaryFile() as spool:
         await _download(session, f"{exports}/{file_id}/file", token, spool, settings.network_timeout)
