@@ -31,7 +31,16 @@ class Handler:
         self.received: list[Received] = []
         self.refuse_rcpt: dict[str, str] = {}  # address → SMTP reply, e.g. "550 5.1.1 No such user"
         self.refuse_data: str | None = None  # e.g. "451 4.3.0 Try again later"
+        self.sizes: list[int] = []  # the SIZE= each MAIL FROM announced (RFC 1870)
         self.lock = threading.Lock()
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        for option in mail_options:
+            if option.upper().startswith("SIZE="):
+                with self.lock:
+                    self.sizes.append(int(option[5:]))
+        envelope.mail_from, envelope.mail_options = address, list(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address.lower() in self.refuse_rcpt:

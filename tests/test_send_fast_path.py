@@ -118,6 +118,8 @@ def test_bodies_decode_back_to_exactly_the_text(body):
     rendered = Rendered("Subject", body, "<p>" + body + "</p>", ("en",))
     data = build_message(rendered, sender="Lab <lab@example.org>", to_email="a@x.org", to_name="A", now=utcnow()).data
     assert max(len(line) for line in data.split(b"\r\n")) <= 78
+    # in wire form, as the transport sends it without rewriting: CRLF line endings only, ending with one
+    assert data.count(b"\n") == data.count(b"\r\n") == data.count(b"\r") and data.endswith(b"\r\n")
     parsed = message_from_bytes(data, policy=policy.default)
     expected = body.replace("\r\n", "\n").replace("\r", "\n")
     # (a blank line separates the text part from the next boundary, hence the last "\n")

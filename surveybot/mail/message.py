@@ -43,6 +43,9 @@ class Outgoing:
     message_id: str
     data: bytes
     smtputf8: bool = False  # the recipient's local part is non-ASCII: only a relay offering SMTPUTF8 can carry it
+    # ``data`` has CRLF line endings only and ends with one, as it goes on the wire (build_message writes it so):
+    # a transport sends it as it is instead of rewriting the line endings of every message
+    wire_form: bool = False
 
     def __getitem__(self, header: str) -> str | None:  # for logs and tests: a header of the message
         from email import message_from_bytes, policy
@@ -252,7 +255,7 @@ def build_message(
             ],
         )
     # UTF-8 in the headers only in an address that needs SMTPUTF8; everything else is ASCII by construction
-    return Outgoing(sender_email, to_email, message_id, CRLF.join(lines).encode("utf-8"), smtputf8)
+    return Outgoing(sender_email, to_email, message_id, CRLF.join(lines).encode("utf-8"), smtputf8, wire_form=True)
 
 
 def _multipart(boundary: str, parts: list[list[str]]) -> list[str]:
