@@ -5,9 +5,11 @@ have finished the survey, the wave may have been closed or paused since it was q
 failure is retried after ``retry_delay``, doubling each time, up to ``max_attempts``; a permanent one marks
 the message failed, and a "no such mailbox" (5.1.x) suppresses the address as bounced.
 
-Work goes in batches: one claim and one query each for the checks per batch; each message's outcome is
-written as soon as it is known, before its connection sends the next one (outcomes that arrive together
-share a transaction). A crash can therefore leave at most one message per connection sent but not marked;
+Work goes in batches: one claim and one query each for the checks per batch. A message's outcome is
+written before its connection hands over the next message: once the relay has taken the next envelope (MAIL,
+RCPT), before DATA, so the relay reads the envelope while the commit is made; the outcomes of connections
+that are ready together share a transaction, and a failure is written at once. A crash can therefore leave
+at most one message per connection sent but not marked;
 such rows are still ``sending`` at the next start, are sent again with the same ``Message-ID`` and counted
 as recovered (the in-flight window bounds the duplicates). On stopping,
 messages already handed to a connection are finished; the others go back to the queue untouched.
@@ -42,7 +44,7 @@ from surveybot.mail import verp
 from surveybot.mail.compose import Composer
 from surveybot.mail.message import Outgoing
 from surveybot.mail.render import INTERVIEW_KINDS
-from surveybot.mail.transports import PermanentFailure, TemporaryFailure, Transport
+from surveybot.mail.transports import PermanentFailure, TemporaryFailure, Transport, Withdrawn
 from surveybot.ratelimit import RateLimiter
 from surveybot.suppressions import suppress, suppressed_among
 from surveybot.waves import plan_version, waves_by_id
@@ -62,6 +64,7 @@ class Batch:
         self.db, self.rows = db, rows
         self.outcomes: list[tuple[Any, ...]] = []
         self.bounces: list[tuple[str, str]] = []
+        self.writing: asyncio.Future[None] | None = None  # the write the connections' next messages wait for
         self.contact_ids = list({r["contact_id"] for r in rows if r["contact_id"]})
         self.wave_ids = list({r["wave_id"] for r in rows if r["wave_id"]})
         self.contacts = store.contacts_by_id(db, self.contact_ids)
@@ -212,6 +215,25 @@ class Dispatcher:
                 raise
         return len(rows)
 
+    async def _written(self, batch: Batch) -> None:
+        """Return once every outcome noted so far is written. The connections whose answers came in together
+        share one transaction: the first to ask lets the others that are ready note theirs before it writes
+        (one commit per message would be a fifth of the time spent per message)."""
+        if batch.writing is None:
+            batch.writing = asyncio.ensure_future(self._write_soon(batch))
+        # shielded: a connection cancelled while it waits does not cancel the others' write
+        await asyncio.shield(batch.writing)
+
+    async def _write_soon(self, batch: Batch) -> None:
+        await asyncio.sleep(0)  # the connections that are ready run first
+        batch.writing = None  # an outcome noted from here on is written by this write if in time, else the next
+        await retry_busy(
+            lambda: self._record(batch),
+            what="recording sent messages",
+            stopping=self._give_up_recording,
+            on_wait=self._waiting,
+        )
+
     def _record(self, batch: Batch) -> None:
         """Write the outcomes gathered so far (all or none: a busy database leaves them to the next try)."""
         outcomes = batch.outcomes[:]
@@ -272,39 +294,43 @@ class Dispatcher:
 
     async def _deliver(self, row: dict[str, Any], message: Outgoing, batch: Batch) -> None:
         await self.limiter.wait()
-        # What this connection sent before is written before it sends again: a crash can leave at most one
-        # message per connection sent but not marked (the in-flight window), and that one goes again with the
-        # same Message-ID. Written only now, after this message was built, so that the outcomes of the other
-        # connections that finished meanwhile share the transaction.
-        if batch.outcomes or batch.bounces:  # (none when another connection has just written them)
-            await retry_busy(
-                lambda: self._record(batch),
-                what="recording sent messages",
-                stopping=self._give_up_recording,
-                on_wait=self._waiting,
-            )
-        batch.refresh_if_changed()  # the waits may have been long enough for a pause or close
-        if storage_trouble(self.db):  # what is sent now might never be recorded as sent: back to the queue
-            batch.outcomes.append(("release", row["id"]))
-            return
         if (held := self._held(row, batch)) is not None:
             batch.outcomes.append(held)
             return
         try:
-            await self.transport.send(message)
+            await self.transport.send(message, before_data=lambda: self._before_data(row, batch))
+        except Withdrawn as exc:
+            batch.outcomes.append(exc.outcome)
         except TemporaryFailure as exc:
             self._retry_or_fail(row, batch, str(exc))
-            return
         except PermanentFailure as exc:
             batch.outcomes.append(("failed", row["id"], str(exc)))
             if exc.bounce:
                 batch.bounces.append((row["to_email"], str(exc)[:200]))
-            return
+        except sqlite3.OperationalError:  # what was sent could not be written: send_due says which, and stops
+            raise
         except Exception as exc:  # not a known failure: try again later, a bounded number of times
             log.exception("message %s: unexpected error while sending it", row["id"])
             self._retry_or_fail(row, batch, f"internal error while sending: {type(exc).__name__}: {exc}")
+        else:  # written before this connection's next message goes (see _before_data)
+            batch.outcomes.append(("sent", row["id"], message.message_id, self.clock()))
             return
-        batch.outcomes.append(("sent", row["id"], message.message_id, self.clock()))
+        # a failure is written at once: nothing else may write it soon (a relay that keeps timing out never
+        # reaches DATA), and status shows what went wrong while it lasts
+        await self._written(batch)
+
+    async def _before_data(self, row: dict[str, Any], batch: Batch) -> None:
+        """Called by the transport once the relay has taken the envelope, before the message itself goes.
+        What this connection sent before is written first: a crash can leave at most one message per connection
+        sent but not marked (the in-flight window), and that one goes again with the same Message-ID. Written
+        here rather than before the envelope, so the relay reads MAIL and RCPT while the commit is made."""
+        if batch.outcomes or batch.bounces:  # (none when another connection has just written them)
+            await self._written(batch)
+        batch.refresh_if_changed()  # the waits may have been long enough for a pause or close
+        if storage_trouble(self.db):  # what is sent now might never be recorded as sent: back to the queue
+            raise Withdrawn(("release", row["id"]))
+        if (held := self._held(row, batch)) is not None:
+            raise Withdrawn(held)
 
     def _retry_or_fail(self, row: dict[str, Any], batch: Batch, error: str) -> None:
         if row["attempts"] >= self.max_attempts:

@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import mailbox
 import re
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiosmtplib
 from aiosmtplib.status import SMTPStatus
@@ -31,6 +32,18 @@ class TemporaryFailure(Exception):
     pass
 
 
+class Withdrawn(Exception):
+    """Raised by a ``before_data`` hook: this message is not to go after all (``outcome`` says why); nothing
+    of it was delivered, and the connection stays good for the next one."""
+
+    def __init__(self, outcome: tuple[Any, ...]) -> None:
+        super().__init__(outcome)
+        self.outcome = outcome
+
+
+BeforeData = Callable[[], Awaitable[None]] | None
+
+
 class PermanentFailure(Exception):
     def __init__(self, message: str, code: int = 0, bounce: bool = False) -> None:
         super().__init__(message)
@@ -42,7 +55,9 @@ class MaildirTransport:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.folder = mailbox.Maildir(str(path), create=True)
 
-    async def send(self, message: Outgoing) -> None:
+    async def send(self, message: Outgoing, before_data: BeforeData = None) -> None:
+        if before_data is not None:
+            await before_data()
         try:
             await asyncio.to_thread(self.folder.add, message.data)
         except OSError as exc:
@@ -72,7 +87,9 @@ class SmtpTransport:
             timeout=self.timeout,
         )
 
-    async def send(self, message: Outgoing) -> None:
+    async def send(self, message: Outgoing, before_data: BeforeData = None) -> None:
+        """``before_data`` is awaited once the relay has accepted the envelope, just before the message goes
+        (DATA); it may raise :class:`Withdrawn` to hold the message back."""
         if not message.smtputf8 and not (message.sender + message.recipient).isascii():
             # refused before any command: halfway through an envelope it would spoil the connection's next message
             odd = message.recipient if not message.recipient.isascii() else message.sender
@@ -86,8 +103,11 @@ class SmtpTransport:
             if client is None or not client.is_connected:
                 client = self._client()
                 await client.connect()
-            await _transaction(client, message)
+            await _transaction(client, message, before_data)
             keep = client
+        except Withdrawn:
+            keep = client
+            raise
         except aiosmtplib.SMTPNotSupported as exc:
             if not (message.smtputf8 and "SMTPUTF8" in str(exc)):  # e.g. no STARTTLS: a setting to fix
                 raise TemporaryFailure(
@@ -137,7 +157,7 @@ class SmtpTransport:
                     client.close()
 
 
-async def _transaction(client: aiosmtplib.SMTP, message: Outgoing) -> None:
+async def _transaction(client: aiosmtplib.SMTP, message: Outgoing, before_data: BeforeData = None) -> None:
     """One mail transaction, as ``SMTP.sendmail`` makes it for one recipient, without its second reading of
     the addresses, nor its two regular-expression passes over the whole message (line endings, then
     dot-stuffing), which cost more than the rest of the exchange: a built message is in wire form already."""
@@ -170,8 +190,10 @@ async def _transaction(client: aiosmtplib.SMTP, message: Outgoing) -> None:
         if sent.code not in (SMTPStatus.completed, SMTPStatus.will_forward):
             refused = aiosmtplib.SMTPRecipientRefused(sent.code, sent.message, message.recipient)
             raise aiosmtplib.SMTPRecipientsRefused([refused])
+        if before_data is not None:
+            await before_data()
         await _data(client, wire)
-    except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
+    except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused, Withdrawn):
         try:  # the envelope is reset for the connection's next message
             await client.rset()
         except (ConnectionError, aiosmtplib.SMTPResponseException):
@@ -219,7 +241,7 @@ def _classified(code: int, text: str) -> Exception:
 class Transport(Protocol):
     """Where messages go: a relay, or a Maildir folder."""
 
-    async def send(self, message: Outgoing) -> None: ...
+    async def send(self, message: Outgoing, before_data: BeforeData = None) -> None: ...
 
     async def close(self) -> None: ...
 
