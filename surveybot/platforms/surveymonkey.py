@@ -98,6 +98,11 @@ async def fetch(session: aiohttp.ClientSession, settings: Settings, survey_id: s
         raise ApiError(f"SurveyMonkey API unreachable: {exc.__class__.__name__}", temporary=True) from None
     except ValueError:
         raise ApiError("SurveyMonkey answered with something that is not JSON", temporary=True) from None
+    return event_of(response_id, data)
+
+
+def event_of(response_id: str, data: object) -> ResponseEvent:
+    """The response in a ``/details`` answer, whatever shape it has: what is not where it belongs is skipped."""
     if not isinstance(data, dict):
         raise ApiError("SurveyMonkey answered without a response object", temporary=False)
     answers, labels = answers_of(data)

@@ -14,6 +14,7 @@ from surveybot.contacts.importer import import_contacts
 from surveybot.db import open_db
 from surveybot.errors import FileRefused, InvalidInput
 from surveybot.platforms import (
+    ApiError,
     FetchNeeded,
     ResponseEvent,
     WebhookContext,
@@ -137,3 +138,51 @@ def test_correctly_signed_json_of_any_shape_is_parsed_or_refused(payload, kind):
         {"Typeform-Signature": typeform.signature("signing-secret-of-the-wave", form)},
         "application/json",
     )
+
+
+@given(
+    payload=JSON,
+    event_type=st.sampled_from(["response_completed", "response_updated", "response_created", "other"]),
+    object_type=st.sampled_from(["response", "survey"]),
+)
+def test_correctly_signed_surveymonkey_notification_of_any_shape_is_parsed_or_refused(
+    payload, event_type, object_type
+):
+    """SurveyMonkey's notification, signed with the account's key and secret, holding anything anywhere."""
+    import json
+
+    for data in (
+        {"event_type": event_type, "object_type": object_type, "object_id": payload, "resources": payload},
+        {"event_type": event_type, "object_type": object_type, "object_id": "123", "resources": {"survey_id": payload}},
+        {"event_type": event_type, "object_type": object_type, "object_id": "123", "resources": {"survey_id": "S1"}},
+    ):
+        body = json.dumps(data).encode()
+        headers = {"Sm-Apikey": "sm-key", "Sm-Signature": surveymonkey.signature("sm-key", "sm-secret", body)}
+        _refused_or_parsed(surveymonkey, body, headers, "application/json")
+
+
+@given(
+    payload=JSON,
+    answer=st.dictionaries(
+        st.sampled_from(["choice_id", "row_id", "col_id", "other_id", "text", "simple_text"]), JSON, max_size=4
+    ),
+)
+def test_surveymonkey_response_details_of_any_shape_give_a_response_or_a_clear_error(payload, answer):
+    """What the details endpoint answers (after a notification) is read whatever its shape: a response, with
+    what is out of place skipped, or an error that says the answer was not a response."""
+    shapes = [
+        payload,
+        {"response_status": payload, "pages": payload, "custom_variables": payload, "date_modified": payload},
+        {"pages": [{"questions": payload}]},
+        {"pages": [{"questions": [{"id": "Q1", "answers": payload}]}]},
+        {"pages": [{"questions": [{"id": "Q1", "answers": [answer, answer]}]}], "custom_variables": {"token": payload}},
+    ]
+    for data in shapes:
+        try:
+            event = surveymonkey.event_of("123", data)
+        except ApiError as refused:
+            assert not isinstance(data, dict) and "response object" in str(refused)
+            continue
+        assert isinstance(event, ResponseEvent) and event.response_id == "123"
+        assert isinstance(event.answers, dict) and isinstance(event.labels, dict)
+        assert event.token is None or isinstance(event.token, str)
