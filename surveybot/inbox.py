@@ -54,8 +54,8 @@ def add_many(db: Database, items: list[tuple[int, FetchNeeded]], now: datetime) 
             if cursor.rowcount == 0:  # delivered again: a row that had failed is worth another try
                 cursor = db.conn.execute(
                     "UPDATE webhook_inbox SET state = 'pending', attempts = 0, due_at = ?, received_at = ? "
-                    "WHERE platform = ? AND response_id = ? AND event = ? AND state = 'failed'",
-                    [stamp, stamp, need.platform, need.response_id, need.event],
+                    "WHERE wave_id = ? AND platform = ? AND response_id = ? AND event = ? AND state = 'failed'",
+                    [stamp, stamp, wave_id, need.platform, need.response_id, need.event],
                 )
             added.append(cursor.rowcount == 1)
     return added

@@ -72,7 +72,8 @@ def record(db: Database, wave: dict[str, Any], event: ResponseEvent, now: dateti
     stamp = iso(now)
     with transaction(db):
         if db.execute(
-            "SELECT 1 FROM responses WHERE platform = ? AND response_id = ?", [event.platform, event.response_id]
+            "SELECT 1 FROM responses WHERE wave_id = ? AND platform = ? AND response_id = ?",
+            [wave["id"], event.platform, event.response_id],
         ).fetchone():
             return "repeat"
         recipient = recipients.by_token(db, event.token) if event.token else None
@@ -224,7 +225,8 @@ def counts(db: Database, wave_id: int) -> dict[str, Any]:
                   (SELECT count(*) FROM responses WHERE wave_id = :w AND status = 'complete' AND duplicate = 'city'),
                   (SELECT count(*) FROM responses WHERE wave_id = :w AND status = 'unmatched'),
                   (SELECT count(*) FROM partial_audit p WHERE p.wave_id = :w AND NOT EXISTS
-                      (SELECT 1 FROM responses r WHERE r.platform = p.platform AND r.response_id = p.response_id)),
+                      (SELECT 1 FROM responses r WHERE r.wave_id = p.wave_id AND r.platform = p.platform
+                       AND r.response_id = p.response_id)),
                   (SELECT count(*) FROM interview_queue
                    WHERE wave_id = :w AND state IN ('queued', 'invited', 'booked'))""",
         {"w": wave_id},
@@ -247,7 +249,8 @@ def partials_by_contact(db: Database, wave_id: int) -> dict[int, int]:
     return dict(
         db.execute(
             """SELECT contact_id, count(*) FROM partial_audit p WHERE wave_id = ? AND contact_id IS NOT NULL
-           AND NOT EXISTS (SELECT 1 FROM responses r WHERE r.platform = p.platform AND r.response_id = p.response_id)
+           AND NOT EXISTS (SELECT 1 FROM responses r WHERE r.wave_id = p.wave_id AND r.platform = p.platform
+                           AND r.response_id = p.response_id)
            GROUP BY contact_id""",
             [wave_id],
         ).fetchall()

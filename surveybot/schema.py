@@ -429,4 +429,72 @@ MIGRATIONS: list[str] = [
         enrolled INTEGER NOT NULL DEFAULT 0
     );
     """,
+    # 12: a response is one per wave, not one per platform: LimeSurvey numbers each survey's responses from 1 (and a
+    #     generic sender may too), so two waves' response 1 are two responses. The UNIQUE constraints are part of
+    #     the tables, so these are rebuilt; what they hold satisfies the new, looser constraints as it is.
+    """
+    CREATE TABLE webhook_inbox_new (
+        id INTEGER PRIMARY KEY,
+        wave_id INTEGER NOT NULL REFERENCES waves(id),
+        platform TEXT NOT NULL,
+        survey_id TEXT NOT NULL,
+        response_id TEXT NOT NULL,
+        event TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done', 'failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        due_at TEXT NOT NULL,
+        last_error TEXT NOT NULL DEFAULT '',
+        received_at TEXT NOT NULL,
+        processed_at TEXT,
+        UNIQUE (wave_id, platform, response_id, event)
+    );
+    INSERT INTO webhook_inbox_new (id, wave_id, platform, survey_id, response_id, event, state, attempts, due_at,
+        last_error, received_at, processed_at)
+    SELECT id, wave_id, platform, survey_id, response_id, event, state, attempts, due_at,
+        last_error, received_at, processed_at FROM webhook_inbox;
+    DROP TABLE webhook_inbox;
+    ALTER TABLE webhook_inbox_new RENAME TO webhook_inbox;
+    CREATE INDEX webhook_inbox_due ON webhook_inbox(state, due_at);
+    CREATE TABLE responses_new (
+        id INTEGER PRIMARY KEY,
+        wave_id INTEGER NOT NULL REFERENCES waves(id),
+        platform TEXT NOT NULL,
+        response_id TEXT NOT NULL,
+        contact_id INTEGER REFERENCES contacts(id),
+        status TEXT NOT NULL CHECK (status IN ('complete', 'unmatched')),
+        duplicate TEXT NOT NULL DEFAULT '' CHECK (duplicate IN ('', 'contact', 'city')),
+        answers TEXT NOT NULL DEFAULT '{}',
+        embedded TEXT NOT NULL DEFAULT '{}',
+        recorded_at TEXT,
+        received_at TEXT NOT NULL,
+        UNIQUE (wave_id, platform, response_id)
+    );
+    INSERT INTO responses_new (id, wave_id, platform, response_id, contact_id, status, duplicate, answers, embedded,
+        recorded_at, received_at)
+    SELECT id, wave_id, platform, response_id, contact_id, status, duplicate, answers, embedded,
+        recorded_at, received_at FROM responses;
+    DROP TABLE responses;
+    ALTER TABLE responses_new RENAME TO responses;
+    CREATE INDEX responses_wave ON responses(wave_id, contact_id);
+    CREATE INDEX responses_day ON responses(wave_id, status, received_at);
+    CREATE TABLE partial_audit_new (
+        id INTEGER PRIMARY KEY,
+        wave_id INTEGER NOT NULL REFERENCES waves(id),
+        platform TEXT NOT NULL,
+        response_id TEXT NOT NULL,
+        progress INTEGER,
+        reason TEXT NOT NULL,
+        recorded_at TEXT,
+        received_at TEXT NOT NULL,
+        contact_id INTEGER REFERENCES contacts(id),
+        UNIQUE (wave_id, platform, response_id)
+    );
+    INSERT INTO partial_audit_new (id, wave_id, platform, response_id, progress, reason, recorded_at, received_at,
+        contact_id)
+    SELECT id, wave_id, platform, response_id, progress, reason, recorded_at, received_at, contact_id
+    FROM partial_audit;
+    DROP TABLE partial_audit;
+    ALTER TABLE partial_audit_new RENAME TO partial_audit;
+    CREATE INDEX partial_audit_wave ON partial_audit(wave_id, contact_id);
+    """,
 ]

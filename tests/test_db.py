@@ -87,3 +87,49 @@ def test_a_wave_database_from_before_limesurvey_upgrades_with_every_row_and_refe
     with pytest.raises(sqlite3.IntegrityError):  # references are still enforced
         db.execute("INSERT INTO wave_steps (wave_id, kind, due_at) VALUES (99, 'close', 'x')")
     db.execute("UPDATE waves SET platform = 'limesurvey', intake = 'poll'")  # allowed now
+
+
+def test_responses_from_before_they_were_kept_per_wave_upgrade_with_every_row(tmp_path, monkeypatch):
+    """The upgrade that keeps a response per wave (LimeSurvey numbers each survey's responses from 1) rebuilds
+    the webhook inbox, responses and partial audit tables: every row and column stays, and two waves may now
+    each hold their response 1 while one wave still cannot hold it twice."""
+    path = tmp_path / "s.db"
+    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:11])
+    db = open_db(path)
+    for slug in ("a", "b"):
+        db.execute(
+            "INSERT INTO waves (slug, title, platform, survey_id, survey_url, close_after, created_at, state) "
+            f"VALUES ('{slug}', 'T', 'limesurvey', '{slug}1', 'https://s.example.org', 1209600, 'x', 'open')"
+        )
+    db.execute("INSERT INTO contacts (email, created_at, updated_at) VALUES ('ana@x.example.org', 'x', 'x')")
+    db.execute(
+        "INSERT INTO responses (wave_id, platform, response_id, contact_id, status, answers, received_at) "
+        "VALUES (1, 'limesurvey', '1', 1, 'complete', '{\"Q1\": \"Sí\"}', 'x')"
+    )
+    db.execute(
+        "INSERT INTO partial_audit (wave_id, platform, response_id, progress, reason, received_at, contact_id) "
+        "VALUES (1, 'limesurvey', '2', 40, 'not finished', 'x', 1)"
+    )
+    db.execute(
+        "INSERT INTO webhook_inbox (wave_id, platform, survey_id, response_id, event, state, due_at, received_at) "
+        "VALUES (1, 'signed', 'a1', '7', 'completed', 'failed', 'x', 'x')"
+    )
+    db.conn.commit()
+    before = {t: db.execute(f"SELECT * FROM {t}").fetchall() for t in ("responses", "partial_audit", "webhook_inbox")}
+    db.close()
+    monkeypatch.undo()
+
+    db = open_db(path)
+    assert schema_version(db) == len(schema.MIGRATIONS)
+    for table, rows in before.items():
+        assert db.execute(f"SELECT * FROM {table}").fetchall() == rows, table
+    db.execute(
+        "INSERT INTO responses (wave_id, platform, response_id, status, received_at) "
+        "VALUES (2, 'limesurvey', '1', 'unmatched', 'x')"
+    )
+    with pytest.raises(sqlite3.IntegrityError):
+        db.execute(
+            "INSERT INTO responses (wave_id, platform, response_id, status, received_at) "
+            "VALUES (1, 'limesurvey', '1', 'unmatched', 'x')"
+        )
+    assert db.execute("PRAGMA foreign_key_check").fetchall() == []

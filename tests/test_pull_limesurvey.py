@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from surveybot import recipients, waves
+from surveybot import plan, recipients, waves
 from surveybot.clock import utcnow
 from surveybot.config import Settings
 from surveybot.db import Database, open_db
@@ -226,3 +226,46 @@ async def test_a_refused_limesurvey_login_is_said_once_by_the_service_and_not_ha
     errors = [r.getMessage() for r in caplog.records if r.name == "surveybot.pull" and r.levelno >= logging.ERROR]
     assert len(errors) == 1 and "LimeSurvey refused the login (Invalid user name or password)" in errors[0]
     assert "LIMESURVEY_PASSWORD" in field.status()["pull"]["last_error"]
+
+
+def two_waves(field: Field) -> tuple[int, str]:
+    """Waves 'city' (on SURVEY) and 'metro' (on another survey), launched and their invitations queued (which
+    makes everyone a recipient); (metro's survey, Joe's token there)."""
+    other = SURVEY + 1
+    field.fake.surveys[other] = Survey()
+    for slug, survey in (("city", SURVEY), ("metro", other)):
+        waves.create_wave(
+            field.db,
+            waves.WaveSpec(slug=slug, title="City diplomacy 2026", platform="limesurvey", survey_id=str(survey),
+                           survey_url="https://survey.example.org/s", reminders=(), close_after=timedelta(minutes=10)),
+            utcnow(),
+        )  # fmt: skip
+        waves.launch(field.db, slug, utcnow())
+    plan.run_due(field.db, service_secret(field.db, None), utcnow())
+    metro = waves.get_wave(field.db, "metro")
+    (joe_id,) = field.db.execute("SELECT id FROM contacts WHERE email = ?", [JOE]).fetchone()
+    return other, recipients.limesurvey_token(
+        recipients.survey_token(service_secret(field.db, None), metro["id"], joe_id)
+    )
+
+
+def completed_in(field: Field, slug: str) -> set[str]:
+    wave = waves.get_wave(field.db, slug)
+    rows = field.db.execute(
+        "SELECT c.email FROM recipients r JOIN contacts c ON c.id = r.contact_id "
+        "WHERE r.wave_id = ? AND r.completed_at IS NOT NULL",
+        [wave["id"]],
+    )
+    return {email for (email,) in rows}
+
+
+async def test_two_surveys_that_both_number_their_responses_from_one_keep_both(field, run_cli):
+    """LimeSurvey numbers each survey's responses 1, 2, 3 …: response 1 of one wave is not a repeat of the
+    other wave's response 1."""
+    other, joe_token = two_waves(field)
+    assert field.respond(ANA, {"Q1": "Hermanamientos"}) == 1
+    assert field.fake.respond(other, joe_token, {"Q1": "Redes"}) == 1
+    for slug in ("city", "metro"):
+        synced = await field.cli(run_cli, "wave", "sync", slug, "--json")
+        assert json.loads(synced.stdout)["outcomes"] == {"complete": 1}, synced.stdout
+    assert (completed_in(field, "city"), completed_in(field, "metro")) == ({ANA}, {JOE})

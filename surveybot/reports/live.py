@@ -162,7 +162,8 @@ def partials(db: Database, wave_id: int, limit: int = LIMIT) -> dict[str, Any]:
         db.query(
             """SELECT p.response_id, p.progress, p.reason, p.received_at, c.name, c.email FROM partial_audit p
            LEFT JOIN contacts c ON c.id = p.contact_id WHERE p.wave_id = ?
-           AND NOT EXISTS (SELECT 1 FROM responses x WHERE x.platform = p.platform AND x.response_id = p.response_id)
+           AND NOT EXISTS (SELECT 1 FROM responses x WHERE x.wave_id = p.wave_id AND x.platform = p.platform
+                           AND x.response_id = p.response_id)
            ORDER BY p.received_at DESC, p.id DESC LIMIT ?""",
             [wave_id, limit],
         )
