@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("surveybot.pull")
 SAFETY_NET_EVERY = timedelta(days=1)  # waves taking webhooks
+PULLS_AT_ONCE = 4  # waves pulled at the same time by serve
 REFUSED_EVERY = timedelta(hours=1)  # a platform refusing the credentials is asked again this seldom
 
 
@@ -261,7 +262,9 @@ async def _enrol(
 
 
 class Puller(Stoppable):
-    """``serve``'s pulling loop: every ``tick`` seconds, pull each wave that is due, one at a time."""
+    """``serve``'s pulling loop: every ``tick`` seconds, start a pull of each wave that is due and not already
+    being pulled, up to ``PULLS_AT_ONCE`` at a time (an export Qualtrics takes half an hour to build holds back
+    no other wave)."""
 
     def __init__(
         self,
@@ -276,25 +279,45 @@ class Puller(Stoppable):
         self.db, self.settings, self.session = db, settings, session
         self.tick, self.clock = tick, clock
         self._said: dict[int, str] = {}  # the last error logged per wave: each said once, not every pull
+        self._pulling: dict[int, asyncio.Task[None]] = {}  # wave id → its pull under way
 
     async def run(self) -> None:
-        while not self._stopping:
-            try:
-                waiting = due(self.db, self.clock())
-            except sqlite3.OperationalError as exc:
-                if not is_busy(exc):
-                    raise
-                waiting = []  # another process holds the write lock: the waves are still due at the next turn
-            for wave in waiting:
-                if self._stopping:
-                    return
-                self._report(
-                    wave,
-                    await pull_wave(
-                        self.db, self.settings, self.session, wave, clock=self.clock, stopping=lambda: self._stopping
-                    ),
-                )
-            await self.nap(self.tick)
+        try:
+            while not self._stopping:
+                self._collect()  # a pull that raised ends the loop here (its supervisor restarts it)
+                try:
+                    waiting = due(self.db, self.clock())
+                except sqlite3.OperationalError as exc:
+                    if not is_busy(exc):
+                        raise
+                    waiting = []  # another process holds the write lock: the waves are still due at the next turn
+                for wave in waiting:
+                    if self._stopping or len(self._pulling) >= PULLS_AT_ONCE:
+                        break
+                    if wave["id"] not in self._pulling:
+                        self._pulling[wave["id"]] = asyncio.create_task(self._pull(wave))
+                await self.nap(self.tick)
+        finally:
+            # stopping: each pull ends at its next batch (what it recorded stays); failing: the others are
+            # stopped, to be started again by the restarted loop
+            if not self._stopping:
+                for task in self._pulling.values():
+                    task.cancel()
+            await asyncio.gather(*self._pulling.values(), return_exceptions=True)
+            self._pulling.clear()
+
+    def _collect(self) -> None:
+        for wave_id, task in list(self._pulling.items()):
+            if task.done():
+                del self._pulling[wave_id]
+                task.result()
+
+    async def _pull(self, wave: dict[str, Any]) -> None:
+        result = await pull_wave(
+            self.db, self.settings, self.session, wave, clock=self.clock, stopping=lambda: self._stopping
+        )
+        self._report(wave, result)
+        self.wake()  # a free place: the next due wave need not wait for the tick
 
     def _report(self, wave: dict[str, Any], result: PullResult) -> None:
         if result.error:

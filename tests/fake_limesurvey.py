@@ -6,11 +6,13 @@ Implemented: get_session_key, release_session_key, get_survey_properties, list_p
 add_participants (token column of 35 characters, tokens sanitised to [0-9a-zA-Z_~] and unique),
 export_responses (base64 JSON, flat rows or — ``wrapped`` — each row under its id as older versions write it,
 "No Data" statuses, one empty record when nothing matches the range), list_questions. With ``rpc_enabled``
-false it answers an empty body, as LimeSurvey does when its JSON-RPC interface is switched off.
+false it answers an empty body, as LimeSurvey does when its JSON-RPC interface is switched off; a survey in
+``held`` answers export_responses only once its event is set.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
@@ -46,6 +48,8 @@ class FakeLimeSurvey:
     released: list[str] = field(default_factory=list)
     calls: list[tuple[str, list[Any]]] = field(default_factory=list)  # (method, params without the key)
     statuses: dict[str, list[str]] = field(default_factory=dict)  # method → in-band statuses to answer first
+    # survey id → export_responses answers only once the event is set (a server busy with a long export)
+    held: dict[int, asyncio.Event] = field(default_factory=dict)
     url: str = ""
 
     # --- what tests arrange ------------------------------------------------------------------------------
@@ -99,6 +103,8 @@ class FakeLimeSurvey:
                 {"id": body.get("id"), "result": None, "error": "unknown method or incorrect parameters"}
             )
         self.calls.append((method, params[1:] if method != "get_session_key" else params[:1]))
+        if method == "export_responses" and len(params) > 1 and str(params[1]) in map(str, self.held):
+            await self.held[int(params[1])].wait()
         scripted = self.statuses.get(method)
         if scripted:
             result: Any = {"status": scripted.pop(0)}

@@ -269,3 +269,22 @@ async def test_two_surveys_that_both_number_their_responses_from_one_keep_both(f
         synced = await field.cli(run_cli, "wave", "sync", slug, "--json")
         assert json.loads(synced.stdout)["outcomes"] == {"complete": 1}, synced.stdout
     assert (completed_in(field, "city"), completed_in(field, "metro")) == ({ANA}, {JOE})
+
+
+async def test_a_wave_whose_export_takes_long_holds_back_no_other_wave(field):
+    """Two LimeSurvey waves pulled by one service: while the server is still building one survey's export,
+    the other wave's completes are pulled and recorded at the usual pace; the slow one comes in once ready."""
+    other, joe_token = two_waves(field)
+    field.respond(ANA, {"Q1": "Hermanamientos"})
+    field.fake.respond(other, joe_token, {"Q1": "Redes"})
+    slow = field.fake.held[SURVEY] = asyncio.Event()
+    try:
+        async with running(field.settings):
+            await wait_until(lambda: completed_in(field, "metro") == {JOE}, what="the quick wave's complete")
+            field.fake.respond(other, joe_token, {"Q1": "again"})  # and later ones, pull after pull
+            await wait_until(lambda: len(field.fake.called("export_responses")) >= 4, what="several pulls")
+            assert completed_in(field, "city") == set(), "the slow export is still being built"
+            slow.set()
+            await wait_until(lambda: completed_in(field, "city") == {ANA}, what="the slow wave's complete, once ready")
+    finally:
+        slow.set()  # whatever happened, the stand-in answers, so nothing waits on it
