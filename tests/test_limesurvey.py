@@ -217,23 +217,26 @@ async def test_pull_complete_partial_and_a_response_finished_later(field, wrappe
     assert len(survey.responses) == 4 and fake.sessions == set()
 
 
-async def test_each_batch_carries_the_cursor_to_resume_from_after_it(field, monkeypatch):
-    monkeypatch.setattr(limesurvey, "EVENT_BATCH", 2)
+async def test_each_batch_carries_the_cursor_to_resume_from_after_it(field):
+    """401 responses go in batches of EVENT_BATCH (200), each with the cursor a pull resumes from after it; the
+    unfinished ones (2 and 401) stay watched."""
     ana, joe, pat = field.tokens.values()
-    for token, submitted in ((ana, True), (joe, False), (pat, True), (None, True), (None, False)):
+    first = [(ana, True), (joe, False), (pat, True)]
+    for token, submitted in first + [(None, True)] * 397 + [(None, False)]:
         field.fake.respond(SURVEY, token, {"Q1": "x"}, submitted=submitted)
     batches = [
         ([e.response_id for e in batch], json.loads(cursor))
         async for batch, cursor in limesurvey.pull(field.http, field.settings, field.wave, None)
     ]
+    assert limesurvey.EVENT_BATCH == 200
     assert batches == [
-        (["1", "2"], {"after": 2, "open": [2]}),
-        (["3", "4"], {"after": 4, "open": [2]}),
-        (["5"], {"after": 5, "open": [2, 5]}),
+        ([str(n) for n in range(1, 201)], {"after": 200, "open": [2]}),
+        ([str(n) for n in range(201, 401)], {"after": 400, "open": [2]}),
+        (["401"], {"after": 401, "open": [2, 401]}),
     ]
     # stopped after the first batch was recorded: the next pull starts where that batch's cursor says
     events, _ = await field.pull(json.dumps(batches[0][1]))
-    assert [e.response_id for e in events] == ["2", "3", "4", "5"]
+    assert [e.response_id for e in events] == ["2", *(str(n) for n in range(201, 402))]
 
 
 async def test_pull_reads_in_band_answers_as_what_they_mean(field):
