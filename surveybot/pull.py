@@ -101,7 +101,7 @@ def _record(
             outcomes[responses.record(db, wave, event, now)] += 1
         db.execute(
             "UPDATE wave_pulls SET cursor = ?, recorded = recorded + ? WHERE wave_id = ?",
-            [cursor, len(events) - outcomes["repeat"], wave["id"]],
+            [cursor, len(events) - outcomes["repeat"] - outcomes["other_wave"], wave["id"]],
         )
     return outcomes
 
@@ -175,6 +175,7 @@ _WORDS = {
     "unmatched": "tied to nobody (kept aside)",
     "partial": "partial (thrown out)",
     "repeat": "already recorded",
+    "other_wave": "another wave's (left to it)",
 }
 
 

@@ -68,7 +68,9 @@ def opted_in(wave: dict[str, Any], event: ResponseEvent) -> bool:
 
 
 def record(db: Database, wave: dict[str, Any], event: ResponseEvent, now: datetime) -> str:
-    """Record one response event; returns what happened: complete, duplicate, unmatched, partial, repeat."""
+    """Record one response event; returns what happened: complete, duplicate, unmatched, partial, repeat, or
+    other_wave (nothing recorded: its link is another wave's, as when two waves share one survey, whose
+    platform then tells each wave about the other's responses)."""
     stamp = iso(now)
     with transaction(db):
         if db.execute(
@@ -78,7 +80,7 @@ def record(db: Database, wave: dict[str, Any], event: ResponseEvent, now: dateti
             return "repeat"
         recipient = recipients.by_token(db, event.token) if event.token else None
         if recipient is not None and recipient["wave_id"] != wave["id"]:
-            recipient = None
+            return "other_wave"  # the token is unforgeable: it is that wave's response, recorded there
         missing = missing_required(wave, event)
         if not event.finished or missing:
             reason = "not finished" if not event.finished else f"unanswered required: {', '.join(missing)}"

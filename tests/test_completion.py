@@ -102,6 +102,47 @@ def _complete(db, wave, response_id: str, token: str | None) -> str:
     return responses.record(db, wave, event, utcnow())
 
 
+async def test_two_waves_on_one_survey_each_keep_only_their_own_respondents(tmp_path, mail_sink):
+    """A pilot and a main wave share one survey, so the platform tells both about every response: each response
+    is its own wave's (its link says which), recorded there, and left alone by the other wave, whatever the
+    order the deliveries come in — not lost to whichever wave heard first, nor kept as an unmatched stranger."""
+    settings = settings_for(tmp_path, mail_sink.url)
+    import_rows(
+        settings,
+        [
+            "Ana Pérez,ana@bogota.example.org,Bogotá,Colombia,Latin America,en",
+            "Joe Bloggs,joe@leeds.example.org,Leeds,UK,Europe,en",
+        ],
+    )
+    db = open_db(settings.db_path)
+    pilot = signed_wave(db, "pilot", reminders=(), close_after=timedelta(hours=1))
+    main = signed_wave(db, "main", reminders=(), close_after=timedelta(hours=1))
+    secret = service_secret(db, None)
+    ids = dict(db.execute("SELECT email, id FROM contacts").fetchall())
+    async with running(settings) as (_, base), aiohttp.ClientSession() as session:
+        await wait_until(lambda: len(mail_sink.received) == 4, what="both waves' invitations")
+        ana = survey_token(secret, pilot["id"], ids["ana@bogota.example.org"])
+        joe = survey_token(secret, main["id"], ids["joe@leeds.example.org"])
+        # Ana's response reaches the main wave first; Joe's reaches his own wave first
+        for wave, token, response_id, expected in (
+            (main, ana, "R_1", "other_wave"),
+            (pilot, ana, "R_1", "complete"),
+            (main, joe, "R_2", "complete"),
+            (pilot, joe, "R_2", "other_wave"),
+        ):
+            body, headers = signed_delivery(
+                secret, wave, token, response_id, message_id=f"{wave['slug']}-{response_id}"
+            )
+            async with session.post(webhook_url(base, secret, wave), data=body, headers=headers) as answer:
+                assert answer.status == 200
+                assert (await answer.json())["status"] == expected
+    recorded = db.execute("SELECT w.slug, r.response_id, r.status FROM responses r JOIN waves w ON w.id = r.wave_id")
+    assert sorted(recorded.fetchall()) == [("main", "R_2", "complete"), ("pilot", "R_1", "complete")]
+    for slug in ("pilot", "main"):
+        status = wave_status(db, waves.get_wave(db, slug), secret, "https://survey.example.org")
+        assert (status["completed"], status["unmatched_responses"]) == (1, 0), slug
+
+
 def test_49_complete_from_47_cities_counts_as_the_study_reports_them(tmp_path):
     db, wave, tokens = _wave_of_100(tmp_path)
     finishers = [f"officer{n}@city{n}.example.org" for n in range(45)]
