@@ -9,6 +9,7 @@ The folder is made with mkdtemp and opened to others, not pytest's tmp_path: as 
 from __future__ import annotations
 
 import imaplib
+import itertools
 import os
 import pwd
 import shutil
@@ -17,7 +18,8 @@ import ssl
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 BINARY = shutil.which("dovecot") or "/usr/sbin/dovecot"
@@ -51,6 +53,19 @@ class Dovecot:
     port: int  # IMAP with STARTTLS
     ssl_port: int  # IMAPS
     process: subprocess.Popen[bytes]
+    owner: str  # uid:gid of the mail files, as the passwd-file gives it
+    _numbers: Iterator[int] = field(default_factory=itertools.count)
+    _free: list[str] = field(default_factory=list)
+
+    def new_user(self) -> str:
+        """A user with a mailbox no one else uses. Users are added to the passwd-file sixteen at a time: Dovecot
+        reads the file again when it changes, but looks at most once a second, so each addition waits that out."""
+        if not self._free:
+            self._free = [f"user{next(self._numbers)}" for _ in range(16)]
+            with (self.folder / "users").open("a") as users:
+                users.writelines(_passwd_line(name, self.owner, self.folder) for name in self._free)
+            time.sleep(1.1)
+        return self._free.pop(0)
 
     @property
     def cafile(self) -> Path:
@@ -96,7 +111,12 @@ class Dovecot:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def start(users: tuple[str, ...]) -> Dovecot:
+def _passwd_line(user: str, owner: str, folder: Path) -> str:
+    return f"{user}:{{PLAIN}}{PASSWORD}:{owner}::{folder}/mail/{user}\n"
+
+
+def start() -> Dovecot:
+    """A Dovecot with no users yet: each test takes one of its own with ``new_user()``."""
     folder = Path(tempfile.mkdtemp(prefix="surveybot-dovecot-"))
     folder.chmod(0o755)
     for sub in ("run", "state", "mail"):
@@ -117,8 +137,7 @@ def start(users: tuple[str, ...]) -> Dovecot:
         capture_output=True,
     )
     (folder / "key.pem").chmod(0o644)
-    lines = [f"{user}:{{PLAIN}}{PASSWORD}:{owner}::{folder}/mail/{user}\n" for user in users]
-    (folder / "users").write_text("".join(lines))
+    (folder / "users").write_text("")
     conf = folder / "dovecot.conf"
     conf.write_text(f"""
 protocols = imap
@@ -176,4 +195,4 @@ service anvil {{
         process.kill()
         log = folder / "dovecot.log"
         raise RuntimeError(log.read_text() if log.exists() else "dovecot did not start") from None
-    return Dovecot(folder, port, ssl_port, process)
+    return Dovecot(folder, port, ssl_port, process, owner)

@@ -6,7 +6,6 @@ ones."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import os
 import subprocess
@@ -36,7 +35,6 @@ from tests.service import import_rows, settings_for, signed_wave, wait_until
 SECRET = "mailbox-test-secret-0123456789"
 BOUNCES = "bounces@example.org"
 ANA, JOE, PAT = "ana@bogota.example.org", "joe@leeds.example.org", "pat@lima.example.org"
-USERS = tuple(f"user{n}" for n in range(16))
 RunCli = Callable[..., subprocess.CompletedProcess[str]]
 
 
@@ -44,18 +42,15 @@ RunCli = Callable[..., subprocess.CompletedProcess[str]]
 def imap() -> Iterator[dovecot.Dovecot]:
     if not os.path.exists(dovecot.BINARY):
         pytest.skip("the dovecot binary is not installed (Debian: apt-get install dovecot-imapd)")
-    server = dovecot.start(USERS)
+    server = dovecot.start()
     yield server
     server.stop()
 
 
-_users = itertools.count()
-
-
 @pytest.fixture
-def user() -> str:
+def user(imap: dovecot.Dovecot) -> str:
     """A mailbox of its own for each test."""
-    return USERS[next(_users)]
+    return imap.new_user()
 
 
 # --- the service's side: a wave whose e-mail really goes out ------------------------------------------------
@@ -493,7 +488,7 @@ def cli_env(settings: Settings) -> dict[str, str]:
 async def test_a_person_writing_back_shows_in_replies_list(
     tmp_path: Path, imap: dovecot.Dovecot, user: str, run_cli: RunCli
 ) -> None:
-    reply_user = USERS[-1 - USERS.index(user)]
+    reply_user = imap.new_user()
     settings, db = field_setup(tmp_path, imap.url(user), SURVEYBOT_REPLY_MAILBOX=imap.url(reply_user))
     await send_due(settings, db, utcnow())
     joe = sent(db, JOE)[0]
