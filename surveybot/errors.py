@@ -32,7 +32,12 @@ class DatabaseError(SurveybotError):
 
 
 class NotFound(SurveybotError):
-    pass
+    """``public`` is what a web client is told: the message itself may name the database file and what it
+    holds, which helps at the command line and is nobody's business over HTTP."""
+
+    def __init__(self, message: str, public: str | None = None) -> None:
+        super().__init__(message)
+        self.public = public or message
 
 
 class InvalidInput(SurveybotError):

@@ -156,7 +156,7 @@ def get_wave(db: Database, slug: str) -> dict[str, Any]:
         names = [name for (name,) in db.execute("SELECT slug FROM waves ORDER BY id")]
         path = next((file for _, name, file in db.execute("PRAGMA database_list") if name == "main"), "")
         held = f"its waves: {', '.join(names)}" if names else "it holds no wave yet"
-        raise NotFound(f"no wave named {slug!r} in the database {path} ({held})")
+        raise NotFound(f"no wave named {slug!r} in the database {path} ({held})", public=f"no wave named {slug!r}")
     for key in ("reminders", "networks", "required"):
         row[key] = json.loads(row[key])
     return row

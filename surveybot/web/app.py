@@ -89,7 +89,7 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
             raise
         return web.json_response({"error": exc.reason}, status=exc.status, headers=_kept_headers(exc))
     except NotFound as exc:
-        return web.json_response({"error": str(exc)}, status=404)
+        return web.json_response({"error": exc.public}, status=404)
     except InvalidInput as exc:
         return web.json_response({"error": str(exc)}, status=400)
     except SurveybotError as exc:

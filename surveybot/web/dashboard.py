@@ -218,7 +218,12 @@ async def act(request: web.Request) -> web.Response:
     try:
         count = await retry_busy(lambda: _carry_out(db, slug, action, now), what="the dashboard", patience=5)
     except (InvalidInput, NotFound) as exc:
-        return _error(request, session, str(exc), 409 if isinstance(exc, InvalidInput) else 404)
+        return _error(
+            request,
+            session,
+            exc.public if isinstance(exc, NotFound) else str(exc),
+            409 if isinstance(exc, InvalidInput) else 404,
+        )
     if action == "retry":
         request.app[DISPATCHER].wake()
     request.app[FIGURES].forget()
@@ -260,7 +265,12 @@ async def assign(request: web.Request) -> web.Response:
             patience=5,
         )
     except (InvalidInput, NotFound) as exc:
-        return _error(request, session, str(exc), 400 if isinstance(exc, InvalidInput) else 404)
+        return _error(
+            request,
+            session,
+            exc.public if isinstance(exc, NotFound) else str(exc),
+            400 if isinstance(exc, InvalidInput) else 404,
+        )
     request.app[DISPATCHER].wake()
     request.app[FIGURES].forget()
     raise web.HTTPSeeOther(f"/waves/{slug}?done=assign&outcome={outcome}")
