@@ -177,6 +177,10 @@ def test_report_command_in_every_format_and_language(tmp_path, run_cli):
     assert rows[0]["group_kind"] == "overall" and rows[0]["I"] == "3" and rows[0]["rr1"] == "0.30"
     assert any(r["group"] == '\'=HYPERLINK("x")' for r in rows)  # a network name cannot run as a formula
     assert run_cli("report", "nope").returncode == 1
+    for command in (["report", "city"], ["responses", "export", "city"]):  # an --output that cannot be written
+        refused = run_cli(*command, "--output", str(tmp_path / "no-such-folder" / "out.txt"))
+        assert refused.returncode == 1 and "Traceback" not in refused.stderr
+        assert f"cannot write {tmp_path / 'no-such-folder' / 'out.txt'}: No such file or directory" in refused.stderr
     threshold = run_cli("report", "city", "--format", "json", "--partial-threshold", "70", check=True).stdout
     assert json.loads(threshold)["dispositions"]["R"] == 3
 

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -14,7 +15,7 @@ from sqlite_utils import Database
 
 from surveybot.config import Settings, load_settings
 from surveybot.db import open_db
-from surveybot.errors import DatabaseError
+from surveybot.errors import DatabaseError, InvalidInput
 
 
 class Context:
@@ -99,6 +100,14 @@ def json_option(command: _Command) -> _Command:
         callback=remember,
         help="Print one JSON object instead of the human summary.",
     )(command)
+
+
+def write_output(path: Path, text: str, encoding: str = "utf-8") -> None:
+    """Write ``--output``: a folder that does not exist, a full disk or a file not allowed is said in one line."""
+    try:
+        path.write_text(text, encoding=encoding, newline="")
+    except OSError as exc:
+        raise InvalidInput(f"cannot write {path}: {exc.strerror or exc}", field="output") from None
 
 
 def print_json(value: dict[str, Any]) -> None:

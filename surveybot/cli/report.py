@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from surveybot import waves
-from surveybot.cli.common import Context, pass_context
+from surveybot.cli.common import Context, pass_context, write_output
 from surveybot.reports.dispositions import DEFAULT_THRESHOLD
 from surveybot.reports.formats import FORMATS, render
 from surveybot.reports.method import field_report
@@ -53,5 +53,5 @@ def report(obj: Context, slug: str, fmt: str, language: str, output: Path | None
     if output is None:
         click.echo(text, nl=not text.endswith("\n"))
         return
-    output.write_text(text, encoding="utf-8", newline="")
+    write_output(output, text)
     click.echo(f"Wrote the {fmt.lower()} field report of {slug} to {output}.", err=True)

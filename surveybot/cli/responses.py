@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from surveybot import responses, waves
-from surveybot.cli.common import Context, pass_context
+from surveybot.cli.common import Context, pass_context, write_output
 
 
 @click.group("responses")
@@ -49,5 +49,5 @@ def export(obj: Context, slug: str, output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=False)
     else:
-        output.write_text(text, encoding="utf-8-sig")  # with a BOM, so Excel reads the accents right
+        write_output(output, text, encoding="utf-8-sig")  # with a BOM, so Excel reads the accents right
         click.echo(f"Wrote {text.count(chr(10)) - 1} responses to {output}.", err=True)
