@@ -594,7 +594,8 @@ def unsubscribe(obj: Context, slug: str) -> None:
 @json_option
 @pass_context
 def list_(obj: Context, as_json: bool) -> None:
-    """List the waves of this database with their state, dates and headline counts."""
+    """List the waves of this database with their state, dates and headline counts: people invited,
+    invitations and reminders sent, people who finished."""
     rows = waves.list_waves(obj.db)
     if as_json:
         print_json({"waves": rows})
@@ -609,6 +610,10 @@ def list_(obj: Context, as_json: bool) -> None:
             f"{row['slug']:<20}{row['state']:<11}{row['invited']:>8}{row['sent']:>7}{row['completed']:>6}  "
             f"{closes:<17} {shown(row['title'])}"
         )
+
+
+# sent, queued and failed count messages (thank-yous included); the other figures count people
+_LABELS = {"sent": "messages sent", "queued": "messages queued", "failed": "messages failed"}
 
 
 @wave.command()
@@ -642,7 +647,7 @@ def status(obj: Context, slug: str, as_json: bool) -> None:
         "unmatched_responses",
         "interview_queue",
     ):
-        click.echo(f"  {key.replace('_', ' '):<20}{report[key]:>8}")
+        click.echo(f"  {_LABELS.get(key, key.replace('_', ' ')):<20}{report[key]:>8}")
     step = report["next_step"]
     click.echo(
         f"Next: {step['kind']} at {step['at']}{' (held: paused)' if step['held'] else ''}"
