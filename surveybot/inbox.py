@@ -71,6 +71,18 @@ def requeue_failed(db: Database, wave_id: int, now: datetime) -> int:
         ).rowcount
 
 
+def waiting(db: Database, wave_id: int) -> tuple[int, str]:
+    """Notifications of the wave whose fetch failed and waits to be tried again, and the latest reason (a
+    missing or refused token keeps them here until it is put right)."""
+    count, error = db.execute(
+        "SELECT count(*), (SELECT last_error FROM webhook_inbox WHERE wave_id = :w AND state = 'pending' "
+        "AND last_error != '' ORDER BY id DESC LIMIT 1) FROM webhook_inbox "
+        "WHERE wave_id = :w AND state = 'pending' AND last_error != ''",
+        {"w": wave_id},
+    ).fetchone()
+    return count, error or ""
+
+
 def failures(db: Database, wave_id: int, limit: int = 20) -> tuple[int, list[dict[str, Any]]]:
     """How many of the wave's fetches failed, and why (the latest first)."""
     count = db.execute(
@@ -261,11 +273,12 @@ class InboxWorker(Stoppable):
             await pace.wait()  # SurveyMonkey allows 120 calls a minute: stay under it
         return await fetch(self.session, self.settings, row["survey_id"], row["response_id"])
 
-    def _say_refused(self, row: dict[str, Any], error: ApiError) -> None:
-        """One clear line per wave while the platform refuses the token (not one per response per try)."""
+    def _say_refused(self, row: dict[str, Any], wave: dict[str, Any] | None, error: ApiError) -> None:
+        """One clear line per wave while the credentials are missing or refused (not one per response per try)."""
         if row["wave_id"] not in self._refused:
             self._refused.add(row["wave_id"])
-            log.error("wave %s: %s; its responses wait until the token works", row["wave_id"], error)
+            name = wave["slug"] if wave is not None else row["wave_id"]
+            log.error("wave %s: %s; its responses wait until the credentials work", name, error)
 
     def _settle(self, row: dict[str, Any], wave: dict[str, Any] | None, result: object) -> str | None:
         """Write what became of one row; returns the response's outcome when it was recorded.
@@ -288,7 +301,7 @@ class InboxWorker(Stoppable):
                 log.warning("response %s not fetched: %s", row["response_id"], result)
             else:
                 if result.refused:
-                    self._say_refused(row, result)
+                    self._say_refused(row, wave, result)
                 delay = (
                     result.retry_after
                     if result.retry_after is not None

@@ -444,7 +444,9 @@ async def test_how_responses_come_in_and_what_could_not_be_fetched_show_on_the_w
     async with page.expect_navigation():
         await page.click("#lang-es")
     error = await page.inner_text("#pull-error")
-    assert error.startswith("La plataforma rechazó las credenciales (se reintenta cada hora): Qualtrics refused")
+    assert error.startswith(
+        "Faltan las credenciales o la plataforma las rechazó (se reintenta cada hora): Qualtrics refused"
+    )
     assert field.XSS in error and await page.locator("#intake script").count() == 0
     assert "Última descarga:" in await page.inner_text("#intake")
     await context.close()

@@ -148,3 +148,45 @@ async def test_a_surveymonkey_quota_spent_for_14_hours_loses_no_complete(tmp_pat
             lambda: sm.count("SELECT count(*) FROM responses") == 3, timeout=15, what="every complete recorded"
         )
         assert len(sm.fake.requests) == 6
+
+
+async def test_missing_credentials_are_said_once_shown_in_status_and_nothing_is_lost(tmp_path, mail_sink, caplog):
+    """A Qualtrics wave whose service has no API token: its notifications are kept and tried again, the
+    coordinator is told once in the log and in wave status why, and once the token is set they are recorded."""
+    fake = fake_platforms.FakePlatform()
+    runner = await fake_platforms.start(fake)
+    settings = settings_for(tmp_path, mail_sink.url)  # no QUALTRICS_* settings
+    import_rows(settings, [f"Ana Pérez,{ANA},Bogotá,Colombia,Latin America,es"])
+    db = open_db(settings.db_path)
+    qualtrics_wave(db)
+    secret = service_secret(db, None)
+    field = {"db": db, "secret": secret}
+    try:
+        with caplog.at_level(logging.ERROR, logger="surveybot.inbox"):
+            async with running(settings) as (_, base), aiohttp.ClientSession() as session:
+                await wait_until(lambda: len(mail_sink.received) == 1, what="the invitation")
+                wave = waves.get_wave(db, "city")
+                (contact_id,) = db.execute("SELECT id FROM contacts").fetchone()
+                fake.add_qualtrics("R_1", finished=True, token=survey_token(secret, wave["id"], contact_id))
+                for response_id in ("R_1", "R_2"):
+                    async with session.post(
+                        webhook_url(base, secret, wave), data=qualtrics_notification(response_id)
+                    ) as answer:
+                        assert answer.status == 200
+                await wait_until(lambda: status(field)["intake_retrying"] == 2, what="both waiting, with a reason")
+                await asyncio.sleep(1)  # several tries
+        shown = status(field)
+        assert "QUALTRICS_API_TOKEN" in shown["intake_retry_error"] and shown["intake_failed"] == 0
+        said = [r.getMessage() for r in caplog.records if "QUALTRICS_API_TOKEN" in r.getMessage()]
+        assert said == [
+            "wave city: QUALTRICS_BASE_URL and QUALTRICS_API_TOKEN are needed to fetch responses; "
+            "its responses wait until the credentials work"
+        ]
+        # the token is set and the service started again: what waited is recorded
+        fixed = settings_for(tmp_path, mail_sink.url, **fake.qualtrics_settings())
+        db.execute("UPDATE webhook_inbox SET due_at = ?", [iso(utcnow())])  # not the backoff's next try
+        db.conn.commit()
+        async with running(fixed):
+            await wait_until(lambda: status(field)["completed"] == 1, timeout=15, what="the response, fetched")
+    finally:
+        await runner.cleanup()

@@ -222,7 +222,7 @@ async def test_wave_sync_pulls_now_whatever_the_intake_and_says_what_came(field,
     shown = await asyncio.to_thread(run_cli, "wave", "status", "city")
     assert "Responses: by webhook; pulled once a day as a safety net" in shown.stdout
     assert (
-        "The last pull: the platform refused the credentials (asked again hourly): Qualtrics refused the API token"
+        "The last pull: credentials missing or refused (tried again hourly): Qualtrics refused the API token"
         in shown.stdout
     )
 

@@ -680,8 +680,13 @@ def status(obj: Context, slug: str, as_json: bool) -> None:
     else:
         click.echo("Responses: by webhook" + ("; pulled once a day as a safety net" if pulled else ""))
     if pulled and pulled["last_error"]:
-        why = "the platform refused the credentials (asked again hourly)" if pulled["refused"] else "it failed"
+        why = "credentials missing or refused (tried again hourly)" if pulled["refused"] else "it failed"
         click.echo(f"The last pull: {why}: {shown(pulled['last_error'])}")
+    if report["intake_retrying"]:
+        click.echo(
+            f"Responses being fetched again: {report['intake_retrying']} "
+            f"(the last try: {shown(report['intake_retry_error'])})"
+        )
     if report["intake_failed"]:
         click.echo(
             f"Responses that could not be fetched: {report['intake_failed']} "

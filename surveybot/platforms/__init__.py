@@ -60,7 +60,8 @@ class WebhookRejected(SurveybotError):
 class ApiError(SurveybotError):
     """``temporary``: try again later (``retry_after`` seconds, when the platform said); ``not_found``: the
     platform does not know the response (yet: it may become readable a moment after its event);
-    ``refused``: the platform refused our credentials (a setting to fix, not a reason to hammer it)."""
+    ``refused``: the platform refused our credentials, or they are not set (a setting to fix, not a reason to
+    hammer it)."""
 
     def __init__(
         self,

@@ -72,7 +72,9 @@ def receive(body: bytes, headers: Mapping[str, str], content_type: str, context:
 
 async def fetch(session: aiohttp.ClientSession, settings: Settings, survey_id: str, response_id: str) -> ResponseEvent:
     if not settings.qualtrics_base_url or not settings.qualtrics_api_token:
-        raise ApiError("QUALTRICS_BASE_URL and QUALTRICS_API_TOKEN are needed to fetch responses", temporary=True)
+        raise ApiError(
+            "QUALTRICS_BASE_URL and QUALTRICS_API_TOKEN are needed to fetch responses", temporary=True, refused=True
+        )
     url = f"{settings.qualtrics_base_url}/API/v3/surveys/{survey_id}/responses/{response_id}"
     data = await _call(session, "GET", url, settings.qualtrics_api_token)
     result = data.get("result") if isinstance(data, dict) else None

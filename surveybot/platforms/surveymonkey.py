@@ -73,7 +73,7 @@ def receive(body: bytes, headers: Mapping[str, str], content_type: str, context:
 
 async def fetch(session: aiohttp.ClientSession, settings: Settings, survey_id: str, response_id: str) -> ResponseEvent:
     if not settings.surveymonkey_access_token:
-        raise ApiError("SURVEYMONKEY_ACCESS_TOKEN is needed to fetch responses", temporary=True)
+        raise ApiError("SURVEYMONKEY_ACCESS_TOKEN is needed to fetch responses", temporary=True, refused=True)
     # simple=true adds each answer's text (simple_text) beside its ids: what the coordinator reads and types
     url = f"{settings.surveymonkey_base_url}/v3/surveys/{survey_id}/responses/{response_id}/details?simple=true"
     headers = {"Authorization": f"Bearer {settings.surveymonkey_access_token}"}

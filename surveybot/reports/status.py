@@ -69,11 +69,15 @@ def wave_status(db: Database, wave: dict[str, Any], secret: str, base_url: str) 
 
 def _intake(db: Database, wave: dict[str, Any]) -> dict[str, Any]:
     failed, why = inbox.failures(db, wave["id"])
+    retrying, retry_error = inbox.waiting(db, wave["id"])
     pulled = pull.state(db, wave["id"])
     return {
         "intake": wave["intake"],
         "intake_failed": failed,
         "intake_errors": why,
+        # notified responses whose fetch failed and is being tried again, and the latest reason
+        "intake_retrying": retrying,
+        "intake_retry_error": retry_error,
         # where pulling stands (None: never pulled); error and refused say why the last pull failed
         "pull": None
         if pulled is None

@@ -85,8 +85,8 @@ PHRASES = {
     "last_pull": ("Last pull:", "Última descarga:"),
     "pull_failed": ("The last pull failed:", "La última descarga falló:"),
     "pull_refused": (
-        "The platform refused the credentials (tried again hourly):",
-        "La plataforma rechazó las credenciales (se reintenta cada hora):",
+        "Credentials missing or refused by the platform (tried again hourly):",
+        "Faltan las credenciales o la plataforma las rechazó (se reintenta cada hora):",
     ),
     "intake_failed": (
         "Responses that could not be fetched: {n}. “surveybot responses retry {slug}” tries them again.",
