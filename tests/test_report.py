@@ -307,3 +307,36 @@ def test_away_for_the_whole_field_period_is_a_non_contact(tmp_path):
     away("d2@x.example.org", 2)
     db.conn.commit()
     assert field_report(db, wave)["dispositions"]["NC"] == 2
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        (
+            "en",
+            "The survey, in English on a web survey platform, was sent to 1 officer in 1 country through 1 partner "
+            "network (CityNet) and was open from 2 March 2026 to 16 March 2026, with a reminder on 9 March 2026. 1 "
+            "complete response from 1 city was kept (1 of those cities answered more than once); 1 partial response "
+            "was discarded.",
+        ),
+        (
+            "es",
+            "La encuesta, en español y alojada en una plataforma de encuestas web, se envió a 1 responsable en 1 país "
+            "a través de 1 red asociada (CityNet) y estuvo abierta del 2 de marzo de 2026 al 16 de marzo de 2026, con "
+            "un recordatorio el 9 de marzo de 2026. Se conservó 1 respuesta completa de 1 ciudad (en 1 ciudad "
+            "respondió más de una persona); se descartó 1 respuesta parcial.",
+        ),
+    ],
+)
+def test_the_method_paragraph_says_one_of_each_in_the_singular_and_names_the_platform_in_its_language(
+    language, expected
+):
+    one = {
+        **PARAGRAPH_FACTS,
+        "networks": ["CityNet"],
+        "reminders": PARAGRAPH_FACTS["reminders"][:1],
+        "languages": [language],
+        "platform": "signed",
+        **dict.fromkeys(("invited", "countries", "complete", "cities", "duplicate_cities", "partial_discarded"), 1),
+    }
+    assert method.paragraph(one, PARAGRAPH_FIGURES, language).startswith(expected)

@@ -3,6 +3,7 @@ the dispositions and rates of ``dispositions.py``."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -17,12 +18,10 @@ from surveybot.waves import steps
 
 LOCALES = {"en": "en_GB", "es": "es"}
 LANGUAGE_NAMES = {"en": {"en": "English", "es": "Spanish"}, "es": {"en": "inglés", "es": "español"}}
+_NAMED = {"qualtrics": "Qualtrics", "typeform": "Typeform", "surveymonkey": "SurveyMonkey", "limesurvey": "LimeSurvey"}
 PLATFORM_NAMES = {
-    "qualtrics": "Qualtrics",
-    "typeform": "Typeform",
-    "surveymonkey": "SurveyMonkey",
-    "signed": "a web survey platform",
-    "limesurvey": "LimeSurvey",
+    "en": {**_NAMED, "signed": "a web survey platform"},
+    "es": {**_NAMED, "signed": "una plataforma de encuestas web"},
 }
 
 
@@ -89,32 +88,43 @@ def _percent(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.0f}%"
 
 
-# The paragraph's sentences per language; optional clauses are left out when they do not apply.
+# The paragraph's sentences per language; optional clauses are left out when they do not apply. A word in
+# braces with a bar ({n|singular|plural}) agrees with the count n.
 SENTENCES: dict[str, dict[str, str]] = {
     "en": {
-        "sent": "The survey, in {languages} on {platform}, was sent to {invited} officers in {countries} countries",
-        "through": " through {network_count} partner networks ({networks})",
+        "sent": "The survey, in {languages} on {platform}, was sent to {invited} {invited|officer|officers} in "
+        "{countries} {countries|country|countries}",
+        "through": " through {network_count} partner {network_count|network|networks} ({networks})",
         "open": " and was open from {start} to {end}",
-        "reminders": ", with reminders on {reminders}.",
-        "kept": "{complete} complete responses from {cities} cities were kept",
+        "reminders": ", with {reminder_count|a reminder|reminders} on {reminders}.",
+        "kept": "{complete} complete {complete|response|responses} from {cities} {cities|city|cities} "
+        "{complete|was|were} kept",
         "duplicates": " ({duplicate_cities} of those cities answered more than once)",
-        "discarded": "; {partial_discarded} partial responses were discarded.",
+        "discarded": "; {partial_discarded} partial {partial_discarded|response was|responses were} discarded.",
         "rates": "The response rate (AAPOR RR1) was {rr1} (RR2 {rr2}; cooperation rate COOP1 {coop1}; "
         "refusal rate REF1 {ref1}; contact rate CON1 {con1}).",
     },
     "es": {
-        "sent": "La encuesta, en {languages} y alojada en {platform}, se envió a {invited} responsables en "
-        "{countries} países",
-        "through": " a través de {network_count} redes asociadas ({networks})",
+        "sent": "La encuesta, en {languages} y alojada en {platform}, se envió a {invited} "
+        "{invited|responsable|responsables} en {countries} {countries|país|países}",
+        "through": " a través de {network_count} {network_count|red asociada|redes asociadas} ({networks})",
         "open": " y estuvo abierta del {start} al {end}",
-        "reminders": ", con recordatorios el {reminders}.",
-        "kept": "Se conservaron {complete} respuestas completas de {cities} ciudades",
-        "duplicates": " (en {duplicate_cities} ciudades respondió más de una persona)",
-        "discarded": "; se descartaron {partial_discarded} respuestas parciales.",
+        "reminders": ", con {reminder_count|un recordatorio|recordatorios} el {reminders}.",
+        "kept": "Se {complete|conservó|conservaron} {complete} {complete|respuesta completa|respuestas completas} "
+        "de {cities} {cities|ciudad|ciudades}",
+        "duplicates": " (en {duplicate_cities} {duplicate_cities|ciudad|ciudades} respondió más de una persona)",
+        "discarded": "; se {partial_discarded|descartó|descartaron} {partial_discarded} "
+        "{partial_discarded|respuesta parcial|respuestas parciales}.",
         "rates": "La tasa de respuesta (AAPOR RR1) fue del {rr1} (RR2 {rr2}; tasa de cooperación COOP1 {coop1}; "
         "tasa de rechazo REF1 {ref1}; tasa de contacto CON1 {con1}).",
     },
 }
+_AGREEING = re.compile(r"\{(\w+)\|([^|{}]*)\|([^|{}]*)\}")
+
+
+def _agreed(template: str, counts: dict[str, Any]) -> str:
+    """``{n|one|many}`` → one when n is 1, else many (English and Spanish both use the plural for 0)."""
+    return _AGREEING.sub(lambda m: m[2] if counts.get(m[1]) == 1 else m[3], template)
 
 
 def paragraph(facts: dict[str, Any], figures: dict[str, Any], language: str) -> str:
@@ -129,7 +139,8 @@ def paragraph(facts: dict[str, Any], figures: dict[str, Any], language: str) -> 
         "network_count": len(facts["networks"]),
         "reminders": format_list([_date(r, language) for r in facts["reminders"]], locale=locale),
         "languages": format_list([LANGUAGE_NAMES[language][code] for code in facts["languages"]], locale=locale),
-        "platform": PLATFORM_NAMES.get(facts["platform"], facts["platform"]),
+        "platform": PLATFORM_NAMES[language].get(facts["platform"], facts["platform"]),
+        "reminder_count": len(facts["reminders"]),
     }
     text = SENTENCES[language]
     wanted = [
@@ -146,7 +157,7 @@ def paragraph(facts: dict[str, Any], figures: dict[str, Any], language: str) -> 
     ]
     # "" closes the first sentence with a full stop when there are no reminders; " " separates sentences
     pieces = {"": ".", " ": " "}
-    return "".join(pieces[w] if w in pieces else text[w].format(**values) for w in wanted)
+    return "".join(pieces[w] if w in pieces else _agreed(text[w], values).format(**values) for w in wanted)
 
 
 def field_report(
