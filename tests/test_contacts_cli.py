@@ -278,6 +278,9 @@ def test_dry_run_human_output_says_nothing_written(tmp_path):
     result = surveybot(tmp_path, "contacts", "import", str(path), "--network", "Metropolis", "--dry-run")
     assert result.returncode == 0, result.stderr
     assert "dry run" in result.stdout.lower()
+    # the first command a network runs, where no database exists yet: checked, and still no database
+    assert "  new contacts        1" in result.stdout and "  rejected            1" in result.stdout
+    assert not (tmp_path / "s.db").exists() and "Created a new database" not in result.stderr
     assert "row 3" in result.stdout
     assert nothing_stored(tmp_path)
 

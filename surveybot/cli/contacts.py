@@ -16,6 +16,7 @@ from surveybot.contacts.fields import FIELDS
 from surveybot.contacts.importer import ImportReport, import_contacts
 from surveybot.contacts.merge import use_values
 from surveybot.contacts.zones import zone_of
+from surveybot.db import open_db
 from surveybot.errors import InvalidInput
 from surveybot.suppressions import suppress as suppress_address
 from surveybot.suppressions import unsuppress as unsuppress_address
@@ -53,8 +54,10 @@ def import_(obj: Context, file: Path, network: str, dry_run: bool, new_network: 
     """
     if not new_network:
         _refuse_a_likely_typo(obj, network)
+    # a dry run where there is no database yet checks the file against an empty one, and leaves no file behind
+    db = obj.new_db if not dry_run or obj.settings.db_path.exists() else open_db(":memory:")
     with progress_bar(f"Importing {file.name}", file.stat().st_size) as progress:
-        report = import_contacts(obj.new_db, file, network, dry_run=dry_run, progress=progress)
+        report = import_contacts(db, file, network, dry_run=dry_run, progress=progress)
     if as_json:
         print_json(report.as_json())
     else:
