@@ -39,7 +39,8 @@ class Context:
             raise DatabaseError(
                 f"no database at {str(path.resolve())!r} (SURVEYBOT_DB); run this where the "
                 f"database is, or set SURVEYBOT_DB to its path — 'surveybot contacts import', "
-                f"'wave create', 'token create' and 'serve' create a new one"
+                f"'contacts suppress', 'wave create', 'interviews slots add', 'token create' and 'serve' "
+                f"create a new one"
             )
         return open_db(path)
 

@@ -466,9 +466,10 @@ def _qualtrics_call(obj: Context, slug: str, action: str) -> tuple[dict[str, Any
 
     wave_row = waves.get_wave(obj.db, slug)
     if wave_row["platform"] != "qualtrics":
+        where = f"its webhook URL (from 'surveybot wave status {slug}') in the platform's settings"
         raise InvalidInput(
-            f"wave {slug!r} is on {wave_row['platform']}: register its webhook URL (from "
-            f"'surveybot wave status {slug}') in the platform's settings",
+            f"wave {slug!r} is on {wave_row['platform']}, whose webhooks are managed there: "
+            + (f"register {where}" if action == "subscribe" else f"remove {where}"),
             field="platform",
         )
     url = webhook_url(obj.settings.base_url, service_secret(obj.db, obj.settings.secret), wave_row)
