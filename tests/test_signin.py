@@ -214,13 +214,11 @@ def test_token_create_ties_a_researcher_token_to_an_email(run_cli):
 # --- the first start of serve ---------------------------------------------------------------------------
 
 
-def _serve(tmp_path, port: int) -> subprocess.Popen:
+def _serve(tmp_path, port: int, *, base_url: bool = True) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SURVEYBOT_")}
-    env.update(
-        SURVEYBOT_DB=str(tmp_path / "surveybot.db"),
-        SURVEYBOT_MAIL_URL=f"maildir://{tmp_path / 'mail'}",
-        SURVEYBOT_BASE_URL=f"http://127.0.0.1:{port}",
-    )
+    env.update(SURVEYBOT_DB=str(tmp_path / "surveybot.db"), SURVEYBOT_MAIL_URL=f"maildir://{tmp_path / 'mail'}")
+    if base_url:
+        env["SURVEYBOT_BASE_URL"] = f"http://127.0.0.1:{port}"
     return subprocess.Popen(
         [sys.executable, "-m", "surveybot", "serve", "--port", str(port)],
         cwd=tmp_path,
@@ -305,6 +303,26 @@ async def test_first_start_prints_a_single_use_sign_in_link(tmp_path, browser):
     finally:
         output = _stop(server)
     assert "/login/" not in output and "Sign in" not in output
+
+
+def test_without_a_base_url_the_sign_in_link_points_at_the_port_serve_listens_on(tmp_path):
+    """SURVEYBOT_BASE_URL left at its default (port 8080) and serve started on another port: the link printed
+    leads to this server, and serve says that the links in e-mail need the setting."""
+    port = free_port()
+    server = _serve(tmp_path, port, base_url=False)
+    try:
+        link = _read_link(server)
+        _wait_healthy(port)
+        import urllib.request
+        from http.cookiejar import CookieJar
+
+        browser_like = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+        with browser_like.open(link) as answer:  # follows the redirect to the waves page, signed in
+            assert answer.status == 200 and answer.url == f"http://127.0.0.1:{port}/waves"
+    finally:
+        output = _stop(server)
+    assert link.startswith(f"http://127.0.0.1:{port}/login/")
+    assert "SURVEYBOT_BASE_URL is not set, so links in e-mail" in output
 
 
 def test_an_unused_first_start_link_is_issued_again_and_expires(tmp_path):

@@ -9,6 +9,16 @@ import click
 
 from surveybot import logs
 from surveybot.cli.common import Context, pass_context
+from surveybot.config import DEFAULTS
+
+
+def _sign_in_base(base_url: str, host: str, port: int) -> str:
+    """Where the sign-in link points: SURVEYBOT_BASE_URL, or this server's own address when that setting is
+    left at its default and the server listens elsewhere (the default would lead nowhere)."""
+    if base_url != DEFAULTS["SURVEYBOT_BASE_URL"] or (host, port) == ("127.0.0.1", 8080):
+        return base_url
+    shown = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host  # every address: this machine's loopback
+    return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
 
 
 @click.command()
@@ -36,7 +46,15 @@ def serve(obj: Context, host: str, port: int) -> None:
     if code is not None:
         # the code, never a token: it opens one session, once, within 15 minutes
         click.echo(
-            f"Sign in as coordinator: {settings.base_url}/login/{code} (this link works once, for 15 minutes)", err=True
+            f"Sign in as coordinator: {_sign_in_base(settings.base_url, host, port)}/login/{code} "
+            "(this link works once, for 15 minutes)",
+            err=True,
+        )
+    if settings.base_url == DEFAULTS["SURVEYBOT_BASE_URL"] and (host, port) != ("127.0.0.1", 8080):
+        click.echo(
+            f"Note: SURVEYBOT_BASE_URL is not set, so links in e-mail (unsubscribe, interview booking) point at "
+            f"{settings.base_url}; set it to the address people reach this service at.",
+            err=True,
         )
     from surveybot.web.app import AccessLogger
 
