@@ -3,14 +3,16 @@ un-stuffing, the SIZE announced is the size sent, and a message not yet in wire 
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from surveybot.clock import utcnow
 from surveybot.config import MailTarget
 from surveybot.mail.message import Outgoing, build_message
 from surveybot.mail.render import Rendered
-from surveybot.mail.transports import open_transport
-from tests.mailsink import MailSink
+from surveybot.mail.transports import Withdrawn, open_transport
+from tests.mailsink import Handler, MailSink
 
 PERIOD_LINES = [
     ".",  # a line of one period is the end of data unless doubled
@@ -67,3 +69,41 @@ async def test_a_message_not_in_wire_form_is_put_into_it(sink, data, expected):
     await transport.close()
     assert [r.raw for r in sink.received] == [expected]
     assert sink.handler.sizes == [len(expected)]
+
+
+class SlowReset(Handler):
+    """Answers RSET only after the client's timeout: a relay that stalls while an envelope is withdrawn."""
+
+    async def handle_RSET(self, server, session, envelope):
+        await asyncio.sleep(2)
+        return "250 OK"
+
+
+async def test_a_message_withdrawn_before_data_stays_withdrawn_whatever_the_reset_meets():
+    """A hook that holds a message back (a wave paused meanwhile) after the relay took the envelope: the
+    message is withdrawn — not a failure to count against it — even when the relay stalls on the reset, and
+    the next message goes out on a fresh connection."""
+    sink = MailSink()
+    sink.handler = SlowReset()
+    sink.start()
+    message = build_message(
+        Rendered("Subject", "body", "<p>body</p>", ("en",)),
+        sender="Lab <lab@example.org>",
+        to_email="a@x.org",
+        to_name="A",
+        now=utcnow(),
+    )
+
+    async def withdraw() -> None:
+        raise Withdrawn(("release", 7))
+
+    transport = open_transport(MailTarget(kind="smtp", host="127.0.0.1", port=sink.port), connections=1, timeout=0.5)
+    with pytest.raises(Withdrawn) as withdrawn:
+        await transport.send(message, before_data=withdraw)
+    assert withdrawn.value.outcome == ("release", 7)
+    try:
+        await transport.send(message)
+        await transport.close()
+    finally:
+        sink.stop()
+    assert [r.raw for r in sink.received] == [message.data]

@@ -106,7 +106,7 @@ class SmtpTransport:
             await _transaction(client, message, before_data)
             keep = client
         except Withdrawn:
-            keep = client
+            keep = client if client is not None and client.is_connected else None
             raise
         except aiosmtplib.SMTPNotSupported as exc:
             if not (message.smtputf8 and "SMTPUTF8" in str(exc)):  # e.g. no STARTTLS: a setting to fix
@@ -193,7 +193,13 @@ async def _transaction(client: aiosmtplib.SMTP, message: Outgoing, before_data: 
         if before_data is not None:
             await before_data()
         await _data(client, wire)
-    except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused, Withdrawn):
+    except Withdrawn:
+        try:  # the envelope is reset for the connection's next message
+            await client.rset()
+        except Exception:  # whatever the reset meets, the message stays withdrawn; the connection is let go
+            client.close()
+        raise
+    except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
         try:  # the envelope is reset for the connection's next message
             await client.rset()
         except (ConnectionError, aiosmtplib.SMTPResponseException):
