@@ -139,6 +139,12 @@ def first_delivery(db: Database, platform: str, message_id: str, now: datetime) 
     return cursor.rowcount == 1
 
 
+def forget_delivery(db: Database, platform: str, message_id: str) -> None:
+    """Let a signed message's id be taken again: it went to a wave it was not for (another wave's response, as
+    when two waves share a survey), and the same message, sent on to its own wave, must be read there."""
+    db.execute("DELETE FROM webhook_seen WHERE platform = ? AND message_id = ?", [platform, message_id])
+
+
 def claim(db: Database, now: datetime, limit: int) -> list[dict[str, Any]]:
     with transaction(db):
         return list(

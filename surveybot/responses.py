@@ -5,10 +5,12 @@ requires (``--require``). Complete: stored with its answers, the contact marked 
 more reminders, a thank-you queued), and queued for an interview if they opted in. Partial: only an audit
 line is written (response id, progress, time, reason); its answers never reach the database.
 
-Recording is idempotent per (platform, response id): a retried delivery, or a late partial event for a
-response already complete, changes nothing. A second complete response from the same contact, or from the
-same city, is kept and flagged as a duplicate; a response whose token names no recipient of the wave is
-kept aside as unmatched for the coordinator.
+Recording is idempotent per (wave, platform, response id): a retried delivery, or a late partial event for a
+response already complete, changes nothing (per wave, because LimeSurvey numbers each survey's responses from
+1). A second complete response from the same contact, or from the same city, is kept and flagged as a
+duplicate; a response whose token is another wave's is left to that wave (``other_wave``, nothing written);
+one whose token names nobody is kept aside as unmatched for the coordinator (in each wave that hears of it:
+without a token nothing says which wave it belongs to).
 """
 
 from __future__ import annotations

@@ -149,7 +149,10 @@ def _record_signed(
     with transaction(db):  # the message id counts as seen only once its response is recorded
         if adapter is signed and not inbox.first_delivery(db, "signed", headers["webhook-id"], utcnow()):
             return "repeat"
-        return responses.record(db, wave, event, utcnow())
+        outcome = responses.record(db, wave, event, utcnow())
+        if adapter is signed and outcome == "other_wave":  # a sender fanning one message out to both waves
+            inbox.forget_delivery(db, "signed", headers["webhook-id"])
+        return outcome
 
 
 async def retry_busy_async(add: Callable[[], Awaitable[bool]]) -> bool:
