@@ -20,7 +20,7 @@ import asyncio
 import logging
 import sqlite3
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -42,13 +42,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("surveybot.pull")
 SAFETY_NET_EVERY = timedelta(days=1)  # waves taking webhooks
 PULLS_AT_ONCE = 4  # waves pulled at the same time by serve
+STOP_GRACE_S = 5.0  # on stopping, how long pulls may take to finish the batch they are recording
 REFUSED_EVERY = timedelta(hours=1)  # a platform refusing the credentials is asked again this seldom
 
 
 class PullFunction(Protocol):
     def __call__(
         self, session: aiohttp.ClientSession, settings: Settings, wave: dict[str, Any], cursor: str | None
-    ) -> AsyncIterator[tuple[list[ResponseEvent], str | None]]: ...
+    ) -> AsyncGenerator[tuple[list[ResponseEvent], str | None], None]: ...
 
 
 PULLERS: dict[str, PullFunction] = {"qualtrics": qualtrics_export.pull, "limesurvey": limesurvey.pull}
@@ -61,6 +62,7 @@ class PullResult:
     batches: int = 0
     error: str = ""
     refused: bool = False
+    stopped: bool = False  # ended early by a stop: the next pull goes on from the cursor stored with the last batch
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -211,29 +213,44 @@ async def pull_wave(
         if wave["platform"] == "limesurvey" and _unenrolled(db, wave["id"]) > 0:
             await _enrol(db, settings, session, wave, result)
         batches = puller(session, settings, wave, cursor)
-        while True:
-            try:
-                events, next_cursor = await anext(batches)
-            except StopAsyncIteration:
-                break
-            except (ApiError, asyncio.CancelledError):
-                raise
-            except Exception as exc:  # whatever else reading the platform's answer raised: this wave, this time
-                log.exception("wave %s: the platform's answer could not be read", wave["slug"])
-                raise ApiError(f"the platform's answer could not be read ({type(exc).__name__}: {exc})", True) from exc
-            recorded = await retry_busy(
-                partial(_record, db, wave, events, next_cursor, clock()),
-                what="recording responses",
-                stopping=stopping,
-            )
-            result.outcomes.update(recorded)
-            result.batches += 1
-            on_batch(result)
+        try:
+            while True:
+                try:
+                    events, next_cursor = await anext(batches)
+                except StopAsyncIteration:
+                    break
+                except (ApiError, asyncio.CancelledError):
+                    raise
+                except Exception as exc:  # whatever else reading the platform's answer raised: this wave, this time
+                    log.exception("wave %s: the platform's answer could not be read", wave["slug"])
+                    message = f"the platform's answer could not be read ({type(exc).__name__}: {exc})"
+                    raise ApiError(message, True) from exc
+                recorded = await retry_busy(
+                    partial(_record, db, wave, events, next_cursor, clock()),
+                    what="recording responses",
+                    stopping=stopping,
+                )
+                result.outcomes.update(recorded)
+                result.batches += 1
+                on_batch(result)
+                if stopping():  # what was recorded stays, with its cursor; the next start goes on from there
+                    result.stopped = True
+                    return result
+        finally:
+            await batches.aclose()  # its spooled export file goes now, however the pull ended
     except ApiError as exc:
         result.error, result.refused = str(exc), exc.refused
         # a failed pull is tried again at the polling pace (a daily safety net too), or as late as the platform asks
         wait = REFUSED_EVERY if exc.refused else timedelta(seconds=max(settings.poll_every, exc.retry_after or 0))
         next_at = clock() + wait
+    except Exception as exc:
+        if isinstance(exc, sqlite3.OperationalError) and stopping():
+            raise  # stopping with the database locked: nothing more can be written
+        # a fault met in this wave's data (a bug): this wave fails this time and is tried at the polling pace;
+        # the other waves' pulls go on
+        log.exception("wave %s: pulling failed", wave["slug"])
+        result.error = f"internal error while pulling: {type(exc).__name__}: {exc}"
+        next_at = clock() + timedelta(seconds=settings.poll_every)
     now = clock()
     await retry_busy(
         lambda: _finished(db, wave["id"], now, next_at or _next(wave, settings, now), result.error, result.refused),
@@ -299,11 +316,13 @@ class Puller(Stoppable):
                         self._pulling[wave["id"]] = asyncio.create_task(self._pull(wave))
                 await self.nap(self.tick)
         finally:
-            # stopping: each pull ends at its next batch (what it recorded stays); failing: the others are
-            # stopped, to be started again by the restarted loop
-            if not self._stopping:
-                for task in self._pulling.values():
-                    task.cancel()
+            # stopping: each pull ends after the batch it is recording, or is cancelled after STOP_GRACE_S (an
+            # export still being built); either way what was recorded stays with its cursor, so the next start
+            # goes on from there. Failing: the others are cancelled, to be started again by the restarted loop.
+            if self._stopping and self._pulling:
+                await asyncio.wait(self._pulling.values(), timeout=STOP_GRACE_S)
+            for task in self._pulling.values():
+                task.cancel()
             await asyncio.gather(*self._pulling.values(), return_exceptions=True)
             self._pulling.clear()
 

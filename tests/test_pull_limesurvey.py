@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from surveybot import plan, recipients, waves
+from surveybot import plan, pull, recipients, responses, waves
 from surveybot.clock import utcnow
 from surveybot.config import Settings
 from surveybot.db import Database, open_db
@@ -288,3 +288,47 @@ async def test_a_wave_whose_export_takes_long_holds_back_no_other_wave(field):
             await wait_until(lambda: completed_in(field, "city") == {ANA}, what="the slow wave's complete, once ready")
     finally:
         slow.set()  # whatever happened, the stand-in answers, so nothing waits on it
+
+
+async def test_stopping_does_not_wait_for_an_export_still_being_built(field):
+    """serve stops within seconds while LimeSurvey is still building an export: the pull is abandoned (what it
+    recorded stays; the next start pulls again) rather than held until the network timeout."""
+    other, joe_token = two_waves(field)
+    field.fake.respond(other, joe_token, {"Q1": "Redes"})
+    slow = field.fake.held[SURVEY] = asyncio.Event()
+    try:
+        async with running(field.settings):
+            await wait_until(lambda: completed_in(field, "metro") == {JOE}, what="the quick wave's complete")
+            await wait_until(lambda: len(field.fake.called("export_responses")) >= 2, what="the slow export asked")
+            stopping = asyncio.get_running_loop().time()
+        took = asyncio.get_running_loop().time() - stopping
+    finally:
+        slow.set()
+    assert took < pull.STOP_GRACE_S + 3, f"the stop took {took:.1f} s"
+    assert field.db.execute("SELECT count(*) FROM responses").fetchone()[0] == 1
+
+
+async def test_a_fault_in_one_waves_responses_fails_that_wave_and_not_the_others(field, monkeypatch, caplog):
+    """Whatever goes wrong recording one wave's responses (here, a fault injected into recording for wave
+    'city'), that wave's pull fails with the reason in wave status, and the other wave is pulled as usual."""
+    other, joe_token = two_waves(field)
+    field.respond(ANA, {"Q1": "Hermanamientos"})
+    field.fake.respond(other, joe_token, {"Q1": "Redes"})
+    record = responses.record
+
+    def faulty(db, wave, event, now):
+        if wave["slug"] == "city":
+            raise KeyError("a field the data does not have")
+        return record(db, wave, event, now)
+
+    monkeypatch.setattr(responses, "record", faulty)
+    async with running(field.settings):
+        await wait_until(lambda: completed_in(field, "metro") == {JOE}, what="the other wave's complete")
+        await wait_until(lambda: (pull.state(field.db, waves.get_wave(field.db, "city")["id"]) or {}).get("last_error"),
+                         what="the failure noted")  # fmt: skip
+        field.fake.respond(other, joe_token, {"Q1": "again"})
+        await wait_until(lambda: field.db.execute("SELECT count(*) FROM responses").fetchone()[0] == 2,
+                         what="the other wave still pulled")  # fmt: skip
+    error = pull.state(field.db, waves.get_wave(field.db, "city")["id"])["last_error"]
+    assert error == "internal error while pulling: KeyError: 'a field the data does not have'"
+    assert "restarting" not in caplog.text

@@ -21,7 +21,7 @@ import binascii
 import itertools
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -358,7 +358,7 @@ async def _export(rpc: _Rpc, survey_id: int, first: int, last: int | None) -> li
 
 async def pull(
     session: aiohttp.ClientSession, settings: Settings, wave: dict[str, Any], cursor: str | None
-) -> AsyncIterator[tuple[list[ResponseEvent], str | None]]:
+) -> AsyncGenerator[tuple[list[ResponseEvent], str | None], None]:
     """Batches of events from export_responses; the cursor to store once the batch is recorded.
 
     The exports are read in one session, released before the first batch is handed back."""

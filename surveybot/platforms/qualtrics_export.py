@@ -26,7 +26,7 @@ import logging
 import tempfile
 import zipfile
 import zlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from typing import IO, TYPE_CHECKING, Any
 
 import aiohttp
@@ -175,7 +175,7 @@ def _read(spool: IO[bytes]) -> Iterator[ResponseEvent]:
 
 async def pull(
     session: aiohttp.ClientSession, settings: Settings, wave: dict[str, Any], cursor: str | None
-) -> AsyncIterator[tuple[list[ResponseEvent], str | None]]:
+) -> AsyncGenerator[tuple[list[ResponseEvent], str | None], None]:
     """Batches of events from one export, each with the cursor to store once it is recorded."""
     base, token = _settings(settings)
     exports = f"{base}/API/v3/surveys/{wave['survey_id']}/export-responses"
