@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlite_utils import Database
 
 from surveybot import windows
-from surveybot.clock import iso, parse_stored
+from surveybot.clock import format_duration, iso, parse_stored
 from surveybot.contacts.zones import zone_of
 from surveybot.db import transaction
 from surveybot.errors import InvalidInput, NotFound
@@ -128,7 +128,8 @@ def _check(db: Database, spec: WaveSpec) -> None:
     for reminder in spec.reminders:
         if not timedelta(0) < reminder < spec.close_after:
             raise InvalidInput(
-                f"every reminder must fall after the start and before the close (close after {spec.close_after})",
+                f"the reminder at {format_duration(reminder)} falls outside the wave: every reminder must fall "
+                f"after the start and before the close (at {format_duration(spec.close_after)})",
                 field="reminders",
             )
     if len(set(spec.reminders)) != len(spec.reminders):

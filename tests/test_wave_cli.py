@@ -185,7 +185,7 @@ def test_test_send_delivers_every_kind_in_both_languages(tmp_path, run_cli, mail
 def test_wave_create_refuses_bad_input_with_one_line(tmp_path, run_cli):
     setup_contacts(tmp_path, run_cli)
     cases = [
-        (("--reminders", "7d,20d"), "before the close"),
+        (("--reminders", "7d,20d"), "the reminder at 20d falls outside the wave"),
         (("--reminders", "soon"), "not a duration"),
         (("--start", "next tuesday"), "ISO 8601"),
         (("--network", "Nowhere"), "no contacts were imported for network 'Nowhere'"),
