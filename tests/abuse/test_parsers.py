@@ -145,9 +145,7 @@ def test_correctly_signed_json_of_any_shape_is_parsed_or_refused(payload, kind):
     event_type=st.sampled_from(["response_completed", "response_updated", "response_created", "other"]),
     object_type=st.sampled_from(["response", "survey"]),
 )
-def test_correctly_signed_surveymonkey_notification_of_any_shape_is_parsed_or_refused(
-    payload, event_type, object_type
-):
+def test_correctly_signed_surveymonkey_notification_of_any_shape_is_parsed_or_refused(payload, event_type, object_type):
     """SurveyMonkey's notification, signed with the account's key and secret, holding anything anywhere."""
     import json
 
