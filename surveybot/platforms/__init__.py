@@ -77,6 +77,21 @@ class ApiError(SurveybotError):
         super().__init__(message)
 
 
+def refuse_status(status: int, platform: str, credential: str, setting: str, retry_after: float | None) -> None:
+    """Raise the :class:`ApiError` for a platform's answer that is not a success, the same way for every
+    platform: 429 and 5xx are tried again (after ``retry_after`` when known); 401 and 403 say the credential
+    was refused (a setting to fix, tried again without hammering); 404 is a response the platform does not know
+    (yet); any other 4xx is not tried again."""
+    if status == 429 or status >= 500:
+        raise ApiError(f"{platform} answered {status}", temporary=True, retry_after=retry_after)
+    if status in (401, 403):
+        raise ApiError(f"{platform} refused the {credential} ({status}); check {setting}", temporary=True, refused=True)
+    if status == 404:
+        raise ApiError(f"{platform} knows no such response (404)", temporary=False, not_found=True)
+    if status >= 400:
+        raise ApiError(f"{platform} answered {status}", temporary=False)
+
+
 def require_json(body: bytes, content_type: str) -> dict[str, Any]:
     import json
 

@@ -21,6 +21,7 @@ from surveybot.platforms import (
     WebhookContext,
     WebhookRejected,
     percent,
+    refuse_status,
     text_or_none,
 )
 
@@ -201,12 +202,8 @@ async def _call(
 
 def refuse_failure(response: aiohttp.ClientResponse, *, admin: bool = False) -> None:
     """An :class:`ApiError` for an answer that is not a success, saying whether and when to try again."""
-    if response.status == 429 or response.status >= 500:
-        raise ApiError(
-            f"Qualtrics answered {response.status}",
-            temporary=True,
-            retry_after=_retry_after(response.headers.get("Retry-After")),
-        )
+    if response.status < 400:
+        return
     if response.status == 403 and admin:
         raise NotAdministrator(
             "Qualtrics refused (403): event subscriptions can only be made with a brand "
@@ -214,16 +211,8 @@ def refuse_failure(response: aiohttp.ClientResponse, *, admin: bool = False) -> 
             "'wave subscribe' with theirs, or pull the responses instead ('wave set SLUG --intake poll')",
             temporary=False,
         )
-    if response.status in (401, 403):
-        raise ApiError(
-            f"Qualtrics refused the API token ({response.status}); check QUALTRICS_API_TOKEN",
-            temporary=True,
-            refused=True,
-        )
-    if response.status == 404:
-        raise ApiError("Qualtrics knows no such response (404)", temporary=False, not_found=True)
-    if response.status >= 400:
-        raise ApiError(f"Qualtrics answered {response.status}", temporary=False)
+    retry_after = _retry_after(response.headers.get("Retry-After"))
+    refuse_status(response.status, "Qualtrics", "API token", "QUALTRICS_API_TOKEN", retry_after)
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -21,6 +21,7 @@ from surveybot.platforms import (
     ResponseEvent,
     WebhookContext,
     WebhookRejected,
+    refuse_status,
     require_json,
     text_or_none,
 )
@@ -79,20 +80,9 @@ async def fetch(session: aiohttp.ClientSession, settings: Settings, survey_id: s
     headers = {"Authorization": f"Bearer {settings.surveymonkey_access_token}"}
     try:
         async with session.get(url, headers=headers) as response:
-            if response.status == 429 or response.status >= 500:
-                raise ApiError(
-                    f"SurveyMonkey answered {response.status}", temporary=True, retry_after=_wait(response.headers)
-                )
-            if response.status in (401, 403):
-                raise ApiError(
-                    f"SurveyMonkey refused the access token ({response.status}); check SURVEYMONKEY_ACCESS_TOKEN",
-                    temporary=True,
-                    refused=True,
-                )
-            if response.status == 404:
-                raise ApiError("SurveyMonkey knows no such response (404)", temporary=False, not_found=True)
             if response.status >= 400:
-                raise ApiError(f"SurveyMonkey answered {response.status}", temporary=False)
+                wait = _wait(response.headers)
+                refuse_status(response.status, "SurveyMonkey", "access token", "SURVEYMONKEY_ACCESS_TOKEN", wait)
             data = await response.json(content_type=None)
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise ApiError(f"SurveyMonkey API unreachable: {exc.__class__.__name__}", temporary=True) from None
