@@ -18,12 +18,19 @@ def iso(moment: datetime) -> str:
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
+LONGEST = timedelta(days=3650)  # no wave, reminder, timeout or pace of this work lasts longer
+
+
 def parse_duration(text: str) -> timedelta:
-    """``'30s'``, ``'15m'``, ``'2h'``, ``'14d'``, ``'2w'`` (also ``'1.5d'``) → timedelta. Raises ValueError."""
+    """``'30s'``, ``'15m'``, ``'2h'``, ``'14d'``, ``'2w'`` (also ``'1.5d'``) → timedelta, at most ``LONGEST``
+    (longer ones would overflow the dates computed from them). Raises ValueError."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text or "", re.IGNORECASE)
     if not match:
         raise ValueError(f"{text!r} is not a duration such as 30s, 15m, 2h, 14d or 2w")
-    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2).lower()])
+    seconds = float(match.group(1)) * _UNITS[match.group(2).lower()]
+    if seconds > LONGEST.total_seconds():  # (a float: no overflow here, even for a hundred digits)
+        raise ValueError(f"{text!r} is longer than the longest duration taken, {LONGEST.days}d")
+    return timedelta(seconds=seconds)
 
 
 def format_duration(delta: timedelta) -> str:

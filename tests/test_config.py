@@ -67,6 +67,9 @@ def test_mail_urls(url, kind, host, port, tls, user):
         ("QUALTRICS_BASE_URL", "https://fra1.qualtrics.com:port", "port"),
         ("SURVEYBOT_BASE_URL", "https://survey.example.org:99999", "port"),
         ("SURVEYBOT_NETWORK_TIMEOUT", "0s", "longer than 0s"),
+        # durations so long that the dates computed from them would overflow are refused when read
+        ("SURVEYBOT_NETWORK_TIMEOUT", "99999999999999999999d", "longer than the longest duration taken, 3650d"),
+        ("SURVEYBOT_POLL_EVERY", "999999999d", "longer than the longest duration taken, 3650d"),
         ("SURVEYBOT_TRUSTED_PROXIES", "10.0.0.0/33", "not an IP address or CIDR range"),
     ],
 )

@@ -187,6 +187,7 @@ def test_wave_create_refuses_bad_input_with_one_line(tmp_path, run_cli):
     cases = [
         (("--reminders", "7d,20d"), "the reminder at 20d falls outside the wave"),
         (("--reminders", "soon"), "not a duration"),
+        (("--in-progress-timeout", "999999999d"), "longer than the longest duration taken, 3650d"),
         (("--start", "next tuesday"), "ISO 8601"),
         (("--network", "Nowhere"), "no contacts were imported for network 'Nowhere'"),
         (("--interview-question", "Q9"), "go together"),
