@@ -35,7 +35,9 @@ class WindowWatcher(Handler):
                     f"SELECT to_email, state FROM outbox WHERE kind = 'invitation' AND to_email IN ({marks})", earlier
                 ).fetchall()
             conn.close()
-            self.unrecorded += [(address, state) for address, state in states if state != "sent"]
+            found = dict(states)
+            self.unrecorded += [(address, found.get(address, "no outbox row")) for address in earlier]
+            self.unrecorded = [(address, state) for address, state in self.unrecorded if state != "sent"]
             self.checked += 1
         answer: str = await super().handle_DATA(server, session, envelope)
         earlier += envelope.rcpt_tos
