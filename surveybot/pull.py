@@ -30,7 +30,7 @@ import aiohttp
 from sqlite_utils import Database
 
 from surveybot import recipients, responses
-from surveybot.clock import iso, parse_stored, utcnow
+from surveybot.clock import LONGEST, iso, parse_stored, utcnow
 from surveybot.db import is_busy, retry_busy, transaction
 from surveybot.platforms import ApiError, ResponseEvent, limesurvey, qualtrics_export
 from surveybot.supervise import Stoppable
@@ -144,7 +144,8 @@ def due(db: Database, now: datetime) -> list[dict[str, Any]]:
                 WHERE w.state IN ('open', 'closed') AND w.platform IN ({",".join("?" * len(PULLED))})""",
             list(PULLED),
         )
-        if (closed is None or parse_stored(closed) + timedelta(seconds=timeout) > now)
+        # (a timeout stored before durations were bounded is read as the longest one: its date cannot overflow)
+        if (closed is None or parse_stored(closed) + timedelta(seconds=min(timeout, LONGEST.total_seconds())) > now)
         and (next_at is None or parse_stored(next_at) <= now)
     ]
     return list(waves_by_id(db, ids).values())

@@ -372,3 +372,12 @@ async def test_a_continuation_token_qualtrics_no_longer_takes_means_one_full_exp
     assert again.error == "" and again.outcomes == {"repeat": 1, "unmatched": 1}
     assert pull.state(field.db, wave["id"])["cursor"] in field.exports.tokens
     assert "refused the stored continuation token" in caplog.text
+
+
+def test_a_huge_in_progress_timeout_stored_earlier_does_not_stop_the_pulls(field):
+    """A timeout written before durations were bounded (here a million years) is read as the longest one: the
+    date computed from it cannot overflow, so deciding which waves to pull goes on for every wave."""
+    qualtrics_wave(field.db, intake="poll")
+    field.db.execute("UPDATE waves SET in_progress_timeout = ?, state = 'closed', closed_at = closes_at", [10**14])
+    field.db.conn.commit()
+    assert [wave["slug"] for wave in pull.due(field.db, utcnow())] == ["city"]
